@@ -1,0 +1,228 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pixelrelay/relay/wire"
+)
+
+// TokenStore keeps the device's token across restarts.
+type TokenStore interface {
+	// Load returns the current token, creating one on first use.
+	Load() (string, error)
+	Save(token string) error
+}
+
+// FileStore keeps the token in a file of mode 0600.
+type FileStore struct{ Path string }
+
+// Load reads the token, or creates, saves and returns a new one if the
+// file does not exist.
+func (f FileStore) Load() (string, error) {
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		tok := wire.NewToken()
+		return tok, f.Save(tok)
+	}
+	if err != nil {
+		return "", fmt.Errorf("device: token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if err := wire.CheckToken([]byte(tok)); err != nil {
+		return "", fmt.Errorf("device: token file %s: %w", f.Path, err)
+	}
+	return tok, nil
+}
+
+// Save replaces the file atomically, so a crash leaves the old token or the
+// new one, never half of either.
+func (f FileStore) Save(tok string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(f.Path), ".token-*")
+	if err != nil {
+		return fmt.Errorf("device: token file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err == nil {
+		_, err = tmp.WriteString(tok + "\n")
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("device: token file: %w", err)
+	}
+	return nil
+}
+
+// Backoff shapes reconnects: exponential with full jitter (a uniform wait
+// in [0, min(Max, Base*2^n))), reset after a connection that stayed up
+// StableAfter. Zero fields take the defaults.
+type Backoff struct {
+	Base, Max, StableAfter time.Duration
+}
+
+// Default backoff.
+const (
+	DefaultBackoffBase   = 500 * time.Millisecond
+	DefaultBackoffMax    = time.Minute
+	DefaultBackoffStable = time.Minute
+)
+
+func (b Backoff) wait(attempt int) time.Duration {
+	base, ceil := b.Base, b.Max
+	if base <= 0 {
+		base = DefaultBackoffBase
+	}
+	if ceil <= 0 {
+		ceil = DefaultBackoffMax
+	}
+	d := ceil
+	if attempt < 30 && base<<attempt < ceil {
+		d = base << attempt
+	}
+	return rand.N(d) + 1
+}
+
+// Agent keeps one device session up: it dials, serves, and reconnects
+// forever, and rotates the token on request.
+type Agent struct {
+	Addr    string     // relay HOST:PORT
+	Options Options    // passed to Dial
+	Handler Handler    // answers messages
+	Tokens  TokenStore // the device's token
+	Backoff Backoff
+	Logger  *slog.Logger
+	// OnSession, if set, is called with each new live connection.
+	OnSession func(*Conn)
+
+	mu   sync.Mutex // held from token load to a live session, and by Rotate
+	conn *Conn      // live connection or nil; guarded by mu
+}
+
+func (a *Agent) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
+}
+
+// Run connects and serves until ctx ends. It returns early only for
+// refusals that retrying cannot fix (a bad token, an unsupported version).
+func (a *Agent) Run(ctx context.Context) error {
+	addr, attempt := a.Addr, 0
+	for {
+		c, err := a.connect(ctx, addr)
+		addr = a.Addr // a go-away redirect holds for one dial
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var re *RefusedError
+			if errors.As(err, &re) && re.Permanent() {
+				return err
+			}
+			wait := a.Backoff.wait(attempt)
+			attempt++
+			a.log().Warn("relay connection failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		a.log().Info("connected to relay", "relay", a.Addr, "max_body", c.Welcome().MaxBody)
+		if a.OnSession != nil {
+			a.OnSession(c)
+		}
+		start := time.Now()
+		err = c.Serve(ctx, a.Handler)
+		a.mu.Lock()
+		a.conn = nil
+		a.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil
+		}
+		stable := a.Backoff.StableAfter
+		if stable <= 0 {
+			stable = DefaultBackoffStable
+		}
+		if time.Since(start) >= stable {
+			attempt = 0
+		}
+		var ga *GoAwayError
+		wait := a.Backoff.wait(attempt)
+		if errors.As(err, &ga) {
+			wait = ga.ReconnectAfter
+			if ga.Redirect != "" {
+				addr = ga.Redirect
+			}
+		} else {
+			attempt++
+		}
+		a.log().Warn("relay connection ended", "err", err, "retry_in", wait.Round(time.Millisecond))
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// connect loads the token and dials with it, holding mu so that a rotation
+// cannot slip between the two.
+func (a *Agent) connect(ctx context.Context, addr string) (*Conn, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tok, err := a.Tokens.Load()
+	if err != nil {
+		return nil, &RefusedError{Reason: wire.ReasonToken, Message: err.Error()}
+	}
+	c, err := Dial(ctx, addr, tok, a.Options)
+	if err != nil {
+		return nil, err
+	}
+	a.conn = c
+	return c, nil
+}
+
+// Rotate switches the device to a fresh token: over the live session if
+// there is one (the old token stops working at once), then in the store. It
+// returns the new token.
+func (a *Agent) Rotate(ctx context.Context) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tok := wire.NewToken()
+	if a.conn != nil {
+		if err := a.conn.Rotate(ctx, tok); err != nil {
+			return "", err
+		}
+	}
+	if err := a.Tokens.Save(tok); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,404 @@
+// Package device is the device side of the relay protocol: it dials the
+// relay, logs in with the device's token, answers each message through a
+// Handler, rotates the token over the live connection, and (Agent) keeps a
+// session up with reconnects. cmd/device, the load-test swarm and the tests
+// all use it.
+package device
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pixelrelay/relay/transport"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
+)
+
+// Handler answers one message with an HTTP-like status (200-599) and a JSON
+// reply. It may be called concurrently.
+type Handler interface {
+	HandleMessage(ctx context.Context, mode string, body []byte) (status int, reply []byte)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, mode string, body []byte) (int, []byte)
+
+// HandleMessage calls f.
+func (f HandlerFunc) HandleMessage(ctx context.Context, mode string, body []byte) (int, []byte) {
+	return f(ctx, mode, body)
+}
+
+// Options configure Dial.
+type Options struct {
+	// TLS verifies the relay (RootCAs, ServerName). NextProtos is set by Dial.
+	TLS *tls.Config
+	// Agent names the device software in the login; optional, not secret.
+	Agent string
+	// KeepAlive is the QUIC keep-alive period. It must be shorter than NAT
+	// UDP mapping timeouts (often 30 s); default 20 s.
+	KeepAlive time.Duration
+	// LoginTimeout bounds dial plus login; default 10 s.
+	LoginTimeout time.Duration
+	// Transport, if set, dials from this shared UDP socket (the load-test
+	// swarm puts many devices on one socket).
+	Transport *quic.Transport
+}
+
+// Defaults for Options.
+const (
+	DefaultKeepAlive    = 20 * time.Second
+	DefaultLoginTimeout = 10 * time.Second
+	// maxIncomingStreams bounds the relay's concurrent messages to this
+	// device; the relay announces its own, lower, limit in Welcome.
+	maxIncomingStreams = 256
+	// messageReadTimeout bounds reading a message the relay has started.
+	messageReadTimeout = 10 * time.Second
+)
+
+// Errors.
+var (
+	// ErrReplaced: another login with this device's token took the session.
+	ErrReplaced = errors.New("device: session replaced by another login with the same token")
+	// ErrClosed: the connection was closed locally.
+	ErrClosed = errors.New("device: connection closed")
+)
+
+// RefusedError is the relay's refusal of a login or a rotation.
+type RefusedError struct {
+	Reason  wire.Reason
+	Message string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("device: relay refused: %s: %s", e.Reason, e.Message)
+}
+
+// Permanent reports whether retrying with the same token and software
+// cannot succeed.
+func (e *RefusedError) Permanent() bool {
+	return e.Reason == wire.ReasonToken || e.Reason == wire.ReasonVersion
+}
+
+// GoAwayError says the relay sent the device away: reconnect after
+// ReconnectAfter, to Redirect if set.
+type GoAwayError struct{ wire.GoAway }
+
+func (e *GoAwayError) Error() string {
+	return fmt.Sprintf("device: relay sent go-away (%s), reconnect after %v", e.Reason, e.ReconnectAfter)
+}
+
+// Conn is a logged-in device session.
+type Conn struct {
+	conn    transport.Conn // static
+	ctrl    transport.Stream
+	welcome wire.Welcome // static after Dial
+
+	ctrlMu   sync.Mutex // serializes writes to ctrl
+	rotateMu sync.Mutex // one rotation at a time
+	rotated  chan error // control reader -> Rotate
+
+	goAway   chan struct{} // closed when a GoAway arrives
+	goAwayF  wire.GoAway   // written before goAway is closed
+	ctrlDone chan struct{} // closed when the control reader ends
+	ctrlErr  error         // written before ctrlDone is closed
+}
+
+// Dial connects to the relay at addr (HOST:PORT, UDP) and logs in with
+// token. A refusal is a *RefusedError.
+func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
+	if opt.KeepAlive <= 0 {
+		opt.KeepAlive = DefaultKeepAlive
+	}
+	if opt.LoginTimeout <= 0 {
+		opt.LoginTimeout = DefaultLoginTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, opt.LoginTimeout)
+	defer cancel()
+
+	tlsConf := &tls.Config{}
+	if opt.TLS != nil {
+		tlsConf = opt.TLS.Clone()
+	}
+	tlsConf.NextProtos = []string{wire.ALPN}
+	qconf := &quic.Config{
+		KeepAlivePeriod:       opt.KeepAlive,
+		MaxIdleTimeout:        max(2*opt.KeepAlive, 30*time.Second),
+		MaxIncomingStreams:    maxIncomingStreams,
+		MaxIncomingUniStreams: -1,
+	}
+	var qc *quic.Conn
+	var err error
+	if opt.Transport != nil {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", addr); err == nil {
+			qc, err = opt.Transport.Dial(ctx, ua, tlsConf, qconf)
+		}
+	} else {
+		qc, err = quic.DialAddr(ctx, addr, tlsConf, qconf)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("device: dial %s: %w", addr, err)
+	}
+	c, err := login(ctx, transport.QUIC(qc), token, opt.Agent)
+	if err != nil {
+		qc.CloseWithError(wire.CloseNormal, "")
+		return nil, err
+	}
+	return c, nil
+}
+
+func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, error) {
+	ctrl, err := tc.OpenStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("device: open control stream: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		ctrl.SetDeadline(dl)
+	}
+	if _, err := ctrl.Write(wire.Login{Version: wire.Version, Token: []byte(token), Agent: agent}.Append(nil)); err != nil {
+		return nil, fmt.Errorf("device: send login: %w", err)
+	}
+	t, p, err := wire.ReadFrame(ctrl, wire.MaxControlPayload)
+	if err != nil {
+		if code, reason, ok := transport.PeerCloseCode(err); ok && code == wire.CloseRefused {
+			return nil, &RefusedError{Reason: reasonByName(reason), Message: "closed: " + reason}
+		}
+		return nil, fmt.Errorf("device: read welcome: %w", err)
+	}
+	switch t {
+	case wire.FrameWelcome:
+	case wire.FrameRefuse:
+		r, err := wire.ParseRefuse(p)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &RefusedError{Reason: r.Reason, Message: r.Message}
+	default:
+		return nil, wire.Expect(t, wire.FrameWelcome)
+	}
+	w, err := wire.ParseWelcome(p)
+	if err != nil {
+		return nil, err
+	}
+	ctrl.SetDeadline(time.Time{})
+	c := &Conn{
+		conn:     tc,
+		ctrl:     ctrl,
+		welcome:  w,
+		rotated:  make(chan error, 1),
+		goAway:   make(chan struct{}),
+		ctrlDone: make(chan struct{}),
+	}
+	go c.readControl()
+	return c, nil
+}
+
+// reasonByName recovers a Reason from a close reason text.
+func reasonByName(s string) wire.Reason {
+	for r := wire.ReasonVersion; r <= wire.ReasonInternal; r++ {
+		if r.String() == s {
+			return r
+		}
+	}
+	return wire.ReasonInternal
+}
+
+// Welcome returns what the relay announced at login.
+func (c *Conn) Welcome() wire.Welcome { return c.welcome }
+
+// Context ends when the connection closes.
+func (c *Conn) Context() context.Context { return c.conn.Context() }
+
+// Close hangs up.
+func (c *Conn) Close() error { return c.conn.Close(wire.CloseNormal, "") }
+
+// readControl reads the relay's control frames until the connection ends.
+func (c *Conn) readControl() {
+	defer close(c.ctrlDone)
+	for {
+		t, p, err := wire.ReadFrame(c.ctrl, wire.MaxControlPayload)
+		if err != nil {
+			c.ctrlErr = err
+			return
+		}
+		switch t {
+		case wire.FrameRotated, wire.FrameRefuse:
+			var res error
+			if t == wire.FrameRefuse {
+				r, err := wire.ParseRefuse(p)
+				if err != nil {
+					c.protocolError(err)
+					return
+				}
+				res = &RefusedError{Reason: r.Reason, Message: r.Message}
+			}
+			select {
+			case c.rotated <- res:
+			default:
+				c.protocolError(fmt.Errorf("%w: %s without a rotation", wire.ErrUnexpected, t))
+				return
+			}
+		case wire.FrameGoAway:
+			g, err := wire.ParseGoAway(p)
+			if err != nil {
+				c.protocolError(err)
+				return
+			}
+			select {
+			case <-c.goAway: // a second GoAway changes nothing
+			default:
+				c.goAwayF = g
+				close(c.goAway)
+			}
+		default:
+			c.protocolError(fmt.Errorf("%w: %s on the control stream", wire.ErrUnexpected, t))
+			return
+		}
+	}
+}
+
+func (c *Conn) protocolError(err error) {
+	c.ctrlErr = err
+	c.conn.Close(wire.CloseProtocol, err.Error())
+}
+
+// Rotate rebinds the live session to token. When it returns nil the relay
+// routes the new token to this device and the old one nowhere.
+func (c *Conn) Rotate(ctx context.Context, token string) error {
+	c.rotateMu.Lock()
+	defer c.rotateMu.Unlock()
+	c.ctrlMu.Lock()
+	_, err := c.ctrl.Write(wire.Rotate{Token: []byte(token)}.Append(nil))
+	c.ctrlMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("device: send rotate: %w", err)
+	}
+	select {
+	case err := <-c.rotated:
+		return err
+	case <-c.ctrlDone:
+		return fmt.Errorf("device: connection ended during rotation: %w", c.closeCause(c.ctrlErr))
+	case <-ctx.Done():
+		// The answer may still come; the connection cannot be trusted to
+		// pair it with the next rotation, so end it.
+		c.conn.Close(wire.CloseNormal, "rotation abandoned")
+		return ctx.Err()
+	}
+}
+
+// Serve answers messages with h until the connection ends or ctx is done.
+// After a GoAway it lets running handlers finish, hangs up and returns a
+// *GoAwayError; a takeover returns ErrReplaced.
+func (c *Conn) Serve(ctx context.Context, h Handler) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { c.conn.Close(wire.CloseNormal, "") })
+	defer stop()
+	accepted := make(chan error, 1)
+	go func() {
+		for {
+			str, err := c.conn.AcceptStream(context.Background())
+			if err != nil {
+				accepted <- err
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.handle(str, h)
+			}()
+		}
+	}()
+	select {
+	case err := <-accepted:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return c.closeCause(err)
+	case <-c.goAway:
+		wg.Wait()
+		c.conn.Close(wire.CloseGoingAway, "")
+		<-accepted
+		return &GoAwayError{c.goAwayF}
+	}
+}
+
+// closeCause turns a connection error into the package's errors.
+func (c *Conn) closeCause(err error) error {
+	select {
+	case <-c.goAway:
+		return &GoAwayError{c.goAwayF}
+	default:
+	}
+	if code, reason, ok := transport.PeerCloseCode(err); ok {
+		switch code {
+		case wire.CloseReplaced:
+			return ErrReplaced
+		case wire.CloseGoingAway:
+			return &GoAwayError{wire.GoAway{Reason: reasonByName(reason)}}
+		}
+	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && !ae.Remote {
+		return ErrClosed
+	}
+	return err
+}
+
+// handle reads one message, asks h and writes the reply.
+func (c *Conn) handle(str transport.Stream, h Handler) {
+	str.SetReadDeadline(time.Now().Add(messageReadTimeout))
+	t, p, err := wire.ReadFrame(str, 1+wire.MaxModeLen+int(c.welcome.MaxBody))
+	if err == nil {
+		err = wire.Expect(t, wire.FrameMessage)
+	}
+	var m wire.Message
+	if err == nil {
+		m, err = wire.ParseMessage(p)
+	}
+	if err == nil {
+		var one [1]byte
+		if n, rerr := str.Read(one[:]); n > 0 || rerr != io.EOF {
+			err = fmt.Errorf("%w: data after MESSAGE", wire.ErrMalformed)
+		}
+	}
+	if err != nil {
+		str.Abort(wire.StreamProtocol)
+		return
+	}
+	status, reply := safeHandle(c.conn.Context(), h, m)
+	str.SetWriteDeadline(time.Now().Add(messageReadTimeout))
+	if _, err := str.Write(wire.Reply{Status: uint16(status), Body: reply}.Append(nil)); err != nil {
+		str.Abort(wire.StreamCancelled)
+		return
+	}
+	str.Close()
+}
+
+// safeHandle calls h and makes its answer one the relay will accept.
+func safeHandle(ctx context.Context, h Handler, m wire.Message) (status int, reply []byte) {
+	status, reply = h.HandleMessage(ctx, m.Mode, m.Body)
+	switch {
+	case status < 200 || status > 599:
+		return 500, errorJSON("handler returned an invalid status", "device_error")
+	case len(reply) == 0:
+		return status, []byte("{}")
+	case len(reply) > wire.MaxReplyBody:
+		return 500, errorJSON("reply over 64 KiB", "device_error")
+	case !json.Valid(reply):
+		return 500, errorJSON("reply is not JSON", "device_error")
+	}
+	return status, reply
+}
+
+func errorJSON(msg, code string) []byte {
+	b, _ := json.Marshal(map[string]string{"error": msg, "code": code})
+	return b
+}

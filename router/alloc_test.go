@@ -1,0 +1,37 @@
+//go:build !race
+
+// The race detector instruments memory accesses and can allocate, so the
+// zero-allocation claims are checked only without it.
+
+package router_test
+
+import (
+	"testing"
+
+	"github.com/pixelrelay/relay/router"
+)
+
+func TestKeyOfLookupAllocs(t *testing.T) {
+	r := router.New()
+	r.Register(key(1), newFake(1))
+	hit, miss := token(1), token(2)
+
+	for _, tc := range []struct {
+		name  string
+		token []byte
+		bound bool
+	}{{"hit", hit, true}, {"miss", miss, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var found bool
+			allocs := testing.AllocsPerRun(1000, func() {
+				found = r.Lookup(router.KeyOf(tc.token)) != nil
+			})
+			if found != tc.bound {
+				t.Fatalf("Lookup found=%v, want %v", found, tc.bound)
+			}
+			if allocs != 0 {
+				t.Errorf("KeyOf+Lookup allocates %v times per call, want 0", allocs)
+			}
+		})
+	}
+}

@@ -1,0 +1,376 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/wire"
+)
+
+func TestWebhookReachesDevice(t *testing.T) {
+	e := start(t, nil)
+	tok := wire.NewToken()
+	got := make(chan string, 2)
+	e.dial(tok, device.HandlerFunc(func(_ context.Context, mode string, body []byte) (int, []byte) {
+		got <- mode + " " + string(body)
+		return 200, []byte(`{"shown":true}`)
+	}))
+	body := `{"force":true,"icon":36,"text":"New mail","color":[255,255,255]}`
+
+	status, reply := e.post("notify", tok, body)
+	if status != 200 || string(reply) != `{"shown":true}` {
+		t.Fatalf("query token: %d %s; want 200 and the device's reply", status, reply)
+	}
+	if g := <-got; g != "notify "+body {
+		t.Fatalf("device got %q", g)
+	}
+
+	// The token may travel in the Authorization header instead.
+	status, reply = e.do(http.MethodPost, e.url("app", ""), body, http.Header{"Authorization": {"Bearer " + tok}})
+	if status != 200 || string(reply) != `{"shown":true}` {
+		t.Fatalf("bearer token: %d %s", status, reply)
+	}
+	if g := <-got; g != "app "+body {
+		t.Fatalf("device got %q", g)
+	}
+}
+
+func TestEveryModeIsDelivered(t *testing.T) {
+	e := start(t, nil)
+	tok := wire.NewToken()
+	e.dial(tok, echo("d"))
+	for _, mode := range wire.Modes {
+		status, reply := e.post(mode, tok, `{"x":1}`)
+		var r struct{ Mode string }
+		if json.Unmarshal(reply, &r); status != 200 || r.Mode != mode {
+			t.Errorf("mode %s: %d %s", mode, status, reply)
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.MaxBody = 1024 })
+	tok := wire.NewToken()
+	e.dial(tok, echo("d"))
+	other := wire.NewToken()
+	cases := []struct {
+		name, method, url, body string
+		hdr                     http.Header
+		status                  int
+		code                    string
+	}{
+		{"no mode", "POST", e.url("", tok), `{}`, nil, 400, "mode_missing"},
+		{"unknown mode", "POST", e.url("reboot", tok), `{}`, nil, 400, "bad_mode"},
+		{"no token", "POST", e.url("notify", ""), `{}`, nil, 400, "token_missing"},
+		{"short token", "POST", e.url("notify", "abc"), `{}`, nil, 400, "bad_token"},
+		{"weak token", "POST", e.url("notify", strings.Repeat("ab", 15)), `{}`, nil, 400, "bad_token"},
+		{"bad chars", "POST", e.url("notify", tok[:30]+"!!!!"), `{}`, nil, 400, "bad_token"},
+		{"not bearer", "POST", e.url("notify", ""), `{}`, http.Header{"Authorization": {"Basic " + tok}}, 400, "bad_token"},
+		{"conflict", "POST", e.url("notify", tok), `{}`, http.Header{"Authorization": {"Bearer " + other}}, 400, "token_conflict"},
+		{"bad json", "POST", e.url("notify", tok), `{"text":`, nil, 400, "bad_json"},
+		{"empty body", "POST", e.url("notify", tok), ``, nil, 400, "bad_json"},
+		{"no device", "POST", e.url("notify", other), `{}`, nil, 404, "no_device"},
+		{"GET", "GET", e.url("notify", tok), ``, nil, 405, "method_not_allowed"},
+		{"PUT", "PUT", e.url("notify", tok), `{}`, nil, 405, "method_not_allowed"},
+		{"other path", "POST", "https://" + e.addr + "/api/notify?mode=notify&token=" + tok, `{}`, nil, 404, "not_found"},
+		{"too large", "POST", e.url("notify", tok), `{"text":"` + strings.Repeat("x", 1100) + `"}`, nil, 413, "too_large"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := e.do(c.method, c.url, c.body, c.hdr)
+			if status != c.status {
+				t.Fatalf("status %d (%s), want %d", status, body, c.status)
+			}
+			if code := errorCode(t, body); code != c.code {
+				t.Fatalf("code %q, want %q", code, c.code)
+			}
+		})
+	}
+	// A body just under the limit still goes through.
+	if status, body := e.post("notify", tok, `{"t":"`+strings.Repeat("x", 1000)+`"}`); status != 200 {
+		t.Fatalf("body under the limit: %d %s", status, body)
+	}
+}
+
+// blocker holds every message until released, and reports each arrival.
+type blocker struct {
+	arrived chan string
+	release chan struct{}
+}
+
+func newBlocker() *blocker {
+	return &blocker{arrived: make(chan string, 100), release: make(chan struct{})}
+}
+
+func (b *blocker) HandleMessage(_ context.Context, _ string, body []byte) (int, []byte) {
+	b.arrived <- string(body)
+	<-b.release
+	return 200, []byte(`{"ok":true}`)
+}
+
+func TestBusyDeviceGets503(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.MaxInflight = 2 })
+	tok := wire.NewToken()
+	b := newBlocker()
+	e.dial(tok, b)
+
+	var wg sync.WaitGroup
+	statuses := make(chan int, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			s, _ := e.post("notify", tok, fmt.Sprintf(`{"n":%d}`, i))
+			statuses <- s
+		})
+	}
+	<-b.arrived
+	<-b.arrived // both in flight now
+	req, _ := http.NewRequest("POST", e.url("notify", tok), strings.NewReader(`{"n":3}`))
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third message: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(b.release)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Fatalf("held message answered %d, want 200", s)
+		}
+	}
+	// Capacity is back once the messages are answered.
+	if s, body := e.post("notify", tok, `{}`); s != 200 {
+		t.Fatalf("after release: %d %s", s, body)
+	}
+}
+
+func TestSilentDeviceGets504(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.AckTimeout = 300 * time.Millisecond })
+	tok := wire.NewToken()
+	b := newBlocker()
+	defer close(b.release)
+	e.dial(tok, b)
+	status, body := e.post("notify", tok, `{}`)
+	if status != 504 || errorCode(t, body) != "timeout" {
+		t.Fatalf("%d %s; want 504 timeout", status, body)
+	}
+}
+
+func TestDeviceVanishingGets502(t *testing.T) {
+	e := start(t, nil)
+	tok := wire.NewToken()
+	b := newBlocker()
+	defer close(b.release)
+	c, _ := e.dial(tok, b)
+	go func() {
+		<-b.arrived
+		c.Close()
+	}()
+	status, body := e.post("notify", tok, `{}`)
+	if status != 502 || errorCode(t, body) != "device_gone" {
+		t.Fatalf("%d %s; want 502 device_gone", status, body)
+	}
+	// The session is gone from the router: the next webhook is a 404.
+	waitFor(t, func() bool { return e.relay.Router().Len() == 0 })
+	if status, body := e.post("notify", tok, `{}`); status != 404 {
+		t.Fatalf("after disconnect: %d %s", status, body)
+	}
+}
+
+func TestDeviceErrorStatusPassesThrough(t *testing.T) {
+	e := start(t, nil)
+	tok := wire.NewToken()
+	e.dial(tok, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) {
+		return 502, []byte(`{"error":"clock unreachable","code":"clock_unreachable"}`)
+	}))
+	status, body := e.post("notify", tok, `{}`)
+	if status != 502 || errorCode(t, body) != "clock_unreachable" {
+		t.Fatalf("%d %s; want the device's 502", status, body)
+	}
+}
+
+func TestRotation(t *testing.T) {
+	e := start(t, nil)
+	old, next := wire.NewToken(), wire.NewToken()
+	c, _ := e.dial(old, echo("d"))
+	if s, _ := e.post("notify", old, `{}`); s != 200 {
+		t.Fatalf("before rotation: %d", s)
+	}
+	if err := c.Rotate(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	// Rotate returned, so the relay has switched: no waiting.
+	if s, body := e.post("notify", old, `{}`); s != 404 || errorCode(t, body) != "no_device" {
+		t.Fatalf("old token after rotation: %d %s", s, body)
+	}
+	if s, body := e.post("notify", next, `{}`); s != 200 {
+		t.Fatalf("new token after rotation: %d %s", s, body)
+	}
+
+	// Refusals leave the session on its current token.
+	var re *device.RefusedError
+	if err := c.Rotate(context.Background(), "short"); !errors.As(err, &re) || re.Reason != wire.ReasonToken {
+		t.Fatalf("rotate to a malformed token: %v", err)
+	}
+	taken := wire.NewToken()
+	e.dial(taken, echo("other"))
+	if err := c.Rotate(context.Background(), taken); !errors.As(err, &re) || re.Reason != wire.ReasonInUse {
+		t.Fatalf("rotate to a token in use: %v", err)
+	}
+	if s, body := e.post("notify", next, `{}`); s != 200 || !strings.Contains(string(body), `"device":"d"`) {
+		t.Fatalf("after refused rotations: %d %s", s, body)
+	}
+	if s, body := e.post("notify", taken, `{}`); s != 200 || !strings.Contains(string(body), `"device":"other"`) {
+		t.Fatalf("the other device lost its token: %d %s", s, body)
+	}
+}
+
+func TestTakeover(t *testing.T) {
+	e := start(t, nil)
+	tok := wire.NewToken()
+	_, first := e.dial(tok, echo("first"))
+	if _, body := e.post("notify", tok, `{}`); !strings.Contains(string(body), `"first"`) {
+		t.Fatalf("before takeover: %s", body)
+	}
+	e.dial(tok, echo("second"))
+	if err := <-first; !errors.Is(err, device.ErrReplaced) {
+		t.Fatalf("first session ended with %v, want ErrReplaced", err)
+	}
+	if s, body := e.post("notify", tok, `{}`); s != 200 || !strings.Contains(string(body), `"second"`) {
+		t.Fatalf("after takeover: %d %s", s, body)
+	}
+	if n := e.relay.Router().Len(); n != 1 {
+		t.Fatalf("router holds %d sessions, want 1", n)
+	}
+}
+
+func TestLoginRefused(t *testing.T) {
+	e := start(t, nil)
+	for _, tok := range []string{"", "short", strings.Repeat("ab", 15), strings.Repeat("x", 129)} {
+		_, err := device.Dial(context.Background(), e.addr, tok, device.Options{TLS: e.tls})
+		var re *device.RefusedError
+		if !errors.As(err, &re) || re.Reason != wire.ReasonToken || !re.Permanent() {
+			t.Errorf("token %q: %v; want a permanent bad_token refusal", tok, err)
+		}
+	}
+}
+
+// TestThousandMessagesExactlyOnce sends 1,000 webhooks spread over 100
+// devices and checks each arrives exactly once, at the right device.
+func TestThousandMessagesExactlyOnce(t *testing.T) {
+	const devices, messages = 100, 1000
+	e := start(t, nil)
+	tokens := make([]string, devices)
+	var mu sync.Mutex
+	seen := make(map[int][]int) // message id -> devices that got it
+	for d := range devices {
+		tokens[d] = wire.NewToken()
+		e.dial(tokens[d], device.HandlerFunc(func(_ context.Context, _ string, body []byte) (int, []byte) {
+			var m struct{ ID int }
+			if err := json.Unmarshal(body, &m); err != nil {
+				return 400, []byte(`{"error":"bad"}`)
+			}
+			mu.Lock()
+			seen[m.ID] = append(seen[m.ID], d)
+			mu.Unlock()
+			return 200, []byte(fmt.Sprintf(`{"id":%d,"device":%d}`, m.ID, d))
+		}))
+	}
+	ids := make(chan int)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for id := range ids {
+				s, body := e.post("notify", tokens[id%devices], fmt.Sprintf(`{"id":%d,"text":"m"}`, id))
+				if want := fmt.Sprintf(`{"id":%d,"device":%d}`, id, id%devices); s != 200 || string(body) != want {
+					t.Errorf("message %d: %d %s, want 200 %s", id, s, body, want)
+				}
+			}
+		})
+	}
+	for id := range messages {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != messages {
+		t.Fatalf("%d distinct messages arrived, want %d", len(seen), messages)
+	}
+	for id, got := range seen {
+		if len(got) != 1 || got[0] != id%devices {
+			t.Errorf("message %d arrived at devices %v, want exactly [%d]", id, got, id%devices)
+		}
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	e := start(t, nil)
+	admin := "http://" + e.relay.AdminAddr().String()
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(admin + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+}
+
+func TestShutdownSendsDevicesAway(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.ReconnectSpread = 3 * time.Second })
+	_, served := e.dial(wire.NewToken(), echo("d"))
+	e.stop()
+	var ga *device.GoAwayError
+	if err := <-served; !errors.As(err, &ga) || ga.Reason != wire.ReasonDraining || ga.ReconnectAfter >= 3*time.Second {
+		t.Fatalf("device saw %v; want a draining go-away within the spread", err)
+	}
+}
+
+func TestLogsHoldNoSecrets(t *testing.T) {
+	e := start(t, nil)
+	tok, next := wire.NewToken(), wire.NewToken()
+	c, _ := e.dial(tok, echo("d"))
+	body := `{"text":"secret-body-` + wire.NewToken() + `"}`
+	e.post("notify", tok, body)
+	c.Rotate(context.Background(), next)
+	e.post("notify", next, body)
+	e.post("notify", tok, body)
+	e.stop()
+	logs := e.logs.String()
+	if logs == "" {
+		t.Fatal("the relay logged nothing at debug level; the scan would prove nothing")
+	}
+	for _, secret := range []string{tok, next, "secret-body", "127.0.0.1:"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("relay log contains %q:\n%s", secret, logs)
+		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

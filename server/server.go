@@ -1,0 +1,335 @@
+// Package server assembles a relay node: one address serving HTTPS webhooks
+// over TCP (fasthttp) and device sessions over QUIC on UDP, the router
+// between them, and a private admin listener for health checks.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/transport"
+	"github.com/pixelrelay/relay/webhook"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
+	"github.com/valyala/fasthttp"
+)
+
+// Config configures a relay node. Zero durations and sizes take defaults.
+type Config struct {
+	Listen string      // HOST:PORT for both TCP (HTTPS) and UDP (QUIC)
+	Admin  string      // HOST:PORT of the plain-HTTP admin listener; "" disables it
+	TLS    *tls.Config // the relay's certificate; NextProtos are set here
+
+	MaxBody      int           // largest webhook body (413 above)
+	MaxInflight  int           // messages open at once per device (503 above)
+	AckTimeout   time.Duration // wait for a device's reply (504 after)
+	LoginTimeout time.Duration // from QUIC handshake to a valid login
+	IdleTimeout  time.Duration // QUIC idle timeout; devices keep alive below it
+
+	HTTPReadTimeout  time.Duration // reading one request, headers and body
+	HTTPIdleTimeout  time.Duration // keep-alive connection with no request
+	MaxHeaderBytes   int           // request line and headers (431 above)
+	DrainTimeout     time.Duration // SIGTERM to exit, at most
+	ReconnectSpread  time.Duration // devices told to come back within this window
+	HandshakeTimeout time.Duration // QUIC handshake
+
+	Logger *slog.Logger
+}
+
+// Defaults for Config.
+const (
+	DefaultListen           = ":8443"
+	DefaultAdmin            = "127.0.0.1:9443"
+	DefaultHTTPReadTimeout  = 10 * time.Second
+	DefaultHTTPIdleTimeout  = 60 * time.Second
+	DefaultMaxHeaderBytes   = 8 << 10
+	DefaultDrainTimeout     = 15 * time.Second
+	DefaultReconnectSpread  = 10 * time.Second
+	DefaultHandshakeTimeout = 5 * time.Second
+)
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AckTimeout, webhook.DefaultAckTimeout)
+	def(&c.LoginTimeout, transport.DefaultLoginTimeout)
+	def(&c.IdleTimeout, transport.DefaultIdleTimeout)
+	def(&c.HTTPReadTimeout, DefaultHTTPReadTimeout)
+	def(&c.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	if c.ReconnectSpread < 0 {
+		c.ReconnectSpread = 0
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = transport.DefaultMaxBody
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = transport.DefaultMaxInflight
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Relay is one relay node.
+type Relay struct {
+	cfg    Config
+	log    *slog.Logger
+	router *router.Router
+	dev    *transport.Server
+	hook   *webhook.Handler
+
+	tcp   net.Listener
+	udp   net.PacketConn
+	quicT *quic.Transport
+	quicL *quic.Listener
+	http  *fasthttp.Server
+	admin *http.Server
+	adml  net.Listener
+
+	mu       sync.Mutex // guards draining
+	draining bool
+}
+
+// New binds the relay's listeners. Serve with Run.
+func New(cfg Config) (*Relay, error) {
+	cfg.setDefaults()
+	if cfg.TLS == nil {
+		return nil, errors.New("server: no TLS configuration")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	r := &Relay{cfg: cfg, log: cfg.Logger, router: router.New()}
+	r.dev = transport.NewServer(r.router, transport.Config{
+		MaxBody:      cfg.MaxBody,
+		MaxInflight:  cfg.MaxInflight,
+		LoginTimeout: cfg.LoginTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
+		Logger:       cfg.Logger,
+	})
+	r.hook = webhook.New(r.router, webhook.Config{AckTimeout: cfg.AckTimeout})
+
+	var err error
+	if r.tcp, r.udp, err = listenPair(cfg.Listen); err != nil {
+		return nil, err
+	}
+	r.quicT = &quic.Transport{Conn: r.udp}
+	qtls := cfg.TLS.Clone()
+	qtls.NextProtos = []string{wire.ALPN}
+	if r.quicL, err = r.quicT.Listen(qtls, r.quicConfig()); err != nil {
+		r.closeListeners()
+		return nil, fmt.Errorf("server: quic listen: %w", err)
+	}
+	r.http = &fasthttp.Server{
+		Handler:                       r.hook.ServeHTTP,
+		ErrorHandler:                  webhook.ServerError,
+		MaxRequestBodySize:            cfg.MaxBody,
+		ReadBufferSize:                cfg.MaxHeaderBytes,
+		ReadTimeout:                   cfg.HTTPReadTimeout,
+		WriteTimeout:                  cfg.AckTimeout + cfg.HTTPReadTimeout,
+		IdleTimeout:                   cfg.HTTPIdleTimeout,
+		NoDefaultServerHeader:         true,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		// fasthttp's own log lines name the peer's address; we never log one.
+		Logger: discardLogger{},
+	}
+	if cfg.Admin != "" {
+		if r.adml, err = net.Listen("tcp", cfg.Admin); err != nil {
+			r.closeListeners()
+			return nil, fmt.Errorf("server: admin listen: %w", err)
+		}
+		r.admin = &http.Server{Handler: r.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return r, nil
+}
+
+func (r *Relay) quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout: r.cfg.HandshakeTimeout,
+		MaxIdleTimeout:       r.cfg.IdleTimeout,
+		// Devices open exactly one stream, the control stream; every
+		// message stream is opened by the relay.
+		MaxIncomingStreams:    1,
+		MaxIncomingUniStreams: -1,
+		// Replies are at most 64 KiB; small windows keep idle sessions cheap.
+		InitialStreamReceiveWindow:     16 << 10,
+		MaxStreamReceiveWindow:         wire.MaxReplyBody + 1024,
+		InitialConnectionReceiveWindow: 32 << 10,
+		MaxConnectionReceiveWindow:     1 << 20,
+	}
+}
+
+// listenPair binds TCP and UDP on the same port. With port 0 it takes the
+// kernel's TCP choice and retries if that UDP port is taken.
+func listenPair(addr string) (net.Listener, net.PacketConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: listen address %q: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: listen tcp: %w", err)
+		}
+		p := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, p))
+		if err == nil {
+			return tcp, udp, nil
+		}
+		tcp.Close()
+		if i+1 >= tries {
+			return nil, nil, fmt.Errorf("server: listen udp: %w", err)
+		}
+	}
+}
+
+// Addr is the relay's public address (TCP and UDP share the port).
+func (r *Relay) Addr() net.Addr { return r.tcp.Addr() }
+
+// AdminAddr is the admin listener's address, or nil.
+func (r *Relay) AdminAddr() net.Addr {
+	if r.adml == nil {
+		return nil
+	}
+	return r.adml.Addr()
+}
+
+// Router exposes the node's router (for the cluster backend and tests).
+func (r *Relay) Router() *router.Router { return r.router }
+
+// Run serves until ctx ends, then drains: new webhooks get 503, devices are
+// sent away with spread-out reconnect delays, in-flight deliveries finish,
+// and Run returns within DrainTimeout.
+func (r *Relay) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("server: %s: %w", name, err)
+			}
+		}()
+	}
+	serve("https", func() error { return r.http.Serve(tls.NewListener(r.tcp, r.httpTLS())) })
+	serve("quic", r.acceptQUIC)
+	if r.admin != nil {
+		serve("admin", func() error {
+			if err := r.admin.Serve(r.adml); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	r.shutdown()
+	wg.Wait()
+	return err
+}
+
+func (r *Relay) httpTLS() *tls.Config {
+	t := r.cfg.TLS.Clone()
+	t.NextProtos = []string{"http/1.1"}
+	return t
+}
+
+func (r *Relay) acceptQUIC() error {
+	for {
+		c, err := r.quicL.Accept(context.Background())
+		if err != nil {
+			if errors.Is(err, quic.ErrServerClosed) {
+				return nil
+			}
+			return err
+		}
+		r.dev.Handle(transport.QUIC(c), "quic")
+	}
+}
+
+// shutdown drains and closes everything, bounded by DrainTimeout.
+func (r *Relay) shutdown() {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
+	defer cancel()
+
+	r.log.Info("relay draining", "devices", r.router.Len(), "timeout", r.cfg.DrainTimeout)
+	r.hook.Drain()
+	r.quicL.Close() // no new devices; live sessions go on
+	r.dev.Drain(ctx, r.cfg.ReconnectSpread)
+	r.http.ShutdownWithContext(ctx)
+	r.quicT.Close() // ends what is left
+	r.dev.Wait()
+	r.closeListeners()
+	if r.admin != nil {
+		r.admin.Shutdown(ctx)
+	}
+	r.log.Info("relay stopped")
+}
+
+func (r *Relay) closeListeners() {
+	if r.quicT != nil {
+		r.quicT.Close()
+	}
+	if r.udp != nil {
+		r.udp.Close()
+	}
+	if r.tcp != nil {
+		r.tcp.Close()
+	}
+	if r.adml != nil {
+		r.adml.Close()
+	}
+}
+
+func (r *Relay) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		draining := r.draining
+		r.mu.Unlock()
+		if draining {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}

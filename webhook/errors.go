@@ -1,0 +1,122 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/pixelrelay/relay/router"
+	"github.com/valyala/fasthttp"
+)
+
+// Error is an outcome the frontend answers with a fixed status and a JSON
+// body {"error": Message, "code": Code}. It is the one place where errors
+// become HTTP responses.
+type Error struct {
+	Status     int
+	Code       string // stable, machine-readable
+	Message    string // for people
+	RetryAfter int    // seconds; 0 means no Retry-After header
+	body       []byte // rendered once
+}
+
+func (e *Error) Error() string { return "webhook: " + e.Message }
+
+func newError(status int, code, msg string, retryAfter int) *Error {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}{msg, code})
+	return &Error{Status: status, Code: code, Message: msg, RetryAfter: retryAfter, body: body}
+}
+
+// The frontend's own refusals.
+var (
+	ErrNotFound      = newError(fasthttp.StatusNotFound, "not_found", "no such endpoint; POST /cloud?mode=MODE&token=TOKEN", 0)
+	ErrMethod        = newError(fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use POST", 0)
+	ErrModeMissing   = newError(fasthttp.StatusBadRequest, "mode_missing", "mode missing; one of draw, basics, app, settings, notify, customapp, temporaryapp", 0)
+	ErrModeUnknown   = newError(fasthttp.StatusBadRequest, "bad_mode", "unknown mode; one of draw, basics, app, settings, notify, customapp, temporaryapp", 0)
+	ErrTokenMissing  = newError(fasthttp.StatusBadRequest, "token_missing", "token missing; pass ?token= or Authorization: Bearer", 0)
+	ErrTokenBad      = newError(fasthttp.StatusBadRequest, "bad_token", "token malformed or too weak: 22-128 random characters of A-Z a-z 0-9 - _", 0)
+	ErrTokenConflict = newError(fasthttp.StatusBadRequest, "token_conflict", "query token and Authorization header differ", 0)
+	ErrBadJSON       = newError(fasthttp.StatusBadRequest, "bad_json", "body is not valid JSON", 0)
+	ErrTooLarge      = newError(fasthttp.StatusRequestEntityTooLarge, "too_large", "body too large", 0)
+	ErrHeaderLarge   = newError(fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large", 0)
+	ErrBadRequest    = newError(fasthttp.StatusBadRequest, "bad_request", "malformed HTTP request", 0)
+	ErrTimeoutHTTP   = newError(fasthttp.StatusRequestTimeout, "request_timeout", "request not received in time", 0)
+	ErrDraining      = newError(fasthttp.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)
+	ErrInternal      = newError(fasthttp.StatusInternalServerError, "internal", "internal error", 0)
+)
+
+// deliveryErrors maps the router's outcomes; the first match wins.
+var deliveryErrors = []struct {
+	err error
+	res *Error
+}{
+	{router.ErrNoDevice, newError(fasthttp.StatusNotFound, "no_device", "device not connected", 0)},
+	{router.ErrBusy, newError(fasthttp.StatusServiceUnavailable, "busy", "device has too many messages in flight", 1)},
+	{router.ErrTimeout, newError(fasthttp.StatusGatewayTimeout, "timeout", "device did not answer in time", 0)},
+	{router.ErrGone, newError(fasthttp.StatusBadGateway, "device_gone", "device disconnected before answering", 0)},
+	{router.ErrBadReply, newError(fasthttp.StatusBadGateway, "bad_reply", "device sent an invalid reply", 0)},
+}
+
+// errorFor returns the response for err; unknown errors are internal.
+func errorFor(err error) *Error { return errorOr(err, ErrInternal) }
+
+// errorOr returns the response for err, or fallback if err is none of ours.
+func errorOr(err error, fallback *Error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	for _, m := range deliveryErrors {
+		if errors.Is(err, m.err) {
+			return m.res
+		}
+	}
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return ErrTooLarge
+	case isHeaderTooLarge(err):
+		return ErrHeaderLarge
+	case isTimeout(err):
+		return ErrTimeoutHTTP
+	}
+	return fallback
+}
+
+// WriteError answers ctx with err's response.
+func WriteError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorFor(err)) }
+
+// ServerError is fasthttp's Server.ErrorHandler: requests that fasthttp
+// could not read get the same JSON shape as every other refusal.
+func ServerError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorOr(err, ErrBadRequest)) }
+
+func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(e.Status)
+	setJSONHeaders(&ctx.Response.Header)
+	if e.RetryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Status == fasthttp.StatusMethodNotAllowed {
+		ctx.Response.Header.Set("Allow", "POST")
+	}
+	ctx.SetBody(e.body)
+}
+
+func setJSONHeaders(h *fasthttp.ResponseHeader) {
+	h.SetContentType("application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+func isHeaderTooLarge(err error) bool {
+	var e *fasthttp.ErrSmallBuffer
+	return errors.As(err, &e)
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}

@@ -1,0 +1,171 @@
+// Command device is the agent that sits next to a clock (or is the device):
+// it dials out to the relay over QUIC, logs in with its own token, and
+// answers every webhook the relay hands it. By default it prints each
+// message as a JSON line on stdout; with --forward it passes them to the
+// clock's local AWTRIX HTTP API.
+//
+// SIGHUP rotates the token over the live connection. Flags can also come
+// from DEVICE_* environment variables.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/pixelrelay/relay/awtrix"
+	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/device"
+)
+
+const envPrefix = "DEVICE"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "device:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	relay      string
+	ca         string
+	tokenFile  string
+	forward    string
+	forwardAPI string
+	keepAlive  time.Duration
+	backoffMax time.Duration
+	logLevel   slog.Level
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("device", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.relay, "relay", "localhost:8443", "relay `HOST:PORT` (UDP)")
+	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the relay's certificate (the relay's relay-state/ca.pem in development); empty uses the system roots")
+	fs.StringVar(&o.tokenFile, "token-file", "device-token", "`file` holding the device token; created (mode 0600) on first run")
+	fs.StringVar(&o.forward, "forward", "", "base `URL` of the clock's local HTTP API, e.g. http://192.168.1.50; empty prints messages on stdout")
+	fs.StringVar(&o.forwardAPI, "forward-api", "v3", "the clock's API: v2 (AWTRIX 2, /api/v3/<mode>) or v3 (AWTRIX 3 firmware)")
+	fs.DurationVar(&o.keepAlive, "keepalive", device.DefaultKeepAlive, "QUIC keep-alive period; below your NAT's UDP timeout")
+	fs.DurationVar(&o.backoffMax, "backoff-max", device.DefaultBackoffMax, "longest wait between reconnect attempts")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: device [flags]\n\nConnects a clock to the relay. Every flag can also come from the environment variable named beside it.\nSIGHUP rotates the token.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, help := flag.UnquoteUsage(f)
+			env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+			fmt.Fprintf(w, "  --%s %s   (%s)\n    \t%s (default %q)\n", f.Name, name, env, help, f.DefValue)
+		})
+	}
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.forwardAPI != "v2" && o.forwardAPI != "v3" {
+		return nil, fmt.Errorf("--forward-api %q: want v2 or v3", o.forwardAPI)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13}
+	if o.ca != "" {
+		if tlsConf.RootCAs, err = certs.CAPool(o.ca); err != nil {
+			return err
+		}
+	}
+	var h device.Handler = &printer{w: stdout}
+	if o.forward != "" {
+		api := 3
+		if o.forwardAPI == "v2" {
+			api = 2
+		}
+		if h, err = awtrix.New(o.forward, api, nil); err != nil {
+			return err
+		}
+	}
+	store := device.FileStore{Path: o.tokenFile}
+	tok, err := store.Load()
+	if err != nil {
+		return err
+	}
+	// The token is the device's to show: the person who owns the clock
+	// needs it to build webhooks. Only this agent prints it.
+	log.Info("device token (keep it secret)", "token", tok, "file", o.tokenFile)
+
+	agent := &device.Agent{
+		Addr:    o.relay,
+		Options: device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive},
+		Handler: h,
+		Tokens:  store,
+		Backoff: device.Backoff{Max: o.backoffMax},
+		Logger:  log,
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				tok, err := agent.Rotate(rctx)
+				cancel()
+				if err != nil {
+					log.Error("token rotation failed; the old token stays valid", "err", err)
+					continue
+				}
+				log.Info("token rotated (the old one no longer works)", "token", tok, "file", o.tokenFile)
+			}
+		}
+	}()
+	return agent.Run(ctx)
+}
+
+// printer is the default handler: one JSON line per message on stdout.
+type printer struct {
+	mu sync.Mutex // serializes lines
+	w  io.Writer
+}
+
+func (p *printer) HandleMessage(_ context.Context, mode string, body []byte) (int, []byte) {
+	line, _ := json.Marshal(struct {
+		Mode string          `json:"mode"`
+		Body json.RawMessage `json:"body"`
+	}{mode, body})
+	p.mu.Lock()
+	_, err := p.w.Write(append(line, '\n'))
+	p.mu.Unlock()
+	if err != nil {
+		return 500, []byte(`{"error":"device could not write the message","code":"device_error"}`)
+	}
+	return 200, []byte(`{"ok":true}`)
+}

@@ -1,0 +1,149 @@
+// Command relay runs a relay node: HTTPS webhooks on TCP and device sessions
+// over QUIC on UDP, both on --listen, and health checks on --admin.
+//
+// Every flag can also be set from the environment: --max-body is
+// RELAY_MAX_BODY, and so on. Flags win over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
+	"github.com/pixelrelay/relay/webhook"
+)
+
+const envPrefix = "RELAY"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the parsed command line.
+type options struct {
+	cfg       server.Config
+	certFile  string
+	keyFile   string
+	stateDir  string
+	logLevel  slog.Level
+	logFormat string
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &o.cfg
+	fs.StringVar(&c.Listen, "listen", server.DefaultListen, "`HOST:PORT` for HTTPS webhooks (TCP) and devices (QUIC, UDP)")
+	fs.StringVar(&c.Admin, "admin", server.DefaultAdmin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz); keep it private; empty disables")
+	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`; without --cert/--key a development CA is used")
+	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` for --cert")
+	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the development CA and certificate (ca.pem is what devices trust)")
+	fs.IntVar(&c.MaxBody, "max-body", transport.DefaultMaxBody, "largest webhook body in `bytes` (413 above)")
+	fs.IntVar(&c.MaxInflight, "max-inflight", transport.DefaultMaxInflight, "messages in flight per device (503 above)")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", webhook.DefaultAckTimeout, "wait for a device's reply (504 after)")
+	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "QUIC handshake timeout")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "reading one webhook request")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "idle keep-alive webhook connection")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "request line and headers in `bytes` (431 above)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGTERM, exit within this")
+	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", server.DefaultReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.Usage = func() { usage(fs) }
+
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	for name, v := range map[string]int{"--max-body": c.MaxBody, "--max-inflight": c.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes} {
+		if v <= 0 {
+			return nil, fmt.Errorf("%s must be positive", name)
+		}
+	}
+	if c.MaxInflight > 0xffff {
+		return nil, errors.New("--max-inflight must be at most 65535")
+	}
+	return o, nil
+}
+
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, "Usage: relay [flags]\n\nA cloud relay for AWTRIX-style pixel clocks behind NAT.\nEvery flag can also come from the environment variable named beside it.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, help := flag.UnquoteUsage(f)
+		env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		fmt.Fprintf(w, "  --%s %s   (%s)\n    \t%s", f.Name, name, env, help)
+		if f.DefValue != "" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	hopts := &slog.HandlerOptions{Level: o.logLevel}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if o.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	o.cfg.Logger = log
+
+	if o.certFile != "" {
+		if o.cfg.TLS, err = certs.Load(o.certFile, o.keyFile); err != nil {
+			return err
+		}
+	} else {
+		dev, err := certs.LoadOrCreateDev(o.stateDir)
+		if err != nil {
+			return err
+		}
+		o.cfg.TLS = dev.TLS
+		log.Info("using development certificates; devices must trust the CA", "ca", dev.CAFile, "sha256", dev.CAFingerprint, "created", dev.Created)
+	}
+
+	r, err := server.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"listen", r.Addr().String()}
+	if a := r.AdminAddr(); a != nil {
+		attrs = append(attrs, "admin", a.String())
+	}
+	log.Info("relay listening (HTTPS on TCP, QUIC on UDP)", attrs...)
+	return r.Run(ctx)
+}

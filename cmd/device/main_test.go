@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/wire"
+)
+
+// lockedBuffer is an io.Writer the agent and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type fixture struct {
+	addr, caFile, tokenFile string
+	client                  *http.Client
+	stdout, stderr          *lockedBuffer
+	hup                     chan os.Signal
+}
+
+// startRelayAndAgent runs a relay and the device command (in process, with
+// its real flag parsing) and waits until the agent's token is routable.
+func startRelayAndAgent(t *testing.T, extra ...string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	dev, err := certs.LoadOrCreateDev(filepath.Join(dir, "relay-state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := server.New(server.Config{Listen: "127.0.0.1:0", TLS: dev.TLS, DrainTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- r.Run(ctx) }()
+	pool, err := certs.CAPool(dev.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{
+		addr:      r.Addr().String(),
+		caFile:    dev.CAFile,
+		tokenFile: filepath.Join(dir, "token"),
+		client:    &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		stdout:    &lockedBuffer{},
+		stderr:    &lockedBuffer{},
+		hup:       make(chan os.Signal, 1),
+	}
+	args := append([]string{"--relay", f.addr, "--ca", f.caFile, "--token-file", f.tokenFile}, extra...)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- run(agentCtx, args, f.stdout, f.stderr, f.hup) }()
+	t.Cleanup(func() {
+		stopAgent()
+		if err := <-agentDone; err != nil {
+			t.Errorf("device run: %v", err)
+		}
+		cancel()
+		<-relayDone
+		f.client.CloseIdleConnections()
+	})
+	waitFor(t, func() bool { return r.Router().Len() == 1 })
+	return f
+}
+
+func (f *fixture) token(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(f.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (f *fixture) post(t *testing.T, token, body string) (int, string) {
+	t.Helper()
+	resp, err := f.client.Post("https://"+f.addr+"/cloud?mode=notify&token="+token, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAgentPrintsMessagesAndRotatesOnSIGHUP(t *testing.T) {
+	f := startRelayAndAgent(t)
+	tok := f.token(t)
+	if st, err := os.Stat(f.tokenFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v, mode %v; want 0600", err, st.Mode())
+	}
+	if err := wire.CheckToken([]byte(tok)); err != nil {
+		t.Fatalf("generated token: %v", err)
+	}
+	if !strings.Contains(f.stderr.String(), tok) {
+		t.Fatal("the agent did not show its token on stderr")
+	}
+	if status, body := f.post(t, tok, `{"text":"hi"}`); status != 200 || body != `{"ok":true}` {
+		t.Fatalf("webhook: %d %s", status, body)
+	}
+	if out := f.stdout.String(); out != `{"mode":"notify","body":{"text":"hi"}}`+"\n" {
+		t.Fatalf("stdout %q", out)
+	}
+
+	f.hup <- syscall.SIGHUP
+	waitFor(t, func() bool { return f.token(t) != tok })
+	next := f.token(t)
+	// The file changes after the relay confirmed the rotation.
+	if status, _ := f.post(t, tok, `{}`); status != 404 {
+		t.Fatalf("old token after SIGHUP: %d, want 404", status)
+	}
+	if status, _ := f.post(t, next, `{}`); status != 200 {
+		t.Fatalf("new token after SIGHUP: %d, want 200", status)
+	}
+	if !strings.Contains(f.stderr.String(), next) {
+		t.Fatal("the agent did not log its new token")
+	}
+}
+
+func TestAgentForwardsToClock(t *testing.T) {
+	got := make(chan string, 1)
+	clock := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r.URL.Path + " " + string(b)
+		io.WriteString(w, "OK")
+	}))
+	defer clock.Close()
+	f := startRelayAndAgent(t, "--forward", clock.URL, "--forward-api", "v3")
+	status, body := f.post(t, f.token(t), `{"text":"hi"}`)
+	if status != 200 || !strings.Contains(body, `"clock_status":200`) {
+		t.Fatalf("webhook: %d %s", status, body)
+	}
+	if g := <-got; g != `/api/notify {"text":"hi"}` {
+		t.Fatalf("clock got %q", g)
+	}
+}
+
+func TestAgentReportsUnreachableClock(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	f := startRelayAndAgent(t, "--forward", dead)
+	status, body := f.post(t, f.token(t), `{"text":"hi"}`)
+	if status != 502 || !strings.Contains(body, `"code":"clock_unreachable"`) {
+		t.Fatalf("webhook: %d %s; want 502 clock_unreachable", status, body)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}} {
+		if _, err := parse(args, io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+	t.Setenv("DEVICE_RELAY", "relay.example:443")
+	o, err := parse(nil, io.Discard)
+	if err != nil || o.relay != "relay.example:443" {
+		t.Fatalf("DEVICE_RELAY: %v %+v", err, o)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

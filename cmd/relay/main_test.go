@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestHelpNamesEveryEnvVar(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := parse([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, env := range []string{"RELAY_LISTEN", "RELAY_ADMIN", "RELAY_CERT", "RELAY_KEY", "RELAY_STATE_DIR",
+		"RELAY_MAX_BODY", "RELAY_MAX_INFLIGHT", "RELAY_ACK_TIMEOUT", "RELAY_LOG_LEVEL"} {
+		if !strings.Contains(out.String(), env) {
+			t.Errorf("--help does not mention %s", env)
+		}
+	}
+}
+
+func TestEnvironmentAndFlags(t *testing.T) {
+	t.Setenv("RELAY_MAX_BODY", "1024")
+	t.Setenv("RELAY_ACK_TIMEOUT", "2s")
+	o, err := parse([]string{"--ack-timeout", "3s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.MaxBody != 1024 || o.cfg.AckTimeout != 3*time.Second {
+		t.Fatalf("max body %d, ack timeout %v; want 1024 from env, 3s from the flag", o.cfg.MaxBody, o.cfg.AckTimeout)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-body", "0"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
+		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--log-level", "loud"}, {"stray"},
+	} {
+		if _, err := parse(args, io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "st")}, logs)
+	}()
+	admin := regexp.MustCompile(`admin=(127\.0\.0\.1:\d+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	var m []string
+	for m = admin.FindStringSubmatch(logs.String()); m == nil; m = admin.FindStringSubmatch(logs.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay did not log its admin address:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + m[1] + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	if !strings.Contains(logs.String(), "sha256=") || !strings.Contains(logs.String(), "ca.pem") {
+		t.Fatalf("the dev CA's path and fingerprint are not printed:\n%s", logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer lets the test read logs the relay writes from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -93,7 +93,7 @@ func (b Backoff) wait(attempt int) time.Duration {
 		ceil = DefaultBackoffMax
 	}
 	d := ceil
-	if attempt < 30 && base<<attempt < ceil {
+	if attempt < 62 && base <= ceil>>attempt { // no overflow: base<<attempt <= ceil
 		d = base << attempt
 	}
 	return rand.N(d) + 1
@@ -111,9 +111,23 @@ type Agent struct {
 	// OnSession, if set, is called with each new live connection.
 	OnSession func(*Conn)
 
-	mu   sync.Mutex // held from token load to a live session, and by Rotate
-	conn *Conn      // live connection or nil; guarded by mu
+	lockOnce sync.Once
+	lock     chan struct{} // a mutex Rotate can give up on: held from token load to a live session, and by Rotate
+	conn     *Conn         // live connection or nil; guarded by lock
 }
+
+// acquire takes the agent's lock unless ctx ends first.
+func (a *Agent) acquire(ctx context.Context) error {
+	a.lockOnce.Do(func() { a.lock = make(chan struct{}, 1) })
+	select {
+	case a.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Agent) release() { <-a.lock }
 
 func (a *Agent) log() *slog.Logger {
 	if a.Logger == nil {
@@ -133,8 +147,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var re *RefusedError
-			if errors.As(err, &re) && re.Permanent() {
+			if permanent(err) {
 				return err
 			}
 			wait := a.Backoff.wait(attempt)
@@ -151,9 +164,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		start := time.Now()
 		err = c.Serve(ctx, a.Handler)
-		a.mu.Lock()
-		a.conn = nil
-		a.mu.Unlock()
+		if a.acquire(ctx) == nil {
+			a.conn = nil
+			a.release()
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -184,11 +198,13 @@ func (a *Agent) Run(ctx context.Context) error {
 // connect loads the token and dials with it, holding mu so that a rotation
 // cannot slip between the two.
 func (a *Agent) connect(ctx context.Context, addr string) (*Conn, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if err := a.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer a.release()
 	tok, err := a.Tokens.Load()
 	if err != nil {
-		return nil, &RefusedError{Reason: wire.ReasonToken, Message: err.Error()}
+		return nil, err
 	}
 	c, err := Dial(ctx, addr, tok, a.Options)
 	if err != nil {
@@ -202,8 +218,10 @@ func (a *Agent) connect(ctx context.Context, addr string) (*Conn, error) {
 // there is one (the old token stops working at once), then in the store. It
 // returns the new token.
 func (a *Agent) Rotate(ctx context.Context) (string, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	if err := a.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer a.release()
 	tok := wire.NewToken()
 	if a.conn != nil {
 		if err := a.conn.Rotate(ctx, tok); err != nil {
@@ -214,6 +232,14 @@ func (a *Agent) Rotate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return tok, nil
+}
+
+// permanent reports whether retrying cannot help: the relay refused the
+// token or the protocol version, or the stored token itself is unusable.
+func permanent(err error) bool {
+	var re *RefusedError
+	return errors.As(err, &re) && re.Permanent() ||
+		errors.Is(err, wire.ErrTokenMissing) || errors.Is(err, wire.ErrTokenMalformed) || errors.Is(err, wire.ErrTokenWeak)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -297,7 +297,11 @@ func (c *Conn) Rotate(ctx context.Context, token string) error {
 // After a GoAway it lets running handlers finish, hangs up and returns a
 // *GoAwayError; a takeover returns ErrReplaced.
 func (c *Conn) Serve(ctx context.Context, h Handler) error {
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex // guards leaving and orders wg.Add before wg.Wait
+		leaving bool       // after GoAway: no new handlers
+	)
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close(wire.CloseNormal, "") })
 	defer stop()
@@ -309,7 +313,14 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 				accepted <- err
 				return
 			}
+			mu.Lock()
+			if leaving {
+				mu.Unlock()
+				str.Abort(wire.StreamCancelled)
+				continue
+			}
 			wg.Add(1)
+			mu.Unlock()
 			go func() {
 				defer wg.Done()
 				c.handle(str, h)
@@ -323,6 +334,10 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		}
 		return c.closeCause(err)
 	case <-c.goAway:
+		// Answer what has arrived, refuse what comes after, then leave.
+		mu.Lock()
+		leaving = true
+		mu.Unlock()
 		wg.Wait()
 		c.conn.Close(wire.CloseGoingAway, "")
 		<-accepted
@@ -342,7 +357,10 @@ func (c *Conn) closeCause(err error) error {
 		case wire.CloseReplaced:
 			return ErrReplaced
 		case wire.CloseGoingAway:
-			return &GoAwayError{wire.GoAway{Reason: reasonByName(reason)}}
+			// Closed without a GoAway frame (the relay's drain timeout):
+			// no delay was given, so this is an ordinary disconnect and
+			// the caller's jittered backoff applies.
+			return fmt.Errorf("device: relay closed the connection (%s)", reasonByName(reason))
 		}
 	}
 	var ae *quic.ApplicationError

@@ -46,6 +46,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// MaxBodyLimit is the largest MaxBody a MESSAGE frame can carry.
+const MaxBodyLimit = wire.MaxPayload - 1 - wire.MaxModeLen
+
 // Defaults for Config.
 const (
 	DefaultListen           = ":8443"
@@ -116,6 +119,12 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
+	}
+	if cfg.MaxBody > MaxBodyLimit {
+		return nil, fmt.Errorf("server: max body %d over the protocol's limit of %d bytes", cfg.MaxBody, MaxBodyLimit)
+	}
+	if cfg.MaxInflight > 0xffff {
+		return nil, fmt.Errorf("server: max in-flight %d over 65535", cfg.MaxInflight)
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, router: router.New()}
 	r.dev = transport.NewServer(r.router, transport.Config{

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -137,8 +138,11 @@ func (s *Server) login(sess *session) bool {
 	if err == nil {
 		login, err = wire.ParseLogin(p)
 	}
+	if err == io.EOF {
+		err = fmt.Errorf("%w: control stream ended before LOGIN", wire.ErrMalformed)
+	}
 	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.Close(wire.CloseLoginTimeout, "no login in time")
 		return false
 	case err != nil:

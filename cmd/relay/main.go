@@ -93,6 +93,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if c.MaxInflight > 0xffff {
 		return nil, errors.New("--max-inflight must be at most 65535")
 	}
+	if c.MaxBody > server.MaxBodyLimit {
+		return nil, fmt.Errorf("--max-body must be at most %d", server.MaxBodyLimit)
+	}
 	return o, nil
 }
 

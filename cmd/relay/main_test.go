@@ -42,7 +42,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"--max-body", "0"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
+		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
 		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {

@@ -2,15 +2,14 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
@@ -19,44 +18,15 @@ import (
 
 var sizes = []int{64, 1 << 10, 8 << 10}
 
-// relay starts a relay and one acking device; it returns the relay, the
-// device's token and a TLS config that trusts the relay.
-func relay(b *testing.B) (*server.Relay, string, *tls.Config) {
+// relay starts a relay and one acking device; it returns the relay and the
+// device's token.
+func relay(b *testing.B) (*relaytest.Relay, string) {
 	b.Helper()
-	dev, err := certs.LoadOrCreateDev(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := server.New(server.Config{Listen: "127.0.0.1:0", TLS: dev.TLS, MaxInflight: 1024, DrainTimeout: time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	pool, err := certs.CAPool(dev.CAFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	r := relaytest.Start(b, func(c *server.Config) { c.MaxInflight = 1024 })
 	tok := wire.NewToken()
-	c, err := device.Dial(ctx, r.Addr().String(), tok, device.Options{TLS: tlsConf})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ack := []byte(`{"ok":true}`)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		c.Serve(ctx, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) { return 200, ack }))
-	}()
-	b.Cleanup(func() {
-		c.Close()
-		<-served
-		cancel()
-		<-done
-	})
-	return r, tok, tlsConf
+	r.Dial(b, tok, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) { return 200, ack }))
+	return r, tok
 }
 
 func body(n int) []byte {
@@ -79,7 +49,7 @@ func (l latencies) report(b *testing.B) {
 // BenchmarkDeliverQUIC measures router -> QUIC stream -> device -> reply,
 // one message at a time: the relay's own latency without HTTP.
 func BenchmarkDeliverQUIC(b *testing.B) {
-	r, tok, _ := relay(b)
+	r, tok := relay(b)
 	key := router.KeyOf([]byte(tok))
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
@@ -106,9 +76,9 @@ func BenchmarkDeliverQUIC(b *testing.B) {
 // -> fasthttp frontend -> router -> QUIC -> device -> reply -> response,
 // sequentially over one keep-alive connection.
 func BenchmarkWebhookHTTPS(b *testing.B) {
-	r, tok, tlsConf := relay(b)
-	client := &fasthttp.HostClient{Addr: r.Addr().String(), IsTLS: true, TLSConfig: tlsConf}
-	url := "https://" + r.Addr().String() + "/cloud?mode=notify&token=" + tok
+	r, tok := relay(b)
+	client := &fasthttp.HostClient{Addr: r.Addr, IsTLS: true, TLSConfig: r.TLS}
+	url := r.URL("notify", tok)
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -136,9 +106,9 @@ func BenchmarkWebhookHTTPS(b *testing.B) {
 // BenchmarkWebhookHTTPSParallel is the same path with concurrent callers:
 // throughput rather than latency.
 func BenchmarkWebhookHTTPSParallel(b *testing.B) {
-	r, tok, tlsConf := relay(b)
-	client := &fasthttp.HostClient{Addr: r.Addr().String(), IsTLS: true, TLSConfig: tlsConf, MaxConns: 64}
-	url := "https://" + r.Addr().String() + "/cloud?mode=notify&token=" + tok
+	r, tok := relay(b)
+	client := &fasthttp.HostClient{Addr: r.Addr, IsTLS: true, TLSConfig: r.TLS, MaxConns: 64}
+	url := r.URL("notify", tok)
 	payload := body(256)
 	b.SetParallelism(8)
 	b.ReportAllocs()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/wire"
 )
 
@@ -31,9 +32,8 @@ func wantReturn(t *testing.T, result <-chan error, within time.Duration, what st
 }
 
 func TestAgentDeliversWebhooks(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
-	a := newAgent(t, p, r.addr)
+	r := startRelay(t)
+	a := newAgent(t, r.TLS, r.Addr)
 	a.run(t)
 	c := recv(t, a.sessions, "the first session")
 	if w := c.Welcome(); w.Version != wire.Version || w.MaxBody == 0 {
@@ -42,7 +42,7 @@ func TestAgentDeliversWebhooks(t *testing.T) {
 	tok := a.token(t)
 
 	// OnSession runs once the relay has registered the session: no waiting.
-	if body := r.wantStatus(tok, 200); string(body) != `{"ok":true}` {
+	if body := wantStatus(t, r, tok, 200); string(body) != `{"ok":true}` {
 		t.Fatalf("webhook reply %s; want the handler's", body)
 	}
 	if m := recv(t, a.got, "the message"); m != (message{"notify", `{"text":"x"}`}) {
@@ -60,22 +60,21 @@ func TestAgentDeliversWebhooks(t *testing.T) {
 }
 
 func TestAgentReconnectsToRestartedRelay(t *testing.T) {
-	p := newPKI(t)
-	r1 := startRelay(t, p, "127.0.0.1:0")
-	a := newAgent(t, p, r1.addr)
+	r1 := startRelay(t)
+	a := newAgent(t, r1.TLS, r1.Addr)
 	a.run(t)
 	first := recv(t, a.sessions, "the first session")
 	tok := a.token(t)
-	r1.wantStatus(tok, 200)
+	wantStatus(t, r1, tok, 200)
 
 	// The relay drains: the Agent gets a go-away within reconnectSpread,
 	// hangs up, and Run (of the relay) returns once it has.
-	r1.stop()
+	r1.Stop()
 	recv(t, first.Context().Done(), "the old session to end")
 
-	r2 := startRelay(t, p, r1.addr)
-	if r2.addr != r1.addr {
-		t.Fatalf("restarted relay on %s; want %s", r2.addr, r1.addr)
+	r2 := r1.Restart(t)
+	if r2.Addr != r1.Addr {
+		t.Fatalf("restarted relay on %s; want %s", r2.Addr, r1.Addr)
 	}
 	second := recv(t, a.sessions, "a session with the restarted relay")
 	if second == first {
@@ -84,26 +83,24 @@ func TestAgentReconnectsToRestartedRelay(t *testing.T) {
 	if got := a.token(t); got != tok {
 		t.Fatalf("token changed across the reconnect: %q -> %q", tok, got)
 	}
-	if body := r2.wantStatus(tok, 200); string(body) != `{"ok":true}` {
+	if body := wantStatus(t, r2, tok, 200); string(body) != `{"ok":true}` {
 		t.Fatalf("webhook after reconnect: %s", body)
 	}
 
 	// And once more: the backoff state after a go-away does not stop a
 	// second reconnect.
-	r2.stop()
-	r3 := startRelay(t, p, r1.addr)
+	r3 := r2.Restart(t)
 	recv(t, a.sessions, "a session with the relay restarted twice")
-	r3.wantStatus(tok, 200)
+	wantStatus(t, r3, tok, 200)
 }
 
 func TestAgentRotateWhileConnected(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
-	a := newAgent(t, p, r.addr)
+	r := startRelay(t)
+	a := newAgent(t, r.TLS, r.Addr)
 	a.run(t)
 	c := recv(t, a.sessions, "the first session")
 	old := a.token(t)
-	r.wantStatus(old, 200)
+	wantStatus(t, r, old, 200)
 
 	next, err := a.agent.Rotate(context.Background())
 	if err != nil {
@@ -116,10 +113,10 @@ func TestAgentRotateWhileConnected(t *testing.T) {
 		t.Fatalf("store holds %q after Rotate; want %q", got, next)
 	}
 	// Rotate returned, so the relay has switched: no waiting.
-	if code := errorCode(t, r.wantStatus(old, 404)); code != "no_device" {
+	if code := relaytest.ErrorCode(t, wantStatus(t, r, old, 404)); code != "no_device" {
 		t.Fatalf("old token: code %q; want no_device", code)
 	}
-	r.wantStatus(next, 200)
+	wantStatus(t, r, next, 200)
 	// The rotation happened over the live session, not by reconnecting.
 	if c.Context().Err() != nil {
 		t.Fatal("the session ended during Rotate")
@@ -132,9 +129,8 @@ func TestAgentRotateWhileConnected(t *testing.T) {
 }
 
 func TestAgentRotateBeforeRun(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
-	a := newAgent(t, p, r.addr)
+	r := startRelay(t)
+	a := newAgent(t, r.TLS, r.Addr)
 	old := a.token(t) // creates the token file
 
 	next, err := a.agent.Rotate(context.Background())
@@ -147,19 +143,18 @@ func TestAgentRotateBeforeRun(t *testing.T) {
 
 	a.run(t)
 	recv(t, a.sessions, "the first session")
-	r.wantStatus(next, 200)
-	r.wantStatus(old, 404)
+	wantStatus(t, r, next, 200)
+	wantStatus(t, r, old, 404)
 }
 
 func TestAgentRotateWhileRelayDown(t *testing.T) {
-	p := newPKI(t)
-	r1 := startRelay(t, p, "127.0.0.1:0")
-	a := newAgent(t, p, r1.addr)
+	r1 := startRelay(t)
+	a := newAgent(t, r1.TLS, r1.Addr)
 	a.run(t)
 	recv(t, a.sessions, "the first session")
 	old := a.token(t)
 
-	r1.stop()
+	r1.Stop()
 	// The Agent logs the end of a session after it has dropped it.
 	recv(t, a.logs.first(logEnded), "the Agent to drop the session")
 	// Rotate may wait for a dial to the dead relay to give up (bounded by
@@ -172,10 +167,10 @@ func TestAgentRotateWhileRelayDown(t *testing.T) {
 		t.Fatalf("after Rotate: returned %q, stored %q, old %q", next, a.token(t), old)
 	}
 
-	r2 := startRelay(t, p, r1.addr)
+	r2 := r1.Restart(t)
 	recv(t, a.sessions, "a session with the restarted relay")
-	r2.wantStatus(next, 200)
-	r2.wantStatus(old, 404)
+	wantStatus(t, r2, next, 200)
+	wantStatus(t, r2, old, 404)
 }
 
 func writeToken(t *testing.T, a *agentEnv, content string) {
@@ -186,13 +181,12 @@ func writeToken(t *testing.T, a *agentEnv, content string) {
 }
 
 func TestAgentRunStopsOnBadTokenFile(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
+	r := startRelay(t)
 	for _, content := range []string{
 		strings.Repeat("abc", 11) + "\n", // well-formed, too few distinct characters
 		"not a token at all\n",
 	} {
-		a := newAgent(t, p, r.addr)
+		a := newAgent(t, r.TLS, r.Addr)
 		writeToken(t, a, content)
 		_, result := a.run(t)
 		err := wantReturn(t, result, prompt, "starting with a bad token file")
@@ -211,9 +205,8 @@ func TestAgentRunStopsOnBadTokenFile(t *testing.T) {
 // a form callers can test (errors.Is), and does not claim the relay refused
 // a login that never reached it.
 func TestAgentRunBadTokenFileKeepsCause(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
-	a := newAgent(t, p, r.addr)
+	r := startRelay(t)
+	a := newAgent(t, r.TLS, r.Addr)
 	writeToken(t, a, strings.Repeat("abc", 11)+"\n")
 	_, result := a.run(t)
 	err := wantReturn(t, result, prompt, "starting with a weak token file")
@@ -223,11 +216,9 @@ func TestAgentRunBadTokenFileKeepsCause(t *testing.T) {
 }
 
 func TestAgentRunReturnsNilOnCancel(t *testing.T) {
-	p := newPKI(t)
-
 	t.Run("connected", func(t *testing.T) {
-		r := startRelay(t, p, "127.0.0.1:0")
-		a := newAgent(t, p, r.addr)
+		r := startRelay(t)
+		a := newAgent(t, r.TLS, r.Addr)
 		cancel, result := a.run(t)
 		c := recv(t, a.sessions, "the first session")
 		cancel()
@@ -242,8 +233,8 @@ func TestAgentRunReturnsNilOnCancel(t *testing.T) {
 	})
 
 	t.Run("already cancelled", func(t *testing.T) {
-		r := startRelay(t, p, "127.0.0.1:0")
-		a := newAgent(t, p, r.addr)
+		r := startRelay(t)
+		a := newAgent(t, r.TLS, r.Addr)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		done := make(chan error, 1)
@@ -261,10 +252,10 @@ func TestAgentRunReturnsNilOnCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer hole.Close()
-		a := newAgent(t, p, hole.LocalAddr().String())
+		a := newAgent(t, nil, hole.LocalAddr().String())
 		a.agent.Options.LoginTimeout = 0 // the default, 10 s
 		cancel, result := a.run(t)
-		hole.SetReadDeadline(time.Now().Add(waitFor))
+		hole.SetReadDeadline(time.Now().Add(relaytest.WaitTimeout))
 		if _, _, err := hole.ReadFrom(make([]byte, 2048)); err != nil {
 			t.Fatalf("no dial reached the socket: %v", err)
 		}
@@ -275,8 +266,8 @@ func TestAgentRunReturnsNilOnCancel(t *testing.T) {
 	})
 
 	t.Run("backing off", func(t *testing.T) {
-		r := startRelay(t, p, "127.0.0.1:0")
-		a := newAgent(t, p, r.addr)
+		r := startRelay(t)
+		a := newAgent(t, r.TLS, r.Addr)
 		// A device that does not trust the relay fails every dial, which is
 		// not a refusal: it backs off, here for up to an hour.
 		a.agent.Options.TLS = &tls.Config{}
@@ -297,17 +288,16 @@ func TestAgentRunReturnsNilOnCancel(t *testing.T) {
 // looking at ctx; when it finally gets it, it saves a new token even though
 // its ctx has long expired.
 func TestAgentRotateHonoursContextWhileDialing(t *testing.T) {
-	p := newPKI(t)
 	hole, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hole.Close()
-	a := newAgent(t, p, hole.LocalAddr().String())
+	a := newAgent(t, nil, hole.LocalAddr().String())
 	a.agent.Options.LoginTimeout = 0 // the default, 10 s
 	old := a.token(t)
 	cancel, _ := a.run(t)
-	hole.SetReadDeadline(time.Now().Add(waitFor))
+	hole.SetReadDeadline(time.Now().Add(relaytest.WaitTimeout))
 	if _, _, err := hole.ReadFrom(make([]byte, 2048)); err != nil {
 		t.Fatalf("no dial reached the socket: %v", err)
 	}

@@ -10,10 +10,9 @@ import (
 )
 
 func TestServeReturnsGoAwayOnRelayShutdown(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
+	r := startRelay(t)
 	tok := wire.NewToken()
-	c, err := device.Dial(context.Background(), r.addr, tok, device.Options{TLS: p.device, Agent: "device-test"})
+	c, err := device.Dial(context.Background(), r.Addr, tok, device.Options{TLS: r.TLS, Agent: "device-test"})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -21,10 +20,10 @@ func TestServeReturnsGoAwayOnRelayShutdown(t *testing.T) {
 	h, got := recorder()
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(context.Background(), h) }()
-	r.wantStatus(tok, 200)
+	wantStatus(t, r, tok, 200)
 	recv(t, got, "the message")
 
-	r.stop()
+	r.Stop()
 	err = recv(t, served, "Serve to return after the relay shut down")
 	var ga *device.GoAwayError
 	if !errors.As(err, &ga) {
@@ -41,10 +40,9 @@ func TestServeReturnsGoAwayOnRelayShutdown(t *testing.T) {
 }
 
 func TestServeReturnsOnCancel(t *testing.T) {
-	p := newPKI(t)
-	r := startRelay(t, p, "127.0.0.1:0")
+	r := startRelay(t)
 	tok := wire.NewToken()
-	c, err := device.Dial(context.Background(), r.addr, tok, device.Options{TLS: p.device})
+	c, err := device.Dial(context.Background(), r.Addr, tok, device.Options{TLS: r.TLS})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -53,7 +51,7 @@ func TestServeReturnsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ctx, h) }()
-	r.wantStatus(tok, 200)
+	wantStatus(t, r, tok, 200)
 	cancel()
 	if err := recv(t, served, "Serve to return after cancel"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Serve = %v; want context.Canceled", err)
@@ -61,7 +59,7 @@ func TestServeReturnsOnCancel(t *testing.T) {
 	recv(t, c.Context().Done(), "the connection to close")
 	// The relay forgets the device at once... or as soon as it sees the
 	// close; either way it never answers 200 again.
-	if status, _ := r.post("notify", tok, `{}`); status == 200 {
+	if status, _ := r.Post(t, "notify", tok, `{}`); status == 200 {
 		t.Fatal("webhook reached a device whose Serve returned")
 	}
 }

@@ -1,152 +1,53 @@
 package device_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// fasthttp's worker-pool cleaner notices Stop only after its
-		// MaxIdleWorkerDuration sleep (10 s), and its Date-header ticker
-		// lives for the process: both are fasthttp's, bounded, not ours.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-	)
-}
-
-// waitFor bounds every wait in these tests; nothing here should take more
-// than a fraction of it on loopback.
-const waitFor = 10 * time.Second
-
-// pki is one test's TLS material: the relay's config and a device config
-// that trusts the development CA. A restarted relay reuses it.
-type pki struct {
-	server *tls.Config
-	device *tls.Config
-}
-
-func newPKI(t *testing.T) pki {
-	t.Helper()
-	dev, err := certs.LoadOrCreateDev(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.CAPool(dev.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pki{server: dev.TLS, device: &tls.Config{RootCAs: pool}}
-}
-
-// relay is a real relay node on loopback with an HTTPS client trusting it.
-type relay struct {
-	t    *testing.T
-	addr string // HOST:PORT, TCP and UDP
-	http *http.Client
-	stop func() // drains the relay and waits for Run to return; idempotent
+	goleak.VerifyTestMain(m, relaytest.LeakOptions...)
 }
 
 // reconnectSpread keeps go-away delays short so that reconnect tests are
 // fast; the relay draws each device's delay from [0, reconnectSpread).
 const reconnectSpread = 50 * time.Millisecond
 
-// startRelay runs a relay on listen ("127.0.0.1:0" or a previous relay's
-// address) until stop or the end of the test.
-func startRelay(t *testing.T, p pki, listen string) *relay {
+// startRelay runs a relay on loopback, with reconnectSpread, until it is
+// stopped or the test ends.
+func startRelay(t *testing.T) *relaytest.Relay {
 	t.Helper()
-	r, err := server.New(server.Config{
-		Listen:          listen,
-		TLS:             p.server,
-		ReconnectSpread: reconnectSpread,
-		// Tests may end relays with devices still connected; do not wait.
-		DrainTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: p.device.Clone()}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	rl := &relay{t: t, addr: r.Addr().String(), http: client}
-	rl.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("relay Run: %v", err)
-			}
-			client.CloseIdleConnections()
-		})
-	}
-	t.Cleanup(rl.stop)
-	return rl
-}
-
-// post sends a webhook for the device holding token and returns status and
-// body.
-func (r *relay) post(mode, token, body string) (int, []byte) {
-	r.t.Helper()
-	q := url.Values{"mode": {mode}, "token": {token}}
-	resp, err := r.http.Post("https://"+r.addr+"/cloud?"+q.Encode(), "application/json", bytes.NewBufferString(body))
-	if err != nil {
-		r.t.Fatalf("webhook: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatalf("webhook body: %v", err)
-	}
-	return resp.StatusCode, b
+	return relaytest.Start(t, func(c *server.Config) { c.ReconnectSpread = reconnectSpread })
 }
 
 // wantStatus posts {"text":"x"} with token and checks the status.
-func (r *relay) wantStatus(token string, want int) []byte {
-	r.t.Helper()
-	status, body := r.post("notify", token, `{"text":"x"}`)
+func wantStatus(t *testing.T, r *relaytest.Relay, token string, want int) []byte {
+	t.Helper()
+	status, body := r.Post(t, "notify", token, `{"text":"x"}`)
 	if status != want {
-		r.t.Fatalf("webhook to %s: %d %s; want %d", r.addr, status, body, want)
+		t.Fatalf("webhook to %s: %d %s; want %d", r.Addr, status, body, want)
 	}
 	return body
 }
 
-// errorCode decodes the relay's error shape {"error","code"}.
-func errorCode(t *testing.T, body []byte) string {
-	t.Helper()
-	var e struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" || e.Code == "" {
-		t.Fatalf("error body %q is not {\"error\",\"code\"}: %v", body, err)
-	}
-	return e.Code
-}
-
-// recv waits for one value from ch, bounded by waitFor.
+// recv waits for one value from ch, bounded by relaytest.WaitTimeout.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(waitFor):
-		t.Fatalf("timed out after %v waiting for %s", waitFor, what)
+	case <-time.After(relaytest.WaitTimeout):
+		t.Fatalf("timed out after %v waiting for %s", relaytest.WaitTimeout, what)
 		panic("unreachable")
 	}
 }
@@ -224,7 +125,9 @@ type agentEnv struct {
 	logs     *logSignals
 }
 
-func newAgent(t *testing.T, p pki, addr string) *agentEnv {
+// newAgent makes an Agent for the relay at addr that trusts it with
+// tlsConf (nil where nothing answers and there is nothing to trust).
+func newAgent(t *testing.T, tlsConf *tls.Config, addr string) *agentEnv {
 	t.Helper()
 	h, got := recorder()
 	e := &agentEnv{
@@ -235,7 +138,7 @@ func newAgent(t *testing.T, p pki, addr string) *agentEnv {
 	}
 	e.agent = &device.Agent{
 		Addr:    addr,
-		Options: device.Options{TLS: p.device, Agent: "device-test", LoginTimeout: agentLoginWait},
+		Options: device.Options{TLS: tlsConf, Agent: "device-test", LoginTimeout: agentLoginWait},
 		Handler: h,
 		Tokens:  e.store,
 		Backoff: device.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond},
@@ -261,8 +164,8 @@ func (e *agentEnv) run(t *testing.T) (cancel func(), result <-chan error) {
 		cancel()
 		select {
 		case <-finished:
-		case <-time.After(waitFor):
-			t.Errorf("Agent.Run did not return within %v of cancel", waitFor)
+		case <-time.After(relaytest.WaitTimeout):
+			t.Errorf("Agent.Run did not return within %v of cancel", relaytest.WaitTimeout)
 		}
 	})
 	return cancel, res

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
@@ -24,13 +25,13 @@ import (
 const protoWait = 10 * time.Second
 
 // rawDial opens a QUIC connection to the relay and does nothing else.
-func rawDial(t *testing.T, e *env) *quic.Conn {
+func rawDial(t *testing.T, e *relaytest.Relay) *quic.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), protoWait)
 	defer cancel()
-	tlsConf := e.tls.Clone()
+	tlsConf := e.TLS.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
-	c, err := quic.DialAddr(ctx, e.addr, tlsConf, &quic.Config{MaxIncomingStreams: 100})
+	c, err := quic.DialAddr(ctx, e.Addr, tlsConf, &quic.Config{MaxIncomingStreams: 100})
 	if err != nil {
 		t.Fatalf("quic dial: %v", err)
 	}
@@ -66,7 +67,7 @@ func readFrame(t *testing.T, s *quic.Stream, limit int) (wire.FrameType, []byte)
 // login dials and logs in with token, and returns the connection and its
 // control stream once the relay has welcomed the device (and so has
 // registered it).
-func login(t *testing.T, e *env, token string) (*quic.Conn, *quic.Stream) {
+func login(t *testing.T, e *relaytest.Relay, token string) (*quic.Conn, *quic.Stream) {
 	t.Helper()
 	c := rawDial(t, e)
 	ctrl := openCtrl(t, c, wire.Login{Version: wire.Version, Token: []byte(token), Agent: "proto-test"}.Append(nil))
@@ -149,7 +150,7 @@ func withLength(frame []byte) []byte {
 }
 
 func TestProtoBadFirstFrame(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := []byte(wire.NewToken())
 	cases := []struct {
 		name  string
@@ -175,13 +176,13 @@ func TestProtoBadFirstFrame(t *testing.T) {
 		s.Close()
 		expectClose(t, c, wire.CloseProtocol)
 	})
-	if n := e.relay.Router().Len(); n != 0 {
+	if n := e.Router().Len(); n != 0 {
 		t.Fatalf("router holds %d sessions after failed logins", n)
 	}
 }
 
 func TestProtoVersionRefused(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	c := rawDial(t, e)
 	ctrl := openCtrl(t, c, wire.Login{Version: 2, Token: []byte(wire.NewToken())}.Append(nil))
 	typ, p := readFrame(t, ctrl, wire.MaxControlPayload)
@@ -197,14 +198,14 @@ func TestProtoVersionRefused(t *testing.T) {
 		t.Fatalf("after REFUSE: %v; want the end of the stream", err)
 	}
 	expectClose(t, c, wire.CloseRefused)
-	if n := e.relay.Router().Len(); n != 0 {
+	if n := e.Router().Len(); n != 0 {
 		t.Fatalf("router holds %d sessions after a refused login", n)
 	}
 }
 
 func TestProtoLoginTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	e := start(t, func(c *server.Config) { c.LoginTimeout = timeout })
+	e := relaytest.Start(t, func(c *server.Config) { c.LoginTimeout = timeout })
 	lg := wire.Login{Version: wire.Version, Token: []byte(wire.NewToken())}.Append(nil)
 	cases := []struct {
 		name string
@@ -231,7 +232,7 @@ func TestProtoLoginTimeout(t *testing.T) {
 }
 
 func TestProtoBadControlFrameAfterLogin(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	cases := []struct {
 		name  string
 		frame []byte
@@ -249,13 +250,13 @@ func TestProtoBadControlFrameAfterLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 			expectClose(t, c, wire.CloseProtocol)
-			waitFor(t, func() bool { return e.relay.Router().Lookup(router.KeyOf([]byte(tok))) == nil })
+			relaytest.WaitFor(t, func() bool { return e.Router().Lookup(router.KeyOf([]byte(tok))) == nil })
 		})
 	}
 }
 
 func TestProtoMalformedReplyClosesDevice(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	valid := wire.Reply{Status: 200, Body: []byte(`{"ok":true}`)}.Append(nil)
 	cases := []struct {
 		name  string
@@ -275,16 +276,16 @@ func TestProtoMalformedReplyClosesDevice(t *testing.T) {
 			tok := wire.NewToken()
 			c, _ := login(t, e, tok)
 			done := answer(c, tc.reply)
-			status, body := e.post("notify", tok, `{"text":"hi"}`)
+			status, body := e.Post(t, "notify", tok, `{"text":"hi"}`)
 			if a := <-done; a.err != nil {
 				t.Fatalf("device side: %v", a.err)
 			}
-			if status != 502 || errorCode(t, body) != "bad_reply" {
+			if status != 502 || relaytest.ErrorCode(t, body) != "bad_reply" {
 				t.Fatalf("webhook got %d %s; want 502 bad_reply", status, body)
 			}
 			expectClose(t, c, wire.CloseProtocol)
-			waitFor(t, func() bool { return e.relay.Router().Lookup(router.KeyOf([]byte(tok))) == nil })
-			if status, body := e.post("notify", tok, `{}`); status != 404 || errorCode(t, body) != "no_device" {
+			relaytest.WaitFor(t, func() bool { return e.Router().Lookup(router.KeyOf([]byte(tok))) == nil })
+			if status, body := e.Post(t, "notify", tok, `{}`); status != 404 || relaytest.ErrorCode(t, body) != "no_device" {
 				t.Fatalf("after the close: %d %s; want 404 no_device", status, body)
 			}
 		})
@@ -292,16 +293,16 @@ func TestProtoMalformedReplyClosesDevice(t *testing.T) {
 }
 
 func TestProtoNonJSONReplyKeepsDevice(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	c, _ := login(t, e, tok)
 
 	done := answer(c, wire.Reply{Status: 200, Body: []byte("shown, thanks")}.Append(nil))
-	status, body := e.post("notify", tok, `{}`)
+	status, body := e.Post(t, "notify", tok, `{}`)
 	if a := <-done; a.err != nil {
 		t.Fatalf("device side: %v", a.err)
 	}
-	if status != 502 || errorCode(t, body) != "bad_reply" {
+	if status != 502 || relaytest.ErrorCode(t, body) != "bad_reply" {
 		t.Fatalf("non-JSON reply: %d %s; want 502 bad_reply", status, body)
 	}
 	if err := c.Context().Err(); err != nil {
@@ -309,7 +310,7 @@ func TestProtoNonJSONReplyKeepsDevice(t *testing.T) {
 	}
 
 	done = answer(c, wire.Reply{Status: 201, Body: []byte(`{"second":true}`)}.Append(nil))
-	status, body = e.post("notify", tok, `{}`)
+	status, body = e.Post(t, "notify", tok, `{}`)
 	if a := <-done; a.err != nil {
 		t.Fatalf("device side, second message: %v", a.err)
 	}
@@ -319,7 +320,7 @@ func TestProtoNonJSONReplyKeepsDevice(t *testing.T) {
 }
 
 func TestProtoOneDeviceStream(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	c, _ := login(t, e, tok)
 
@@ -341,20 +342,20 @@ func TestProtoOneDeviceStream(t *testing.T) {
 
 	// The session itself is unharmed.
 	done := answer(c, wire.Reply{Status: 200, Body: []byte(`{}`)}.Append(nil))
-	status, body := e.post("notify", tok, `{}`)
+	status, body := e.Post(t, "notify", tok, `{}`)
 	if a := <-done; a.err != nil || status != 200 {
 		t.Fatalf("webhook after the refused stream: %d %s (device: %v)", status, body, a.err)
 	}
 }
 
 func TestProtoMessageFrameIsExact(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	c, _ := login(t, e, tok)
 	const mode, body = "customapp", `{"text":"Hallo \u00e9","icon":"1234","duration":10}`
 
 	done := answer(c, wire.Reply{Status: 200, Body: []byte(`{"ok":1}`)}.Append(nil))
-	status, reply := e.post(mode, tok, body)
+	status, reply := e.Post(t, mode, tok, body)
 	a := <-done
 	if a.err != nil {
 		t.Fatalf("device side: %v", a.err) // io.ReadAll: the stream did not end in a FIN

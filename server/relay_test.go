@@ -12,21 +12,22 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 )
 
 func TestWebhookReachesDevice(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	got := make(chan string, 2)
-	e.dial(tok, device.HandlerFunc(func(_ context.Context, mode string, body []byte) (int, []byte) {
+	e.Dial(t, tok, device.HandlerFunc(func(_ context.Context, mode string, body []byte) (int, []byte) {
 		got <- mode + " " + string(body)
 		return 200, []byte(`{"shown":true}`)
 	}))
 	body := `{"force":true,"icon":36,"text":"New mail","color":[255,255,255]}`
 
-	status, reply := e.post("notify", tok, body)
+	status, reply := e.Post(t, "notify", tok, body)
 	if status != 200 || string(reply) != `{"shown":true}` {
 		t.Fatalf("query token: %d %s; want 200 and the device's reply", status, reply)
 	}
@@ -35,7 +36,7 @@ func TestWebhookReachesDevice(t *testing.T) {
 	}
 
 	// The token may travel in the Authorization header instead.
-	status, reply = e.do(http.MethodPost, e.url("app", ""), body, http.Header{"Authorization": {"Bearer " + tok}})
+	status, reply = e.Do(t, http.MethodPost, e.URL("app", ""), body, http.Header{"Authorization": {"Bearer " + tok}})
 	if status != 200 || string(reply) != `{"shown":true}` {
 		t.Fatalf("bearer token: %d %s", status, reply)
 	}
@@ -45,11 +46,11 @@ func TestWebhookReachesDevice(t *testing.T) {
 }
 
 func TestEveryModeIsDelivered(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
-	e.dial(tok, echo("d"))
+	e.Dial(t, tok, echo("d"))
 	for _, mode := range wire.Modes {
-		status, reply := e.post(mode, tok, `{"x":1}`)
+		status, reply := e.Post(t, mode, tok, `{"x":1}`)
 		var r struct{ Mode string }
 		if json.Unmarshal(reply, &r); status != 200 || r.Mode != mode {
 			t.Errorf("mode %s: %d %s", mode, status, reply)
@@ -58,9 +59,9 @@ func TestEveryModeIsDelivered(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	e := start(t, func(c *server.Config) { c.MaxBody = 1024 })
+	e := relaytest.Start(t, func(c *server.Config) { c.MaxBody = 1024 })
 	tok := wire.NewToken()
-	e.dial(tok, echo("d"))
+	e.Dial(t, tok, echo("d"))
 	other := wire.NewToken()
 	cases := []struct {
 		name, method, url, body string
@@ -68,35 +69,35 @@ func TestRefusals(t *testing.T) {
 		status                  int
 		code                    string
 	}{
-		{"no mode", "POST", e.url("", tok), `{}`, nil, 400, "mode_missing"},
-		{"unknown mode", "POST", e.url("reboot", tok), `{}`, nil, 400, "bad_mode"},
-		{"no token", "POST", e.url("notify", ""), `{}`, nil, 400, "token_missing"},
-		{"short token", "POST", e.url("notify", "abc"), `{}`, nil, 400, "bad_token"},
-		{"weak token", "POST", e.url("notify", strings.Repeat("ab", 15)), `{}`, nil, 400, "bad_token"},
-		{"bad chars", "POST", e.url("notify", tok[:30]+"!!!!"), `{}`, nil, 400, "bad_token"},
-		{"not bearer", "POST", e.url("notify", ""), `{}`, http.Header{"Authorization": {"Basic " + tok}}, 400, "bad_token"},
-		{"conflict", "POST", e.url("notify", tok), `{}`, http.Header{"Authorization": {"Bearer " + other}}, 400, "token_conflict"},
-		{"bad json", "POST", e.url("notify", tok), `{"text":`, nil, 400, "bad_json"},
-		{"empty body", "POST", e.url("notify", tok), ``, nil, 400, "bad_json"},
-		{"no device", "POST", e.url("notify", other), `{}`, nil, 404, "no_device"},
-		{"GET", "GET", e.url("notify", tok), ``, nil, 405, "method_not_allowed"},
-		{"PUT", "PUT", e.url("notify", tok), `{}`, nil, 405, "method_not_allowed"},
-		{"other path", "POST", "https://" + e.addr + "/api/notify?mode=notify&token=" + tok, `{}`, nil, 404, "not_found"},
-		{"too large", "POST", e.url("notify", tok), `{"text":"` + strings.Repeat("x", 1100) + `"}`, nil, 413, "too_large"},
+		{"no mode", "POST", e.URL("", tok), `{}`, nil, 400, "mode_missing"},
+		{"unknown mode", "POST", e.URL("reboot", tok), `{}`, nil, 400, "bad_mode"},
+		{"no token", "POST", e.URL("notify", ""), `{}`, nil, 400, "token_missing"},
+		{"short token", "POST", e.URL("notify", "abc"), `{}`, nil, 400, "bad_token"},
+		{"weak token", "POST", e.URL("notify", strings.Repeat("ab", 15)), `{}`, nil, 400, "bad_token"},
+		{"bad chars", "POST", e.URL("notify", tok[:30]+"!!!!"), `{}`, nil, 400, "bad_token"},
+		{"not bearer", "POST", e.URL("notify", ""), `{}`, http.Header{"Authorization": {"Basic " + tok}}, 400, "bad_token"},
+		{"conflict", "POST", e.URL("notify", tok), `{}`, http.Header{"Authorization": {"Bearer " + other}}, 400, "token_conflict"},
+		{"bad json", "POST", e.URL("notify", tok), `{"text":`, nil, 400, "bad_json"},
+		{"empty body", "POST", e.URL("notify", tok), ``, nil, 400, "bad_json"},
+		{"no device", "POST", e.URL("notify", other), `{}`, nil, 404, "no_device"},
+		{"GET", "GET", e.URL("notify", tok), ``, nil, 405, "method_not_allowed"},
+		{"PUT", "PUT", e.URL("notify", tok), `{}`, nil, 405, "method_not_allowed"},
+		{"other path", "POST", "https://" + e.Addr + "/api/notify?mode=notify&token=" + tok, `{}`, nil, 404, "not_found"},
+		{"too large", "POST", e.URL("notify", tok), `{"text":"` + strings.Repeat("x", 1100) + `"}`, nil, 413, "too_large"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			status, body := e.do(c.method, c.url, c.body, c.hdr)
+			status, body := e.Do(t, c.method, c.url, c.body, c.hdr)
 			if status != c.status {
 				t.Fatalf("status %d (%s), want %d", status, body, c.status)
 			}
-			if code := errorCode(t, body); code != c.code {
+			if code := relaytest.ErrorCode(t, body); code != c.code {
 				t.Fatalf("code %q, want %q", code, c.code)
 			}
 		})
 	}
 	// A body just under the limit still goes through.
-	if status, body := e.post("notify", tok, `{"t":"`+strings.Repeat("x", 1000)+`"}`); status != 200 {
+	if status, body := e.Post(t, "notify", tok, `{"t":"`+strings.Repeat("x", 1000)+`"}`); status != 200 {
 		t.Fatalf("body under the limit: %d %s", status, body)
 	}
 }
@@ -118,23 +119,23 @@ func (b *blocker) HandleMessage(_ context.Context, _ string, body []byte) (int, 
 }
 
 func TestBusyDeviceGets503(t *testing.T) {
-	e := start(t, func(c *server.Config) { c.MaxInflight = 2 })
+	e := relaytest.Start(t, func(c *server.Config) { c.MaxInflight = 2 })
 	tok := wire.NewToken()
 	b := newBlocker()
-	e.dial(tok, b)
+	e.Dial(t, tok, b)
 
 	var wg sync.WaitGroup
 	statuses := make(chan int, 2)
 	for i := range 2 {
 		wg.Go(func() {
-			s, _ := e.post("notify", tok, fmt.Sprintf(`{"n":%d}`, i))
+			s, _ := e.Post(t, "notify", tok, fmt.Sprintf(`{"n":%d}`, i))
 			statuses <- s
 		})
 	}
 	<-b.arrived
 	<-b.arrived // both in flight now
-	req, _ := http.NewRequest("POST", e.url("notify", tok), strings.NewReader(`{"n":3}`))
-	resp, err := e.http.Do(req)
+	req, _ := http.NewRequest("POST", e.URL("notify", tok), strings.NewReader(`{"n":3}`))
+	resp, err := e.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,71 +152,71 @@ func TestBusyDeviceGets503(t *testing.T) {
 		}
 	}
 	// Capacity is back once the messages are answered.
-	if s, body := e.post("notify", tok, `{}`); s != 200 {
+	if s, body := e.Post(t, "notify", tok, `{}`); s != 200 {
 		t.Fatalf("after release: %d %s", s, body)
 	}
 }
 
 func TestSilentDeviceGets504(t *testing.T) {
-	e := start(t, func(c *server.Config) { c.AckTimeout = 300 * time.Millisecond })
+	e := relaytest.Start(t, func(c *server.Config) { c.AckTimeout = 300 * time.Millisecond })
 	tok := wire.NewToken()
 	b := newBlocker()
 	defer close(b.release)
-	e.dial(tok, b)
-	status, body := e.post("notify", tok, `{}`)
-	if status != 504 || errorCode(t, body) != "timeout" {
+	e.Dial(t, tok, b)
+	status, body := e.Post(t, "notify", tok, `{}`)
+	if status != 504 || relaytest.ErrorCode(t, body) != "timeout" {
 		t.Fatalf("%d %s; want 504 timeout", status, body)
 	}
 }
 
 func TestDeviceVanishingGets502(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	b := newBlocker()
 	defer close(b.release)
-	c, _ := e.dial(tok, b)
+	c, _ := e.Dial(t, tok, b)
 	go func() {
 		<-b.arrived
 		c.Close()
 	}()
-	status, body := e.post("notify", tok, `{}`)
-	if status != 502 || errorCode(t, body) != "device_gone" {
+	status, body := e.Post(t, "notify", tok, `{}`)
+	if status != 502 || relaytest.ErrorCode(t, body) != "device_gone" {
 		t.Fatalf("%d %s; want 502 device_gone", status, body)
 	}
 	// The session is gone from the router: the next webhook is a 404.
-	waitFor(t, func() bool { return e.relay.Router().Len() == 0 })
-	if status, body := e.post("notify", tok, `{}`); status != 404 {
+	relaytest.WaitFor(t, func() bool { return e.Router().Len() == 0 })
+	if status, body := e.Post(t, "notify", tok, `{}`); status != 404 {
 		t.Fatalf("after disconnect: %d %s", status, body)
 	}
 }
 
 func TestDeviceErrorStatusPassesThrough(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
-	e.dial(tok, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) {
+	e.Dial(t, tok, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) {
 		return 502, []byte(`{"error":"clock unreachable","code":"clock_unreachable"}`)
 	}))
-	status, body := e.post("notify", tok, `{}`)
-	if status != 502 || errorCode(t, body) != "clock_unreachable" {
+	status, body := e.Post(t, "notify", tok, `{}`)
+	if status != 502 || relaytest.ErrorCode(t, body) != "clock_unreachable" {
 		t.Fatalf("%d %s; want the device's 502", status, body)
 	}
 }
 
 func TestRotation(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	old, next := wire.NewToken(), wire.NewToken()
-	c, _ := e.dial(old, echo("d"))
-	if s, _ := e.post("notify", old, `{}`); s != 200 {
+	c, _ := e.Dial(t, old, echo("d"))
+	if s, _ := e.Post(t, "notify", old, `{}`); s != 200 {
 		t.Fatalf("before rotation: %d", s)
 	}
 	if err := c.Rotate(context.Background(), next); err != nil {
 		t.Fatal(err)
 	}
 	// Rotate returned, so the relay has switched: no waiting.
-	if s, body := e.post("notify", old, `{}`); s != 404 || errorCode(t, body) != "no_device" {
+	if s, body := e.Post(t, "notify", old, `{}`); s != 404 || relaytest.ErrorCode(t, body) != "no_device" {
 		t.Fatalf("old token after rotation: %d %s", s, body)
 	}
-	if s, body := e.post("notify", next, `{}`); s != 200 {
+	if s, body := e.Post(t, "notify", next, `{}`); s != 200 {
 		t.Fatalf("new token after rotation: %d %s", s, body)
 	}
 
@@ -225,41 +226,41 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("rotate to a malformed token: %v", err)
 	}
 	taken := wire.NewToken()
-	e.dial(taken, echo("other"))
+	e.Dial(t, taken, echo("other"))
 	if err := c.Rotate(context.Background(), taken); !errors.As(err, &re) || re.Reason != wire.ReasonInUse {
 		t.Fatalf("rotate to a token in use: %v", err)
 	}
-	if s, body := e.post("notify", next, `{}`); s != 200 || !strings.Contains(string(body), `"device":"d"`) {
+	if s, body := e.Post(t, "notify", next, `{}`); s != 200 || !strings.Contains(string(body), `"device":"d"`) {
 		t.Fatalf("after refused rotations: %d %s", s, body)
 	}
-	if s, body := e.post("notify", taken, `{}`); s != 200 || !strings.Contains(string(body), `"device":"other"`) {
+	if s, body := e.Post(t, "notify", taken, `{}`); s != 200 || !strings.Contains(string(body), `"device":"other"`) {
 		t.Fatalf("the other device lost its token: %d %s", s, body)
 	}
 }
 
 func TestTakeover(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
-	_, first := e.dial(tok, echo("first"))
-	if _, body := e.post("notify", tok, `{}`); !strings.Contains(string(body), `"first"`) {
+	_, first := e.Dial(t, tok, echo("first"))
+	if _, body := e.Post(t, "notify", tok, `{}`); !strings.Contains(string(body), `"first"`) {
 		t.Fatalf("before takeover: %s", body)
 	}
-	e.dial(tok, echo("second"))
+	e.Dial(t, tok, echo("second"))
 	if err := <-first; !errors.Is(err, device.ErrReplaced) {
 		t.Fatalf("first session ended with %v, want ErrReplaced", err)
 	}
-	if s, body := e.post("notify", tok, `{}`); s != 200 || !strings.Contains(string(body), `"second"`) {
+	if s, body := e.Post(t, "notify", tok, `{}`); s != 200 || !strings.Contains(string(body), `"second"`) {
 		t.Fatalf("after takeover: %d %s", s, body)
 	}
-	if n := e.relay.Router().Len(); n != 1 {
+	if n := e.Router().Len(); n != 1 {
 		t.Fatalf("router holds %d sessions, want 1", n)
 	}
 }
 
 func TestLoginRefused(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	for _, tok := range []string{"", "short", strings.Repeat("ab", 15), strings.Repeat("x", 129)} {
-		_, err := device.Dial(context.Background(), e.addr, tok, device.Options{TLS: e.tls})
+		_, err := device.Dial(context.Background(), e.Addr, tok, device.Options{TLS: e.TLS})
 		var re *device.RefusedError
 		if !errors.As(err, &re) || re.Reason != wire.ReasonToken || !re.Permanent() {
 			t.Errorf("token %q: %v; want a permanent bad_token refusal", tok, err)
@@ -271,13 +272,13 @@ func TestLoginRefused(t *testing.T) {
 // devices and checks each arrives exactly once, at the right device.
 func TestThousandMessagesExactlyOnce(t *testing.T) {
 	const devices, messages = 100, 1000
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tokens := make([]string, devices)
 	var mu sync.Mutex
 	seen := make(map[int][]int) // message id -> devices that got it
 	for d := range devices {
 		tokens[d] = wire.NewToken()
-		e.dial(tokens[d], device.HandlerFunc(func(_ context.Context, _ string, body []byte) (int, []byte) {
+		e.Dial(t, tokens[d], device.HandlerFunc(func(_ context.Context, _ string, body []byte) (int, []byte) {
 			var m struct{ ID int }
 			if err := json.Unmarshal(body, &m); err != nil {
 				return 400, []byte(`{"error":"bad"}`)
@@ -293,7 +294,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	for range 32 {
 		wg.Go(func() {
 			for id := range ids {
-				s, body := e.post("notify", tokens[id%devices], fmt.Sprintf(`{"id":%d,"text":"m"}`, id))
+				s, body := e.Post(t, "notify", tokens[id%devices], fmt.Sprintf(`{"id":%d,"text":"m"}`, id))
 				if want := fmt.Sprintf(`{"id":%d,"device":%d}`, id, id%devices); s != 200 || string(body) != want {
 					t.Errorf("message %d: %d %s, want 200 %s", id, s, body, want)
 				}
@@ -318,8 +319,8 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	e := start(t, nil)
-	admin := "http://" + e.relay.AdminAddr().String()
+	e := relaytest.Start(t, nil)
+	admin := "http://" + e.AdminAddr().String()
 	for _, p := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(admin + p)
 		if err != nil {
@@ -333,9 +334,9 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestShutdownSendsDevicesAway(t *testing.T) {
-	e := start(t, func(c *server.Config) { c.ReconnectSpread = 3 * time.Second })
-	_, served := e.dial(wire.NewToken(), echo("d"))
-	e.stop()
+	e := relaytest.Start(t, func(c *server.Config) { c.ReconnectSpread = 3 * time.Second })
+	_, served := e.Dial(t, wire.NewToken(), echo("d"))
+	e.Stop()
 	var ga *device.GoAwayError
 	if err := <-served; !errors.As(err, &ga) || ga.Reason != wire.ReasonDraining || ga.ReconnectAfter >= 3*time.Second {
 		t.Fatalf("device saw %v; want a draining go-away within the spread", err)
@@ -343,16 +344,16 @@ func TestShutdownSendsDevicesAway(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
-	e := start(t, nil)
+	e := relaytest.Start(t, nil)
 	tok, next := wire.NewToken(), wire.NewToken()
-	c, _ := e.dial(tok, echo("d"))
+	c, _ := e.Dial(t, tok, echo("d"))
 	body := `{"text":"secret-body-` + wire.NewToken() + `"}`
-	e.post("notify", tok, body)
+	e.Post(t, "notify", tok, body)
 	c.Rotate(context.Background(), next)
-	e.post("notify", next, body)
-	e.post("notify", tok, body)
-	e.stop()
-	logs := e.logs.String()
+	e.Post(t, "notify", next, body)
+	e.Post(t, "notify", tok, body)
+	e.Stop()
+	logs := e.Logs.String()
 	if logs == "" {
 		t.Fatal("the relay logged nothing at debug level; the scan would prove nothing")
 	}
@@ -360,17 +361,5 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("relay log contains %q:\n%s", secret, logs)
 		}
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 5 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

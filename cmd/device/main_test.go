@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -11,84 +9,49 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/pixelrelay/relay/certs"
-	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/wire"
+	"go.uber.org/goleak"
 )
 
-// lockedBuffer is an io.Writer the agent and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, relaytest.LeakOptions...)
 }
 
 type fixture struct {
-	addr, caFile, tokenFile string
-	client                  *http.Client
-	stdout, stderr          *lockedBuffer
-	hup                     chan os.Signal
+	relay          *relaytest.Relay
+	tokenFile      string
+	stdout, stderr *relaytest.Buffer // shared with the agent
+	hup            chan os.Signal
 }
 
 // startRelayAndAgent runs a relay and the device command (in process, with
 // its real flag parsing) and waits until the agent's token is routable.
 func startRelayAndAgent(t *testing.T, extra ...string) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	dev, err := certs.LoadOrCreateDev(filepath.Join(dir, "relay-state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := server.New(server.Config{Listen: "127.0.0.1:0", TLS: dev.TLS, DrainTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- r.Run(ctx) }()
-	pool, err := certs.CAPool(dev.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := relaytest.Start(t, nil)
 	f := &fixture{
-		addr:      r.Addr().String(),
-		caFile:    dev.CAFile,
-		tokenFile: filepath.Join(dir, "token"),
-		client:    &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-		stdout:    &lockedBuffer{},
-		stderr:    &lockedBuffer{},
+		relay:     r,
+		tokenFile: filepath.Join(t.TempDir(), "token"),
+		stdout:    &relaytest.Buffer{},
+		stderr:    &relaytest.Buffer{},
 		hup:       make(chan os.Signal, 1),
 	}
-	args := append([]string{"--relay", f.addr, "--ca", f.caFile, "--token-file", f.tokenFile}, extra...)
-	agentCtx, stopAgent := context.WithCancel(context.Background())
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- run(agentCtx, args, f.stdout, f.stderr, f.hup) }()
+	args := append([]string{"--relay", r.Addr, "--ca", r.CAFile, "--token-file", f.tokenFile}, extra...)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, f.stdout, f.stderr, f.hup) }()
+	// Registered after the relay's Stop, so it runs before it.
 	t.Cleanup(func() {
-		stopAgent()
-		if err := <-agentDone; err != nil {
+		stop()
+		if err := <-done; err != nil {
 			t.Errorf("device run: %v", err)
 		}
-		cancel()
-		<-relayDone
-		f.client.CloseIdleConnections()
 	})
-	waitFor(t, func() bool { return r.Router().Len() == 1 })
+	relaytest.WaitFor(t, func() bool { return r.Router().Len() == 1 })
 	return f
 }
 
@@ -103,13 +66,8 @@ func (f *fixture) token(t *testing.T) string {
 
 func (f *fixture) post(t *testing.T, token, body string) (int, string) {
 	t.Helper()
-	resp, err := f.client.Post("https://"+f.addr+"/cloud?mode=notify&token="+token, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	status, b := f.relay.Post(t, "notify", token, body)
+	return status, string(b)
 }
 
 func TestAgentPrintsMessagesAndRotatesOnSIGHUP(t *testing.T) {
@@ -132,7 +90,7 @@ func TestAgentPrintsMessagesAndRotatesOnSIGHUP(t *testing.T) {
 	}
 
 	f.hup <- syscall.SIGHUP
-	waitFor(t, func() bool { return f.token(t) != tok })
+	relaytest.WaitFor(t, func() bool { return f.token(t) != tok })
 	next := f.token(t)
 	// The file changes after the relay confirmed the rotation.
 	if status, _ := f.post(t, tok, `{}`); status != 404 {
@@ -188,16 +146,5 @@ func TestFlagErrors(t *testing.T) {
 	o, err := parse(nil, io.Discard)
 	if err != nil || o.relay != "relay.example:443" {
 		t.Fatalf("DEVICE_RELAY: %v %+v", err, o)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pixelrelay/relay/internal/relaytest"
 )
 
 func TestHelpNamesEveryEnvVar(t *testing.T) {
@@ -54,20 +55,22 @@ func TestBadFlags(t *testing.T) {
 func TestRunServesAndStops(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &relaytest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "st")}, logs)
 	}()
-	admin := regexp.MustCompile(`admin=(127\.0\.0\.1:\d+)`)
-	deadline := time.Now().Add(10 * time.Second)
-	var m []string
-	for m = admin.FindStringSubmatch(logs.String()); m == nil; m = admin.FindStringSubmatch(logs.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("relay did not log its admin address:\n%s", logs.String())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("relay log:\n%s", logs)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	admin := regexp.MustCompile(`admin=(127\.0\.0\.1:\d+)`)
+	var m []string
+	relaytest.WaitFor(t, func() bool {
+		m = admin.FindStringSubmatch(logs.String())
+		return m != nil
+	})
 	resp, err := http.Get("http://" + m[1] + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -83,22 +86,4 @@ func TestRunServesAndStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer lets the test read logs the relay writes from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

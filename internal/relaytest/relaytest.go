@@ -1,0 +1,148 @@
+// Package relaytest runs real relays on loopback for tests and benchmarks,
+// as net/http/httptest does for HTTP servers.
+//
+// A test starts a relay with Start, talks to it over HTTPS (Post, Do) and
+// QUIC (Dial), and leaves the rest to tb.Cleanup:
+//
+//	r := relaytest.Start(t, func(c *server.Config) { c.MaxBody = 1024 })
+//	r.Dial(t, tok, handler)
+//	status, body := r.Post(t, "notify", tok, `{"text":"hi"}`)
+//
+// Only tests and benchmarks import this package.
+package relaytest
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/server"
+)
+
+// drainTimeout bounds a test relay's shutdown. Tests end relays with devices
+// still connected and must not wait the production default for them.
+const drainTimeout = 2 * time.Second
+
+// Relay is a relay node serving on loopback until Stop or the end of the
+// test that started it. The exported fields are static after Start; the
+// Addr field is the embedded server.Relay's Addr().String().
+type Relay struct {
+	*server.Relay
+
+	Addr   string       // HOST:PORT, TCP (HTTPS) and UDP (QUIC)
+	CAFile string       // the development CA, PEM
+	TLS    *tls.Config  // trusts the relay's dev CA, for devices and HTTPS clients; Clone to modify
+	HTTP   *http.Client // HTTPS client trusting the relay
+	Logs   *Buffer      // everything the relay logged, at debug level (unless mutate set Logger)
+
+	tb     testing.TB
+	cfg    server.Config // as started; Restart reuses it
+	ownLog bool          // cfg.Logger writes to Logs (mutate did not replace it)
+	cancel context.CancelFunc
+	done   chan error // Run's result
+	once   sync.Once  // guards Stop
+}
+
+// Start runs a relay with a development PKI in tb.TempDir(), listening on
+// 127.0.0.1:0 (admin too) with a short DrainTimeout. mutate, if not nil,
+// adjusts the configuration before the relay is created. Stop is
+// registered with tb.Cleanup.
+func Start(tb testing.TB, mutate func(*server.Config)) *Relay {
+	tb.Helper()
+	dev, err := certs.LoadOrCreateDev(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("relaytest: dev PKI: %v", err)
+	}
+	pool, err := certs.CAPool(dev.CAFile)
+	if err != nil {
+		tb.Fatalf("relaytest: CA pool: %v", err)
+	}
+	logs := &Buffer{}
+	cfg := server.Config{
+		Listen:       "127.0.0.1:0",
+		Admin:        "127.0.0.1:0",
+		TLS:          dev.TLS,
+		Logger:       debugLogger(logs),
+		DrainTimeout: drainTimeout,
+	}
+	logger := cfg.Logger
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r := &Relay{CAFile: dev.CAFile, TLS: &tls.Config{RootCAs: pool}, Logs: logs, cfg: cfg, ownLog: cfg.Logger == logger}
+	r.run(tb)
+	return r
+}
+
+// Restart stops r and starts a new relay on the same address with the same
+// certificates and configuration, and fresh Logs. Devices that trusted r
+// trust the new relay.
+func (r *Relay) Restart(tb testing.TB) *Relay {
+	tb.Helper()
+	r.Stop()
+	next := &Relay{CAFile: r.CAFile, TLS: r.TLS, Logs: &Buffer{}, cfg: r.cfg, ownLog: r.ownLog}
+	next.cfg.Listen = r.Addr
+	if next.ownLog {
+		next.cfg.Logger = debugLogger(next.Logs)
+	}
+	next.run(tb)
+	return next
+}
+
+func debugLogger(b *Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// run creates the relay from r.cfg and serves it in the background.
+func (r *Relay) run(tb testing.TB) {
+	tb.Helper()
+	s, err := server.New(r.cfg)
+	if err != nil {
+		tb.Fatalf("relaytest: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Relay, r.tb, r.cancel, r.done = s, tb, cancel, make(chan error, 1)
+	r.Addr = s.Addr().String()
+	// Tests post from dozens of goroutines at once; keep their connections.
+	r.HTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: r.TLS.Clone(), MaxIdleConnsPerHost: 64}}
+	go func() { r.done <- s.Run(ctx) }()
+	tb.Cleanup(r.Stop)
+}
+
+// Stop drains the relay and waits for Run to return, reporting its error
+// through the test that started the relay. It is idempotent.
+func (r *Relay) Stop() {
+	r.once.Do(func() {
+		r.cancel()
+		if err := <-r.done; err != nil {
+			r.tb.Errorf("relay Run: %v", err)
+		}
+		r.HTTP.CloseIdleConnections()
+	})
+}
+
+// Dial logs a device in with token and serves h until the end of the test.
+// The returned channel yields Serve's result.
+func (r *Relay) Dial(tb testing.TB, token string, h device.Handler) (*device.Conn, <-chan error) {
+	tb.Helper()
+	c, err := device.Dial(context.Background(), r.Addr, token, device.Options{TLS: r.TLS, Agent: "test"})
+	if err != nil {
+		tb.Fatalf("device dial: %v", err)
+	}
+	served, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(done)
+		served <- c.Serve(context.Background(), h)
+	}()
+	tb.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return c, served
+}

@@ -1,0 +1,103 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// deliverFunc lets a unit test decide what "the device" answers; the whole
+// path over real sockets is tested in package server.
+type deliverFunc func(context.Context, router.Key, router.Message) (router.Reply, error)
+
+func (f deliverFunc) Deliver(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
+	return f(ctx, k, m)
+}
+
+func serve(h *Handler, method, uri, auth, body string) *fasthttp.RequestCtx {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(method)
+	ctx.Request.SetRequestURI(uri)
+	if auth != "" {
+		ctx.Request.Header.Set("Authorization", auth)
+	}
+	ctx.Request.SetBodyString(body)
+	h.ServeHTTP(&ctx)
+	return &ctx
+}
+
+func code(t *testing.T, ctx *fasthttp.RequestCtx) string {
+	t.Helper()
+	var e struct{ Error, Code string }
+	if err := json.Unmarshal(ctx.Response.Body(), &e); err != nil || e.Error == "" || e.Code == "" {
+		t.Fatalf("body %q is not the error shape", ctx.Response.Body())
+	}
+	return e.Code
+}
+
+func TestDeliveryOutcomesMapToStatuses(t *testing.T) {
+	tok := wire.NewToken()
+	for _, c := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{router.ErrNoDevice, 404, "no_device"},
+		{router.ErrBusy, 503, "busy"},
+		{router.ErrTimeout, 504, "timeout"},
+		{router.ErrGone, 502, "device_gone"},
+		{fmt.Errorf("%w: detail", router.ErrBadReply), 502, "bad_reply"},
+		{fmt.Errorf("surprise"), 500, "internal"},
+	} {
+		h := New(deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
+			return router.Reply{}, c.err
+		}), Config{})
+		ctx := serve(h, "POST", "/cloud?mode=notify&token="+tok, "", `{}`)
+		if ctx.Response.StatusCode() != c.status || code(t, ctx) != c.code {
+			t.Errorf("%v: %d %s; want %d %s", c.err, ctx.Response.StatusCode(), ctx.Response.Body(), c.status, c.code)
+		}
+		if c.status == 503 && string(ctx.Response.Header.Peek("Retry-After")) != "1" {
+			t.Errorf("busy without Retry-After")
+		}
+	}
+}
+
+func TestHandlerPassesModeKeyAndBody(t *testing.T) {
+	tok := wire.NewToken()
+	var got router.Message
+	var gotKey router.Key
+	h := New(deliverFunc(func(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("delivery context has no deadline")
+		}
+		got, gotKey = router.Message{Mode: m.Mode, Body: append([]byte(nil), m.Body...)}, k
+		return router.Reply{Status: 201, Body: []byte(`{"ok":1}`)}, nil
+	}), Config{})
+	ctx := serve(h, "POST", "/cloud?mode=draw", "Bearer "+tok, `{"draw":[]}`)
+	if ctx.Response.StatusCode() != 201 || string(ctx.Response.Body()) != `{"ok":1}` {
+		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if got.Mode != "draw" || string(got.Body) != `{"draw":[]}` || gotKey != router.KeyOf([]byte(tok)) {
+		t.Fatalf("delivered %+v with the wrong key or body", got)
+	}
+	if ct := string(ctx.Response.Header.ContentType()); ct != "application/json" {
+		t.Fatalf("content type %q", ct)
+	}
+}
+
+func TestDrainingRefusesWithRetryAfter(t *testing.T) {
+	h := New(deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
+		t.Fatal("delivered while draining")
+		return router.Reply{}, nil
+	}), Config{})
+	h.Drain()
+	ctx := serve(h, "POST", "/cloud?mode=notify&token="+wire.NewToken(), "", `{}`)
+	if ctx.Response.StatusCode() != 503 || code(t, ctx) != "draining" || len(ctx.Response.Header.Peek("Retry-After")) == 0 {
+		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+}

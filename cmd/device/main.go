@@ -19,15 +19,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/pixelrelay/relay/awtrix"
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/flagenv"
 )
 
 const envPrefix = "DEVICE"
@@ -69,20 +68,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.keepAlive, "keepalive", device.DefaultKeepAlive, "QUIC keep-alive period; below your NAT's UDP timeout")
 	fs.DurationVar(&o.backoffMax, "backoff-max", device.DefaultBackoffMax, "longest wait between reconnect attempts")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: device [flags]\n\nConnects a clock to the relay. Every flag can also come from the environment variable named beside it.\nSIGHUP rotates the token.\n\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			name, help := flag.UnquoteUsage(f)
-			env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-			fmt.Fprintf(w, "  --%s %s   (%s)\n    \t%s (default %q)\n", f.Name, name, env, help, f.DefValue)
-		})
-	}
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGHUP rotates the token."); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.forwardAPI != "v2" && o.forwardAPI != "v3" {
 		return nil, fmt.Errorf("--forward-api %q: want v2 or v3", o.forwardAPI)

@@ -14,11 +14,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
-	"github.com/peterbourgon/ff/v3"
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
@@ -71,13 +70,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", server.DefaultReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
-	fs.Usage = func() { usage(fs) }
-
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if (o.certFile == "") != (o.keyFile == "") {
 		return nil, errors.New("--cert and --key go together")
@@ -97,20 +91,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--max-body must be at most %d", server.MaxBodyLimit)
 	}
 	return o, nil
-}
-
-func usage(fs *flag.FlagSet) {
-	w := fs.Output()
-	fmt.Fprintf(w, "Usage: relay [flags]\n\nA cloud relay for AWTRIX-style pixel clocks behind NAT.\nEvery flag can also come from the environment variable named beside it.\n\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		name, help := flag.UnquoteUsage(f)
-		env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		fmt.Fprintf(w, "  --%s %s   (%s)\n    \t%s", f.Name, name, env, help)
-		if f.DefValue != "" {
-			fmt.Fprintf(w, " (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {

@@ -23,6 +23,10 @@ type Dev struct {
 	CAFingerprint string      // SHA-256 of the CA certificate DER, uppercase hex pairs joined by ':'
 	TLS           *tls.Config // server config holding the server certificate (no NextProtos set)
 	Created       bool        // true when this call created the CA (first start)
+
+	// ca is the CA pair (key included) that ShortLived signs with. Static
+	// after construction.
+	ca tls.Certificate
 }
 
 // File names inside the development directory.
@@ -77,6 +81,7 @@ func loadOrCreateDev(dir string, now time.Time) (*Dev, error) {
 		CAFingerprint: Fingerprint(ca.Certificate[0]),
 		TLS:           serverConfig(server),
 		Created:       created,
+		ca:            ca,
 	}, nil
 }
 
@@ -154,11 +159,17 @@ func issueCA(now time.Time) (tls.Certificate, error) {
 	return issue(tmpl, nil)
 }
 
-// issueServer signs a server certificate valid from now for a year, or
-// until the CA expires if that is sooner: a certificate outliving its CA
-// would not verify anyway.
+// issueServer signs a server certificate valid from now for a year.
 func issueServer(ca tls.Certificate, now time.Time) (tls.Certificate, error) {
-	notAfter := now.AddDate(1, 0, 0)
+	return issueLeaf(ca, now.Add(-backdate), now.AddDate(1, 0, 0))
+}
+
+// issueLeaf signs a server certificate for localhost, 127.0.0.1 and ::1,
+// valid from notBefore to notAfter, or until the CA expires if that is
+// sooner: a certificate outliving its CA would not verify anyway. The
+// server.pem certificate and the short-lived ones both come from here, so
+// they always carry the same names.
+func issueLeaf(ca tls.Certificate, notBefore, notAfter time.Time) (tls.Certificate, error) {
 	if notAfter.After(ca.Leaf.NotAfter) {
 		notAfter = ca.Leaf.NotAfter
 	}
@@ -166,7 +177,7 @@ func issueServer(ca tls.Certificate, now time.Time) (tls.Certificate, error) {
 		Subject:     pkix.Name{CommonName: "localhost"},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:   now.Add(-backdate),
+		NotBefore:   notBefore,
 		NotAfter:    notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

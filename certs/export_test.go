@@ -22,3 +22,8 @@ func WriteServerAt(dir string, now time.Time) (tls.Certificate, error) {
 	}
 	return cert, save(cert, filepath.Join(dir, serverFile), filepath.Join(dir, serverKeyFile))
 }
+
+// ShortLivedAt is Dev.ShortLived with the clock read from now.
+func ShortLivedAt(d *Dev, now func() time.Time) (*ShortLived, error) {
+	return d.shortLived(now)
+}

@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/webtransport-go"
 )
 
 // Handler answers one message with an HTTP-like status (200-599) and a JSON
@@ -46,9 +48,12 @@ type Options struct {
 	KeepAlive time.Duration
 	// LoginTimeout bounds dial plus login; default 10 s.
 	LoginTimeout time.Duration
-	// Transport, if set, dials from this shared UDP socket (the load-test
-	// swarm puts many devices on one socket).
-	Transport *quic.Transport
+	// UDP, if set, dials from this shared socket (the load-test swarm puts
+	// many devices on one socket).
+	UDP *quic.Transport
+	// WebTransport dials https://ADDR/connect over HTTP/3 instead of raw
+	// QUIC; the protocol inside is the same.
+	WebTransport bool
 }
 
 // Defaults for Options.
@@ -126,29 +131,57 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 	if opt.TLS != nil {
 		tlsConf = opt.TLS.Clone()
 	}
-	tlsConf.NextProtos = []string{wire.ALPN}
 	qconf := &quic.Config{
 		KeepAlivePeriod:       opt.KeepAlive,
 		MaxIdleTimeout:        max(2*opt.KeepAlive, 30*time.Second),
 		MaxIncomingStreams:    maxIncomingStreams,
 		MaxIncomingUniStreams: -1,
 	}
-	var qc *quic.Conn
-	var err error
-	if opt.Transport != nil {
-		var ua *net.UDPAddr
-		if ua, err = net.ResolveUDPAddr("udp", addr); err == nil {
-			qc, err = opt.Transport.Dial(ctx, ua, tlsConf, qconf)
+	dial := func(ctx context.Context, addr string, tlsConf *tls.Config, qconf *quic.Config) (*quic.Conn, error) {
+		if opt.UDP == nil {
+			return quic.DialAddr(ctx, addr, tlsConf, qconf)
 		}
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return opt.UDP.Dial(ctx, ua, tlsConf, qconf)
+	}
+	var (
+		tc      transport.Conn
+		cleanup func()
+	)
+	if opt.WebTransport {
+		// webtransport-go needs these and sets ALPN h3 itself.
+		qconf.EnableDatagrams = true
+		qconf.EnableStreamResetPartialDelivery = true
+		qconf.MaxIncomingUniStreams = 8
+		d := &webtransport.Transport{TLSClientConfig: tlsConf, QUICConfig: qconf, DialAddr: dial}
+		rsp, sess, err := d.Dial(ctx, "https://"+addr+"/connect", nil)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("device: webtransport dial %s: %w", addr, err)
+		}
+		if rsp.StatusCode != http.StatusOK {
+			d.Close()
+			return nil, fmt.Errorf("device: webtransport dial %s: HTTP %d", addr, rsp.StatusCode)
+		}
+		// The session rides on a QUIC connection of its own; end both.
+		cleanup = func() { d.Close() }
+		context.AfterFunc(sess.Context(), cleanup)
+		tc = transport.WebTransport(sess)
 	} else {
-		qc, err = quic.DialAddr(ctx, addr, tlsConf, qconf)
+		tlsConf.NextProtos = []string{wire.ALPN}
+		qc, err := dial(ctx, addr, tlsConf, qconf)
+		if err != nil {
+			return nil, fmt.Errorf("device: dial %s: %w", addr, err)
+		}
+		tc = transport.QUIC(qc)
+		cleanup = func() { qc.CloseWithError(wire.CloseNormal, "") }
 	}
+	c, err := login(ctx, tc, token, opt.Agent)
 	if err != nil {
-		return nil, fmt.Errorf("device: dial %s: %w", addr, err)
-	}
-	c, err := login(ctx, transport.QUIC(qc), token, opt.Agent)
-	if err != nil {
-		qc.CloseWithError(wire.CloseNormal, "")
+		cleanup()
 		return nil, err
 	}
 	return c, nil
@@ -363,8 +396,7 @@ func (c *Conn) closeCause(err error) error {
 			return fmt.Errorf("device: relay closed the connection (%s)", reasonByName(reason))
 		}
 	}
-	var ae *quic.ApplicationError
-	if errors.As(err, &ae) && !ae.Remote {
+	if transport.ClosedLocally(err) {
 		return ErrClosed
 	}
 	return err

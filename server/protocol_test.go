@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -319,32 +320,46 @@ func TestProtoNonJSONReplyKeepsDevice(t *testing.T) {
 	}
 }
 
-func TestProtoOneDeviceStream(t *testing.T) {
+// TestProtoExtraDeviceStreamsAreIgnored: the UDP port's one QUIC
+// configuration must let HTTP/3 callers and WebTransport pages open streams,
+// so a raw QUIC device can open some too. The relay never reads them: they
+// get no answer, cannot exceed the stream limit, and do not disturb the
+// session.
+func TestProtoExtraDeviceStreamsAreIgnored(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	c, _ := login(t, e, tok)
 
-	var limit *quic.StreamLimitReachedError
-	if s, err := c.OpenStream(); !errors.As(err, &limit) {
-		if err == nil {
-			s.CancelWrite(0)
-		}
-		t.Fatalf("second device stream: %v; want the relay's stream limit", err)
+	extra, err := c.OpenStream()
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if s, err := c.OpenStreamSync(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		if err == nil {
-			s.CancelWrite(0)
+	extra.Write(wire.Rotate{Token: []byte(wire.NewToken())}.Append(nil))
+	extra.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := extra.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("extra stream answered: %d bytes, %v; want silence", n, err)
+	}
+	var limit *quic.StreamLimitReachedError
+	opened := 2 // control and extra
+	for ; opened <= 64; opened++ {
+		s, err := c.OpenStream()
+		if errors.As(err, &limit) {
+			break
 		}
-		t.Fatalf("waiting for a second device stream: %v; want it to block until the deadline", err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte("x"))
+	}
+	if opened > 32 {
+		t.Fatalf("the device opened %d streams; the limit should stop it at 32", opened)
 	}
 
 	// The session itself is unharmed.
 	done := answer(c, wire.Reply{Status: 200, Body: []byte(`{}`)}.Append(nil))
 	status, body := e.Post(t, "notify", tok, `{}`)
 	if a := <-done; a.err != nil || status != 200 {
-		t.Fatalf("webhook after the refused stream: %d %s (device: %v)", status, body, a.err)
+		t.Fatalf("webhook after the extra streams: %d %s (device: %v)", status, body, a.err)
 	}
 }
 

@@ -21,14 +21,25 @@ import (
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/webtransport-go"
 	"github.com/valyala/fasthttp"
 )
 
 // Config configures a relay node. Zero durations and sizes take defaults.
 type Config struct {
-	Listen string      // HOST:PORT for both TCP (HTTPS) and UDP (QUIC)
+	Listen string      // HOST:PORT for both TCP (HTTPS) and UDP (QUIC, HTTP/3, WebTransport)
 	Admin  string      // HOST:PORT of the plain-HTTP admin listener; "" disables it
 	TLS    *tls.Config // the relay's certificate; NextProtos are set here
+	// UDPTLS, if set, serves the UDP side instead of TLS: in development a
+	// short-lived certificate that browsers accept by its hash.
+	UDPTLS *tls.Config
+	// CertHashes, if set, returns the SHA-256 hashes of the UDP side's
+	// certificates, which the device page passes to WebTransport as
+	// serverCertificateHashes. Nil with certificates browsers trust.
+	CertHashes func() [][32]byte
+	// AllowOrigins lists the web origins (scheme://host[:port]) whose pages
+	// may open WebTransport device sessions; the relay's own page always may.
+	AllowOrigins []string
 
 	MaxBody      int           // largest webhook body (413 above)
 	MaxInflight  int           // messages open at once per device (503 above)
@@ -103,9 +114,13 @@ type Relay struct {
 	udp   net.PacketConn
 	quicT *quic.Transport
 	quicL *quic.Listener
+	wt    *webtransport.Server // HTTP/3 and WebTransport on the QUIC listener
 	http  *fasthttp.Server
 	admin *http.Server
 	adml  net.Listener
+	conns sync.WaitGroup // HTTP/3 connections being served
+
+	altSvc string // Alt-Svc header advertising HTTP/3; static
 
 	mu       sync.Mutex // guards draining
 	draining bool
@@ -134,21 +149,19 @@ func New(cfg Config) (*Relay, error) {
 		IdleTimeout:  cfg.IdleTimeout,
 		Logger:       cfg.Logger,
 	})
-	r.hook = webhook.New(r.router, webhook.Config{AckTimeout: cfg.AckTimeout})
+	r.hook = webhook.New(r.router, webhook.Config{AckTimeout: cfg.AckTimeout, MaxBody: cfg.MaxBody})
 
 	var err error
 	if r.tcp, r.udp, err = listenPair(cfg.Listen); err != nil {
 		return nil, err
 	}
-	r.quicT = &quic.Transport{Conn: r.udp}
-	qtls := cfg.TLS.Clone()
-	qtls.NextProtos = []string{wire.ALPN}
-	if r.quicL, err = r.quicT.Listen(qtls, r.quicConfig()); err != nil {
+	r.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, r.udp.LocalAddr().(*net.UDPAddr).Port)
+	if err := r.listenQUIC(); err != nil {
 		r.closeListeners()
-		return nil, fmt.Errorf("server: quic listen: %w", err)
+		return nil, err
 	}
 	r.http = &fasthttp.Server{
-		Handler:                       r.hook.ServeHTTP,
+		Handler:                       r.serveTCP,
 		ErrorHandler:                  webhook.ServerError,
 		MaxRequestBodySize:            cfg.MaxBody,
 		ReadBufferSize:                cfg.MaxHeaderBytes,
@@ -169,22 +182,6 @@ func New(cfg Config) (*Relay, error) {
 		r.admin = &http.Server{Handler: r.adminMux(), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return r, nil
-}
-
-func (r *Relay) quicConfig() *quic.Config {
-	return &quic.Config{
-		HandshakeIdleTimeout: r.cfg.HandshakeTimeout,
-		MaxIdleTimeout:       r.cfg.IdleTimeout,
-		// Devices open exactly one stream, the control stream; every
-		// message stream is opened by the relay.
-		MaxIncomingStreams:    1,
-		MaxIncomingUniStreams: -1,
-		// Replies are at most 64 KiB; small windows keep idle sessions cheap.
-		InitialStreamReceiveWindow:     16 << 10,
-		MaxStreamReceiveWindow:         wire.MaxReplyBody + 1024,
-		InitialConnectionReceiveWindow: 32 << 10,
-		MaxConnectionReceiveWindow:     1 << 20,
-	}
 }
 
 // listenPair binds TCP and UDP on the same port. With port 0 it takes the
@@ -271,19 +268,6 @@ func (r *Relay) httpTLS() *tls.Config {
 	return t
 }
 
-func (r *Relay) acceptQUIC() error {
-	for {
-		c, err := r.quicL.Accept(context.Background())
-		if err != nil {
-			if errors.Is(err, quic.ErrServerClosed) {
-				return nil
-			}
-			return err
-		}
-		r.dev.Handle(transport.QUIC(c), "quic")
-	}
-}
-
 // shutdown drains and closes everything, bounded by DrainTimeout.
 func (r *Relay) shutdown() {
 	r.mu.Lock()
@@ -297,7 +281,9 @@ func (r *Relay) shutdown() {
 	r.quicL.Close() // no new devices; live sessions go on
 	r.dev.Drain(ctx, r.cfg.ReconnectSpread)
 	r.http.ShutdownWithContext(ctx)
+	r.wt.Close()
 	r.quicT.Close() // ends what is left
+	r.conns.Wait()
 	r.dev.Wait()
 	r.closeListeners()
 	if r.admin != nil {

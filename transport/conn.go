@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/webtransport-go"
 )
 
 // Stream is one bidirectional stream of a device connection.
@@ -95,5 +96,16 @@ func PeerCloseCode(err error) (code uint32, reason string, ok bool) {
 	if errors.As(err, &ae) && ae.Remote {
 		return uint32(ae.ErrorCode), ae.ErrorMessage, true
 	}
+	var se *webtransport.SessionError
+	if errors.As(err, &se) && se.Remote {
+		return uint32(se.ErrorCode), se.Message, true
+	}
 	return 0, "", false
+}
+
+// ClosedLocally reports whether err says this side closed the connection.
+func ClosedLocally(err error) bool {
+	var ae *quic.ApplicationError
+	var se *webtransport.SessionError
+	return errors.As(err, &ae) && !ae.Remote || errors.As(err, &se) && !se.Remote
 }

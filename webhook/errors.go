@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strconv"
 
 	"github.com/pixelrelay/relay/router"
@@ -44,6 +45,7 @@ var (
 	ErrHeaderLarge   = newError(fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large", 0)
 	ErrBadRequest    = newError(fasthttp.StatusBadRequest, "bad_request", "malformed HTTP request", 0)
 	ErrTimeoutHTTP   = newError(fasthttp.StatusRequestTimeout, "request_timeout", "request not received in time", 0)
+	ErrOrigin        = newError(fasthttp.StatusForbidden, "origin_not_allowed", "this page's origin may not connect devices; see --allow-origin", 0)
 	ErrDraining      = newError(fasthttp.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)
 	ErrInternal      = newError(fasthttp.StatusInternalServerError, "internal", "internal error", 0)
 )
@@ -74,8 +76,9 @@ func errorOr(err error, fallback *Error) *Error {
 			return m.res
 		}
 	}
+	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+	case errors.Is(err, fasthttp.ErrBodyTooLarge), errors.As(err, &tooLarge):
 		return ErrTooLarge
 	case isHeaderTooLarge(err):
 		return ErrHeaderLarge
@@ -91,6 +94,27 @@ func WriteError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorFor(
 // ServerError is fasthttp's Server.ErrorHandler: requests that fasthttp
 // could not read get the same JSON shape as every other refusal.
 func ServerError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorOr(err, ErrBadRequest)) }
+
+// WriteHTTPError answers a net/http request (HTTP/3) with err's response.
+func WriteHTTPError(w http.ResponseWriter, err error) {
+	e := errorFor(err)
+	h := w.Header()
+	setJSONHTTPHeaders(h)
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Status == http.StatusMethodNotAllowed {
+		h.Set("Allow", "POST")
+	}
+	w.WriteHeader(e.Status)
+	w.Write(e.body)
+}
+
+func setJSONHTTPHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
 
 func writeError(ctx *fasthttp.RequestCtx, e *Error) {
 	ctx.Response.Reset()

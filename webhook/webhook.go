@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -18,17 +20,24 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Path is the webhook endpoint.
+// Path is the webhook endpoint; the server routes it to ServeFastHTTP
+// (HTTPS) and ServeHTTP (HTTP/3).
 const Path = "/cloud"
 
 // Config holds the frontend's limits.
 type Config struct {
 	// AckTimeout bounds the wait for the device's reply.
 	AckTimeout time.Duration
+	// MaxBody is the largest body the HTTP/3 frontend reads (413 above);
+	// on TCP fasthttp's MaxRequestBodySize enforces it.
+	MaxBody int
 }
 
-// DefaultAckTimeout is the default for Config.AckTimeout.
-const DefaultAckTimeout = 5 * time.Second
+// Defaults for Config.
+const (
+	DefaultAckTimeout = 5 * time.Second
+	DefaultMaxBody    = 64 << 10
+)
 
 // Handler serves webhooks.
 type Handler struct {
@@ -47,39 +56,55 @@ func New(d router.Deliverer, cfg Config) *Handler {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = DefaultAckTimeout
 	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
 	return &Handler{d: d, cfg: cfg}
 }
 
 var bearer = []byte("Bearer ")
 
-// ServeHTTP is a fasthttp.RequestHandler.
-func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) != Path {
-		WriteError(ctx, ErrNotFound)
-		return
-	}
-	if !ctx.IsPost() {
-		WriteError(ctx, ErrMethod)
-		return
+// request is one webhook as a frontend read it; the slices are valid for
+// the call only.
+type request struct {
+	post  bool
+	mode  []byte // ?mode=
+	token []byte // ?token=
+	auth  []byte // Authorization header
+	body  []byte
+}
+
+// serve is the webhook logic behind both frontends: check, route, deliver.
+func (h *Handler) serve(r request) (router.Reply, error) {
+	if !r.post {
+		return router.Reply{}, ErrMethod
 	}
 	if h.draining.Load() {
-		WriteError(ctx, ErrDraining)
-		return
+		return router.Reply{}, ErrDraining
 	}
-	mode, token, err := parse(ctx)
+	mode, token, err := parse(r)
 	if err != nil {
-		WriteError(ctx, err)
-		return
+		return router.Reply{}, err
 	}
-	body := ctx.PostBody()
-	if !json.Valid(body) {
-		WriteError(ctx, ErrBadJSON)
-		return
+	if !json.Valid(r.body) {
+		return router.Reply{}, ErrBadJSON
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.AckTimeout)
+	defer cancel()
+	return h.d.Deliver(ctx, router.KeyOf(token), router.Message{Mode: mode, Body: r.body})
+}
 
-	dctx, cancel := context.WithTimeout(context.Background(), h.cfg.AckTimeout)
-	reply, err := h.d.Deliver(dctx, router.KeyOf(token), router.Message{Mode: mode, Body: body})
-	cancel()
+// ServeFastHTTP answers a webhook on the TCP frontend. The caller routes
+// only /cloud here.
+func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	reply, err := h.serve(request{
+		post:  ctx.IsPost(),
+		mode:  args.Peek("mode"),
+		token: args.Peek("token"),
+		auth:  ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
+		body:  ctx.PostBody(),
+	})
 	if err != nil {
 		WriteError(ctx, err)
 		return
@@ -89,21 +114,47 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(reply.Body)
 }
 
+// ServeHTTP answers a webhook with net/http: the HTTP/3 frontend. The caller
+// routes only /cloud here.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	var err error
+	if r.Method == http.MethodPost {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.cfg.MaxBody)))
+	}
+	var reply router.Reply
+	if err == nil {
+		q := r.URL.Query()
+		reply, err = h.serve(request{
+			post:  r.Method == http.MethodPost,
+			mode:  []byte(q.Get("mode")),
+			token: []byte(q.Get("token")),
+			auth:  []byte(r.Header.Get("Authorization")),
+			body:  body,
+		})
+	}
+	if err != nil {
+		WriteHTTPError(w, err)
+		return
+	}
+	setJSONHTTPHeaders(w.Header())
+	w.WriteHeader(reply.Status)
+	w.Write(reply.Body)
+}
+
 // parse reads the mode and the token. The token may come in the query or,
 // kept out of proxy logs, in an Authorization: Bearer header; when both are
 // given they must agree.
-func parse(ctx *fasthttp.RequestCtx) (mode string, token []byte, err error) {
-	args := ctx.QueryArgs()
-	m := args.Peek("mode")
-	if len(m) == 0 {
+func parse(r request) (mode string, token []byte, err error) {
+	if len(r.mode) == 0 {
 		return "", nil, ErrModeMissing
 	}
-	mode, ok := wire.ParseMode(m)
+	mode, ok := wire.ParseMode(r.mode)
 	if !ok {
 		return "", nil, ErrModeUnknown
 	}
-	token = args.Peek("token")
-	if auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
+	token = r.token
+	if auth := r.auth; len(auth) > 0 {
 		if !bytes.HasPrefix(auth, bearer) {
 			return "", nil, ErrTokenBad
 		}

@@ -27,7 +27,7 @@ func serve(h *Handler, method, uri, auth, body string) *fasthttp.RequestCtx {
 		ctx.Request.Header.Set("Authorization", auth)
 	}
 	ctx.Request.SetBodyString(body)
-	h.ServeHTTP(&ctx)
+	h.ServeFastHTTP(&ctx)
 	return &ctx
 }
 

@@ -51,6 +51,7 @@ type options struct {
 	tokenFile  string
 	forward    string
 	forwardAPI string
+	transport  string
 	keepAlive  time.Duration
 	backoffMax time.Duration
 	logLevel   slog.Level
@@ -61,6 +62,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("device", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.relay, "relay", "localhost:8443", "relay `HOST:PORT` (UDP)")
+	fs.StringVar(&o.transport, "transport", "quic", "quic (raw QUIC, ALPN awtrix-relay/1) or webtransport (HTTP/3 at https://RELAY/connect)")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the relay's certificate (the relay's relay-state/ca.pem in development); empty uses the system roots")
 	fs.StringVar(&o.tokenFile, "token-file", "device-token", "`file` holding the device token; created (mode 0600) on first run")
 	fs.StringVar(&o.forward, "forward", "", "base `URL` of the clock's local HTTP API, e.g. http://192.168.1.50; empty prints messages on stdout")
@@ -70,6 +72,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGHUP rotates the token."); err != nil {
 		return nil, err
+	}
+	if o.transport != "quic" && o.transport != "webtransport" {
+		return nil, fmt.Errorf("--transport %q: want quic or webtransport", o.transport)
 	}
 	if o.forwardAPI != "v2" && o.forwardAPI != "v3" {
 		return nil, fmt.Errorf("--forward-api %q: want v2 or v3", o.forwardAPI)
@@ -111,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 
 	agent := &device.Agent{
 		Addr:    o.relay,
-		Options: device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive},
+		Options: device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive, WebTransport: o.transport == "webtransport"},
 		Handler: h,
 		Tokens:  store,
 		Backoff: device.Backoff{Max: o.backoffMax},

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/pixelrelay/relay/certs"
@@ -68,6 +69,17 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "request line and headers in `bytes` (431 above)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGTERM, exit within this")
 	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", server.DefaultReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
+	fs.Func("allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport devices, besides the relay's own page; repeat or separate with commas", func(v string) error {
+		for _, origin := range strings.Split(v, ",") {
+			if origin = strings.TrimSpace(origin); origin != "" {
+				if !strings.HasPrefix(origin, "https://") && !strings.HasPrefix(origin, "http://") {
+					return fmt.Errorf("origin %q: want scheme://host[:port]", origin)
+				}
+				c.AllowOrigins = append(c.AllowOrigins, strings.TrimRight(origin, "/"))
+			}
+		}
+		return nil
+	})
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {
@@ -116,6 +128,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		o.cfg.TLS = dev.TLS
+		// Browsers take an untrusted WebTransport certificate only by its
+		// hash, and only if it lives at most 14 days: the UDP side gets a
+		// short-lived one from the same CA, which the device page learns.
+		sl, err := dev.ShortLived()
+		if err != nil {
+			return err
+		}
+		o.cfg.UDPTLS, o.cfg.CertHashes = sl.TLSConfig(), sl.Hashes
 		log.Info("using development certificates; devices must trust the CA", "ca", dev.CAFile, "sha256", dev.CAFingerprint, "created", dev.Created)
 	}
 

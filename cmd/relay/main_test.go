@@ -41,10 +41,27 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	}
 }
 
+func TestAllowOrigins(t *testing.T) {
+	t.Setenv("RELAY_ALLOW_ORIGIN", "https://a.example, https://b.example/")
+	o, err := parse([]string{"--allow-origin", "https://c.example"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ff applies the environment to flags not given on the command line.
+	want := "https://c.example"
+	if len(o.cfg.AllowOrigins) != 1 || o.cfg.AllowOrigins[0] != want {
+		t.Fatalf("origins %q, want [%s] (the flag wins over the environment)", o.cfg.AllowOrigins, want)
+	}
+	t.Setenv("RELAY_ALLOW_ORIGIN", "https://a.example, https://b.example/")
+	if o, err = parse(nil, io.Discard); err != nil || len(o.cfg.AllowOrigins) != 2 || o.cfg.AllowOrigins[1] != "https://b.example" {
+		t.Fatalf("from the environment: %q %v", o.cfg.AllowOrigins, err)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
-		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--log-level", "loud"}, {"stray"},
+		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)

@@ -131,7 +131,19 @@ func (r *Relay) Stop() {
 // The returned channel yields Serve's result.
 func (r *Relay) Dial(tb testing.TB, token string, h device.Handler) (*device.Conn, <-chan error) {
 	tb.Helper()
-	c, err := device.Dial(context.Background(), r.Addr, token, device.Options{TLS: r.TLS, Agent: "test"})
+	return r.DialWith(tb, token, h, device.Options{})
+}
+
+// DialWith is Dial with options (WebTransport, say); TLS defaults to r.TLS.
+func (r *Relay) DialWith(tb testing.TB, token string, h device.Handler, opt device.Options) (*device.Conn, <-chan error) {
+	tb.Helper()
+	if opt.TLS == nil {
+		opt.TLS = r.TLS
+	}
+	if opt.Agent == "" {
+		opt.Agent = "test"
+	}
+	c, err := device.Dial(context.Background(), r.Addr, token, opt)
 	if err != nil {
 		tb.Fatalf("device dial: %v", err)
 	}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+
+	"github.com/pixelrelay/relay/web"
+	"github.com/pixelrelay/relay/webhook"
+	"github.com/valyala/fasthttp"
+)
+
+// DeviceConfigPath tells the device page how to reach the relay.
+const DeviceConfigPath = "/device-config"
+
+// deviceConfig is what the page fetches before it connects.
+type deviceConfig struct {
+	// CertHashes are base64 SHA-256 hashes of the UDP certificate, for
+	// WebTransport's serverCertificateHashes; empty with a trusted one.
+	CertHashes []string `json:"certHashes"`
+}
+
+func (r *Relay) deviceConfig() []byte {
+	c := deviceConfig{CertHashes: []string{}}
+	if r.cfg.CertHashes != nil {
+		for _, h := range r.cfg.CertHashes() {
+			c.CertHashes = append(c.CertHashes, base64.StdEncoding.EncodeToString(h[:]))
+		}
+	}
+	b, _ := json.Marshal(c)
+	return b
+}
+
+// serveTCP routes HTTPS requests: webhooks, the device page and its config.
+func (r *Relay) serveTCP(ctx *fasthttp.RequestCtx) {
+	// Set last: error responses reset the headers.
+	defer ctx.Response.Header.Set("Alt-Svc", r.altSvc)
+	switch path := string(ctx.Path()); path {
+	case webhook.Path:
+		r.hook.ServeFastHTTP(ctx)
+	case DeviceConfigPath:
+		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetBody(r.deviceConfig())
+	default:
+		body, ctype, ok := web.Asset(path)
+		if !ok || !(ctx.IsGet() || ctx.IsHead()) {
+			webhook.WriteError(ctx, webhook.ErrNotFound)
+			return
+		}
+		ctx.SetContentType(ctype)
+		ctx.Response.Header.Set("Cache-Control", "no-cache")
+		ctx.SetBody(body)
+	}
+}
+
+// serveH3Page serves the device page and its config over HTTP/3.
+func (r *Relay) serveH3Page(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == DeviceConfigPath {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(r.deviceConfig())
+		return
+	}
+	body, ctype, ok := web.Asset(req.URL.Path)
+	if !ok || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		webhook.WriteHTTPError(w, webhook.ErrNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(body)
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/pixelrelay/relay/transport"
+	"github.com/pixelrelay/relay/webhook"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
+)
+
+// ConnectPath is where browsers and other WebTransport devices connect.
+const ConnectPath = "/connect"
+
+// listenQUIC starts the one QUIC listener of the UDP port. It dispatches
+// connections by ALPN: awtrix-relay/1 to the raw QUIC device transport, h3
+// to HTTP/3, which serves webhooks, the device page and WebTransport device
+// sessions.
+func (r *Relay) listenQUIC() error {
+	r.quicT = &quic.Transport{Conn: r.udp}
+	qtls := r.cfg.TLS
+	if r.cfg.UDPTLS != nil {
+		qtls = r.cfg.UDPTLS
+	}
+	qtls = qtls.Clone()
+	qtls.NextProtos = []string{wire.ALPN, http3.NextProtoH3}
+	var err error
+	if r.quicL, err = r.quicT.Listen(qtls, r.quicConfig()); err != nil {
+		return fmt.Errorf("server: quic listen: %w", err)
+	}
+	r.wt = &webtransport.Server{
+		H3: &http3.Server{
+			Handler:        r.h3Mux(),
+			MaxHeaderBytes: r.cfg.MaxHeaderBytes,
+		},
+		CheckOrigin: r.checkOrigin,
+	}
+	return nil
+}
+
+// quicConfig serves every ALPN, since quic-go picks the configuration before
+// the handshake names the protocol.
+func (r *Relay) quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout: r.cfg.HandshakeTimeout,
+		MaxIdleTimeout:       r.cfg.IdleTimeout,
+		// HTTP/3 callers multiplex requests and a WebTransport device needs
+		// its CONNECT stream plus the control stream. A raw QUIC device
+		// opens only the control stream: the relay never reads any other,
+		// so what such a stream can carry is bounded by flow control.
+		MaxIncomingStreams:    32,
+		MaxIncomingUniStreams: 8, // HTTP/3 control and QPACK streams
+		// Replies are at most 64 KiB; small windows keep idle sessions cheap.
+		InitialStreamReceiveWindow:     16 << 10,
+		MaxStreamReceiveWindow:         uint64(max(wire.MaxReplyBody, r.cfg.MaxBody) + 1024),
+		InitialConnectionReceiveWindow: 32 << 10,
+		MaxConnectionReceiveWindow:     1 << 20,
+		// WebTransport needs both.
+		EnableDatagrams:                  true,
+		EnableStreamResetPartialDelivery: true,
+	}
+}
+
+func (r *Relay) acceptQUIC() error {
+	for {
+		c, err := r.quicL.Accept(context.Background())
+		if err != nil {
+			if errors.Is(err, quic.ErrServerClosed) {
+				return nil
+			}
+			return err
+		}
+		switch c.ConnectionState().TLS.NegotiatedProtocol {
+		case wire.ALPN:
+			r.dev.Handle(transport.QUIC(c), "quic")
+		case http3.NextProtoH3:
+			r.conns.Go(func() { r.wt.ServeQUICConn(c) })
+		default:
+			c.CloseWithError(quic.ApplicationErrorCode(wire.CloseProtocol), "no application protocol")
+		}
+	}
+}
+
+// h3Mux routes HTTP/3 requests: the same endpoints as the TCP frontend, plus
+// WebTransport device sessions.
+func (r *Relay) h3Mux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(webhook.Path, r.hook.ServeHTTP)
+	mux.HandleFunc(ConnectPath, r.connectWebTransport)
+	mux.HandleFunc("/", r.serveH3Page)
+	return mux
+}
+
+// connectWebTransport turns a CONNECT request into a device session.
+func (r *Relay) connectWebTransport(w http.ResponseWriter, req *http.Request) {
+	if !r.checkOrigin(req) {
+		webhook.WriteHTTPError(w, webhook.ErrOrigin)
+		return
+	}
+	sess, err := r.wt.Upgrade(w, req)
+	if err != nil {
+		webhook.WriteHTTPError(w, webhook.ErrBadRequest)
+		return
+	}
+	r.dev.Handle(transport.WebTransport(sess), "webtransport")
+}
+
+// checkOrigin admits device pages from the relay's own origin and from
+// --allow-origin. Clients that send no Origin are not browsers, so there is
+// no visitor's browser to misuse.
+func (r *Relay) checkOrigin(req *http.Request) bool {
+	origin := req.Header.Get("Origin")
+	return origin == "" || origin == "https://"+req.Host || slices.Contains(r.cfg.AllowOrigins, origin)
+}

@@ -1,0 +1,144 @@
+// The virtual AWTRIX page: wires the device (device.js), the display
+// (display.js) and the DOM together, keeps the token, and exposes the test
+// hooks on window.awtrixDevice.
+
+import { Device } from './device.js';
+import { Display } from './display.js';
+import { handleMessage } from './modes.js';
+import { checkToken, newToken } from './wire.js';
+
+const TOKEN_KEY = 'awtrix-relay-token';
+
+const $ = (id) => document.getElementById(id);
+
+/** loadToken returns the stored token, or makes and stores one on first visit. */
+function loadToken() {
+  try {
+    const t = localStorage.getItem(TOKEN_KEY);
+    if (t && !checkToken(t)) return t;
+  } catch {
+    // Storage blocked: the token lives as long as the page.
+  }
+  const t = newToken();
+  saveToken(t);
+  return t;
+}
+
+function saveToken(t) {
+  try {
+    localStorage.setItem(TOKEN_KEY, t);
+  } catch {
+    // See loadToken.
+  }
+}
+
+/** curlCommand is a webhook call that works as pasted; the token is base64url, safe in quotes. */
+function curlCommand(token) {
+  return `curl -H "Authorization: Bearer ${token}" -d '{"text":"Hello","color":[255,0,0]}' '${location.origin}/cloud?mode=notify'`;
+}
+
+function showToken(token) {
+  $('token').textContent = token;
+  $('curl').textContent = curlCommand(token);
+}
+
+function notice(text) {
+  $('notice').textContent = text;
+}
+
+const display = new Display($('matrix'));
+let messages = 0; // MESSAGEs answered, whatever the status
+let lastReply = ''; // JSON of the last REPLY body
+let rotating = null; // the pending rotation's promise
+
+const device = new Device({
+  token: loadToken(),
+  configURL: '/device-config',
+  connectURL: `${location.origin}/connect`,
+  onState(state, text) {
+    const el = $('status');
+    el.textContent = text;
+    el.dataset.state = state;
+    $('rotate').disabled = rotating !== null || state === 'connecting';
+  },
+  onMessage(mode, body) {
+    const { status, body: reply, show } = handleMessage(mode, body);
+    if (show?.kind === 'frame') display.showFrame(show.frame);
+    if (show?.kind === 'text') display.showText(show.text, show.color);
+    return { status, body: reply };
+  },
+  onReply(status, json) {
+    // Counted before the REPLY is written, so a test that has its webhook
+    // response sees these already updated.
+    messages++;
+    lastReply = json;
+    $('last-reply').textContent = `${status} ${json}`;
+  },
+});
+
+/** rotate regenerates the token: ROTATE online, or log in with it next when offline. */
+function rotate() {
+  if (rotating) return Promise.reject(new Error('a rotation is already in progress'));
+  const token = newToken();
+  $('rotate').disabled = true;
+  notice('rotating…');
+  rotating = device
+    .rotate(token)
+    .then(
+      () => {
+        saveToken(token);
+        showToken(token);
+        notice('New token active: the old one no longer reaches this device.');
+        return token;
+      },
+      (err) => {
+        notice(`Rotation failed: ${err.message}. Keeping the old token.`);
+        throw err;
+      },
+    )
+    .finally(() => {
+      rotating = null;
+      $('rotate').disabled = device.state === 'connecting';
+    });
+  return rotating;
+}
+
+$('rotate').addEventListener('click', () => {
+  rotate().catch(() => {}); // the notice shows why
+});
+
+$('copy').addEventListener('click', async () => {
+  const button = $('copy');
+  try {
+    await navigator.clipboard.writeText($('curl').textContent);
+    button.textContent = 'Copied';
+  } catch {
+    // No clipboard permission: select the text for Ctrl+C instead.
+    getSelection().selectAllChildren($('curl'));
+    button.textContent = 'Press Ctrl+C';
+  }
+  setTimeout(() => {
+    button.textContent = 'Copy';
+  }, 1500);
+});
+
+// Test hooks: the browser test reads these.
+window.awtrixDevice = {
+  get state() {
+    return device.state;
+  },
+  get token() {
+    return device.token;
+  },
+  get messages() {
+    return messages;
+  },
+  get lastReply() {
+    return lastReply;
+  },
+  pixel: (x, y) => display.pixel(x, y),
+  rotate,
+};
+
+showToken(device.token);
+device.start();

@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: help run test check fmt vet bench fuzz build clean
+.PHONY: help run test jstest check fmt vet bench fuzz build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -11,10 +11,31 @@ help: ## list the targets
 run: ## run the relay on embedded defaults (:8443, dev CA in ./relay-state)
 	$(GO) run ./cmd/relay
 
-test: fmt vet ## every test, with the race detector
+test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) and the page's JS
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(PKGS)
 
+jstest: ## the device page's JavaScript unit tests (node --test, no npm packages)
+	node --test web/static/
+
 check: test ## gofmt, go vet and the tests (same as test)
+
+# The browser test (web/browser_test.go) drives Debian's Chromium through
+# chromedriver, at these paths; it fails, never skips, without them.
+.PHONY: browser
+browser: ## install Chromium and chromedriver for the browser test
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: /usr/bin/chromium or /usr/bin/chromedriver is missing and there is no apt-get:" >&2; \
+	  echo "  install Chromium and a matching chromedriver at those paths by hand" >&2; exit 1; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else \
+	  echo "browser: /usr/bin/chromium or /usr/bin/chromedriver is missing; as root, run:" >&2; \
+	  echo "  apt-get update && apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	fi; \
+	echo "browser: installing chromium and chromium-driver with apt-get"; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 
 fmt: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

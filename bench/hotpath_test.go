@@ -18,15 +18,30 @@ import (
 
 var sizes = []int{64, 1 << 10, 8 << 10}
 
-// relay starts a relay and one acking device; it returns the relay and the
-// device's token.
-func relay(b *testing.B) (*relaytest.Relay, string) {
+// transports are the device transports every hot-path benchmark compares.
+var transports = []struct {
+	name string
+	opt  device.Options
+}{
+	{"quic", device.Options{}},
+	{"webtransport", device.Options{WebTransport: true}},
+}
+
+var ack = []byte(`{"ok":true}`)
+
+func acker(context.Context, string, []byte) (int, []byte) { return 200, ack }
+
+// relay starts a relay and, per transport, one acking device; it returns
+// the relay and the devices' tokens by transport name.
+func relay(b *testing.B) (*relaytest.Relay, map[string]string) {
 	b.Helper()
 	r := relaytest.Start(b, func(c *server.Config) { c.MaxInflight = 1024 })
-	tok := wire.NewToken()
-	ack := []byte(`{"ok":true}`)
-	r.Dial(b, tok, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) { return 200, ack }))
-	return r, tok
+	tokens := make(map[string]string)
+	for _, tr := range transports {
+		tokens[tr.name] = wire.NewToken()
+		r.DialWith(b, tokens[tr.name], device.HandlerFunc(acker), tr.opt)
+	}
+	return r, tokens
 }
 
 func body(n int) []byte {
@@ -46,85 +61,118 @@ func (l latencies) report(b *testing.B) {
 	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds()), "p99-ns")
 }
 
-// BenchmarkDeliverQUIC measures router -> QUIC stream -> device -> reply,
-// one message at a time: the relay's own latency without HTTP.
-func BenchmarkDeliverQUIC(b *testing.B) {
-	r, tok := relay(b)
-	key := router.KeyOf([]byte(tok))
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
-			m := router.Message{Mode: "notify", Body: body(n)}
-			lat := make(latencies, 0, b.N)
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			for b.Loop() {
-				start := time.Now()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				rep, err := r.Router().Deliver(ctx, key, m)
-				cancel()
-				if err != nil || rep.Status != 200 {
-					b.Fatalf("deliver: %v %d", err, rep.Status)
-				}
-				lat = append(lat, time.Since(start))
-			}
-			lat.report(b)
-		})
+// BenchmarkDeliver measures router -> device stream -> device -> reply, one
+// message at a time: the relay's own latency without HTTP.
+func BenchmarkDeliver(b *testing.B) {
+	r, tokens := relay(b)
+	for _, tr := range transports {
+		key := router.KeyOf([]byte(tokens[tr.name]))
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("transport=%s/size=%d", tr.name, n), func(b *testing.B) {
+				m := router.Message{Mode: "notify", Body: body(n)}
+				measure(b, n, func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					rep, err := r.Router().Deliver(ctx, key, m)
+					if err == nil && rep.Status != 200 {
+						err = fmt.Errorf("status %d", rep.Status)
+					}
+					return err
+				})
+			})
+		}
+	}
+}
+
+// measure runs op b.N times, one at a time, and reports its latency
+// percentiles beside ns/op.
+func measure(b *testing.B, bytes int, op func() error) {
+	lat := make(latencies, 0, b.N)
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	lat.report(b)
+}
+
+// post is one webhook over a fasthttp client.
+func post(client *fasthttp.HostClient, url string, body []byte) func() error {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(url)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetBody(body)
+	return func() error {
+		if err := client.Do(req, resp); err != nil {
+			return err
+		}
+		if resp.StatusCode() != 200 {
+			return fmt.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+		}
+		return nil
 	}
 }
 
 // BenchmarkWebhookHTTPS measures the whole path a caller sees: HTTPS POST
-// -> fasthttp frontend -> router -> QUIC -> device -> reply -> response,
-// sequentially over one keep-alive connection.
+// -> fasthttp frontend -> router -> device stream -> device -> reply ->
+// response, sequentially over one keep-alive connection.
 func BenchmarkWebhookHTTPS(b *testing.B) {
-	r, tok := relay(b)
+	r, tokens := relay(b)
 	client := &fasthttp.HostClient{Addr: r.Addr, IsTLS: true, TLSConfig: r.TLS}
-	url := r.URL("notify", tok)
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(url)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.SetBody(body(n))
-			lat := make(latencies, 0, b.N)
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			for b.Loop() {
-				start := time.Now()
-				if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-					b.Fatalf("post: %v %d %s", err, resp.StatusCode(), resp.Body())
-				}
-				lat = append(lat, time.Since(start))
-			}
-			lat.report(b)
-		})
+	defer client.CloseIdleConnections()
+	for _, tr := range transports {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("transport=%s/size=%d", tr.name, n), func(b *testing.B) {
+				measure(b, n, post(client, r.URL("notify", tokens[tr.name]), body(n)))
+			})
+		}
 	}
-	client.CloseIdleConnections()
 }
 
 // BenchmarkWebhookHTTPSParallel is the same path with concurrent callers:
 // throughput rather than latency.
 func BenchmarkWebhookHTTPSParallel(b *testing.B) {
-	r, tok := relay(b)
+	r, tokens := relay(b)
 	client := &fasthttp.HostClient{Addr: r.Addr, IsTLS: true, TLSConfig: r.TLS, MaxConns: 64}
-	url := r.URL("notify", tok)
-	payload := body(256)
-	b.SetParallelism(8)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(url)
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.SetBody(payload)
-		for pb.Next() {
-			if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-				b.Errorf("post: %v %d", err, resp.StatusCode())
-				return
-			}
-		}
-	})
-	client.CloseIdleConnections()
+	defer client.CloseIdleConnections()
+	for _, tr := range transports {
+		b.Run("transport="+tr.name, func(b *testing.B) {
+			url, payload := r.URL("notify", tokens[tr.name]), body(256)
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				do := post(client, url, payload)
+				for pb.Next() {
+					if err := do(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSessionSetup measures a device's dial, handshake and login until
+// WELCOME, then its hang-up: what a reconnecting fleet costs.
+func BenchmarkSessionSetup(b *testing.B) {
+	r := relaytest.Start(b, nil)
+	for _, tr := range transports {
+		b.Run("transport="+tr.name, func(b *testing.B) {
+			opt := tr.opt
+			opt.TLS = r.TLS
+			tok := wire.NewToken()
+			measure(b, 0, func() error {
+				c, err := device.Dial(context.Background(), r.Addr, tok, opt)
+				if err != nil {
+					return err
+				}
+				return c.Close()
+			})
+		})
+	}
 }

@@ -362,6 +362,9 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 	}()
 	select {
 	case err := <-accepted:
+		// Accept fails only once the connection is closing; return when
+		// it is closed, so that callers never see a half-dead session.
+		<-c.conn.Context().Done()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

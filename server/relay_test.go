@@ -13,6 +13,7 @@ import (
 
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 )
@@ -171,22 +172,26 @@ func TestSilentDeviceGets504(t *testing.T) {
 
 func TestDeviceVanishingGets502(t *testing.T) {
 	e := relaytest.Start(t, nil)
-	tok := wire.NewToken()
-	b := newBlocker()
-	defer close(b.release)
-	c, _ := e.Dial(t, tok, b)
-	go func() {
-		<-b.arrived
-		c.Close()
-	}()
-	status, body := e.Post(t, "notify", tok, `{}`)
-	if status != 502 || relaytest.ErrorCode(t, body) != "device_gone" {
-		t.Fatalf("%d %s; want 502 device_gone", status, body)
-	}
-	// The session is gone from the router: the next webhook is a 404.
-	relaytest.WaitFor(t, func() bool { return e.Router().Len() == 0 })
-	if status, body := e.Post(t, "notify", tok, `{}`); status != 404 {
-		t.Fatalf("after disconnect: %d %s", status, body)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			tok := wire.NewToken()
+			b := newBlocker()
+			defer close(b.release)
+			c, _ := e.DialWith(t, tok, b, tr.opt)
+			go func() {
+				<-b.arrived
+				c.Close()
+			}()
+			status, body := e.Post(t, "notify", tok, `{}`)
+			if status != 502 || relaytest.ErrorCode(t, body) != "device_gone" {
+				t.Fatalf("%d %s; want 502 device_gone", status, body)
+			}
+			// The session is gone from the router: the next webhook is a 404.
+			relaytest.WaitFor(t, func() bool { return e.Router().Lookup(router.KeyOf([]byte(tok))) == nil })
+			if status, body := e.Post(t, "notify", tok, `{}`); status != 404 {
+				t.Fatalf("after disconnect: %d %s", status, body)
+			}
+		})
 	}
 }
 

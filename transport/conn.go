@@ -109,3 +109,11 @@ func ClosedLocally(err error) bool {
 	var se *webtransport.SessionError
 	return errors.As(err, &ae) && !ae.Remote || errors.As(err, &se) && !se.Remote
 }
+
+// resetByPeer reports whether err is the peer resetting one stream, as
+// opposed to the connection ending.
+func resetByPeer(err error) bool {
+	var qe *quic.StreamError
+	var we *webtransport.StreamError
+	return errors.As(err, &qe) && qe.Remote || errors.As(err, &we) && we.Remote
+}

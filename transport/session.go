@@ -115,11 +115,13 @@ func (s *session) deliveryErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded), ctx.Err() != nil:
 		return router.ErrTimeout
-	case s.conn.Context().Err() != nil:
-		return router.ErrGone
+	case resetByPeer(err):
+		// The device reset the stream: it refused the message.
+		return fmt.Errorf("%w: %v", router.ErrBadReply, err)
 	}
-	// The device reset the stream: it refused the message.
-	return fmt.Errorf("%w: %v", router.ErrBadReply, err)
+	// Anything else ends the whole connection, whose context may not
+	// have caught up yet.
+	return router.ErrGone
 }
 
 func isProtocolErr(err error) bool {

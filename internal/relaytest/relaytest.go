@@ -55,6 +55,18 @@ type Relay struct {
 // registered with tb.Cleanup.
 func Start(tb testing.TB, mutate func(*server.Config)) *Relay {
 	tb.Helper()
+	return StartDev(tb, func(c *server.Config, _ *certs.Dev) {
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// StartDev is Start with a mutate that also sees the relay's development
+// PKI, for settings derived from it: the short-lived UDP certificate that
+// cmd/relay serves to browsers in development, say.
+func StartDev(tb testing.TB, mutate func(*server.Config, *certs.Dev)) *Relay {
+	tb.Helper()
 	dev, err := certs.LoadOrCreateDev(tb.TempDir())
 	if err != nil {
 		tb.Fatalf("relaytest: dev PKI: %v", err)
@@ -73,7 +85,7 @@ func Start(tb testing.TB, mutate func(*server.Config)) *Relay {
 	}
 	logger := cfg.Logger
 	if mutate != nil {
-		mutate(&cfg)
+		mutate(&cfg, dev)
 	}
 	r := &Relay{CAFile: dev.CAFile, TLS: &tls.Config{RootCAs: pool}, Logs: logs, cfg: cfg, ownLog: cfg.Logger == logger}
 	r.run(tb)

@@ -326,7 +326,7 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 func TestAdminEndpoints(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	admin := "http://" + e.AdminAddr().String()
-	for _, p := range []string{"/healthz", "/readyz"} {
+	for _, p := range []string{"/healthz", "/readyz", "/debug/pprof/", "/debug/pprof/heap"} {
 		resp, err := http.Get(admin + p)
 		if err != nil {
 			t.Fatal(err)
@@ -335,6 +335,10 @@ func TestAdminEndpoints(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d", p, resp.StatusCode)
 		}
+	}
+	// Profiles never appear on the public port.
+	if status, _ := e.Do(t, http.MethodGet, "https://"+e.Addr+"/debug/pprof/", "", nil); status != 404 {
+		t.Errorf("public /debug/pprof/: %d, want 404", status)
 	}
 }
 

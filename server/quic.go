@@ -76,7 +76,11 @@ func (r *Relay) acceptQUIC() error {
 			}
 			return err
 		}
-		switch c.ConnectionState().TLS.NegotiatedProtocol {
+		alpn := c.ConnectionState().TLS.NegotiatedProtocol
+		if n := r.quicConns[alpn]; n != nil {
+			n.Inc()
+		}
+		switch alpn {
 		case wire.ALPN:
 			r.dev.Handle(transport.QUIC(c), "quic")
 		case http3.NextProtoH3:

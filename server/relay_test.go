@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -370,5 +371,44 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("relay log contains %q:\n%s", secret, logs)
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := relaytest.Start(t, nil)
+	tok, wtTok := wire.NewToken(), wire.NewToken()
+	c, _ := e.Dial(t, tok, echo("q"))
+	e.DialWith(t, wtTok, echo("w"), device.Options{WebTransport: true})
+	e.Post(t, "notify", tok, `{"text":"m"}`)
+	e.Post(t, "notify", tok, `{"text":"m"}`)
+	e.Post(t, "notify", wire.NewToken(), `{}`)
+	e.Post(t, "notify", tok, `{`)
+	c.Rotate(context.Background(), wire.NewToken())
+
+	resp, err := http.Get("http://" + e.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	text := string(b)
+	for _, want := range []string{
+		`relay_webhooks_total{outcome="delivered"} 2`,
+		`relay_webhooks_total{outcome="no_device"} 1`,
+		`relay_webhooks_total{outcome="bad_json"} 1`,
+		`relay_devices_connected{transport="quic"} 1`,
+		`relay_devices_connected{transport="webtransport"} 1`,
+		`relay_logins_total{transport="webtransport"} 1`,
+		`relay_rotations_total 1`,
+		`relay_quic_connections_total{alpn="awtrix-relay/1"} 1`,
+		`relay_webhook_seconds_count 2`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(text, tok) || strings.Contains(text, "127.0.0.1") {
+		t.Error("/metrics holds a token or an address")
 	}
 }

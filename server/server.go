@@ -17,11 +17,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 	"github.com/valyala/fasthttp"
 )
@@ -111,6 +113,9 @@ type Relay struct {
 	dev    *transport.Server
 	hook   *webhook.Handler
 
+	metrics   *metrics.Set                // this node's series, served at /metrics
+	quicConns map[string]*metrics.Counter // accepted QUIC connections by ALPN; static
+
 	tcp   net.Listener
 	udp   net.PacketConn
 	quicT *quic.Transport
@@ -142,15 +147,19 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.MaxInflight > 0xffff {
 		return nil, fmt.Errorf("server: max in-flight %d over 65535", cfg.MaxInflight)
 	}
-	r := &Relay{cfg: cfg, log: cfg.Logger, router: router.New()}
+	r := &Relay{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: metrics.NewSet(), quicConns: make(map[string]*metrics.Counter)}
 	r.dev = transport.NewServer(r.router, transport.Config{
 		MaxBody:      cfg.MaxBody,
 		MaxInflight:  cfg.MaxInflight,
 		LoginTimeout: cfg.LoginTimeout,
 		IdleTimeout:  cfg.IdleTimeout,
 		Logger:       cfg.Logger,
+		Metrics:      r.metrics,
 	})
-	r.hook = webhook.New(r.router, webhook.Config{AckTimeout: cfg.AckTimeout, MaxBody: cfg.MaxBody})
+	r.hook = webhook.New(r.router, webhook.Config{AckTimeout: cfg.AckTimeout, MaxBody: cfg.MaxBody, Metrics: r.metrics})
+	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
+		r.quicConns[alpn] = r.metrics.NewCounter(`relay_quic_connections_total{alpn="` + alpn + `"}`)
+	}
 
 	var err error
 	if r.tcp, r.udp, err = listenPair(cfg.Listen); err != nil {
@@ -162,16 +171,15 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r.http = &fasthttp.Server{
-		Handler:                       r.serveTCP,
-		ErrorHandler:                  webhook.ServerError,
-		MaxRequestBodySize:            cfg.MaxBody,
-		ReadBufferSize:                cfg.MaxHeaderBytes,
-		ReadTimeout:                   cfg.HTTPReadTimeout,
-		WriteTimeout:                  cfg.AckTimeout + cfg.HTTPReadTimeout,
-		IdleTimeout:                   cfg.HTTPIdleTimeout,
-		NoDefaultServerHeader:         true,
-		DisablePreParseMultipartForm:  true,
-		DisableHeaderNamesNormalizing: false,
+		Handler:                      r.serveTCP,
+		ErrorHandler:                 r.hook.ServeError,
+		MaxRequestBodySize:           cfg.MaxBody,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		ReadTimeout:                  cfg.HTTPReadTimeout,
+		WriteTimeout:                 cfg.AckTimeout + cfg.HTTPReadTimeout,
+		IdleTimeout:                  cfg.HTTPIdleTimeout,
+		NoDefaultServerHeader:        true,
+		DisablePreParseMultipartForm: true,
 		// fasthttp's own log lines name the peer's address; we never log one.
 		Logger: discardLogger{},
 	}
@@ -316,6 +324,11 @@ func (r *Relay) adminMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		r.metrics.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 )
@@ -25,6 +26,9 @@ type Config struct {
 	ControlWriteTimeout time.Duration // bound on writing one control frame
 	RefuseLinger        time.Duration // how long a refused device may read why before the close
 	Logger              *slog.Logger
+	// Metrics receives the relay_devices_*, relay_logins_*, takeover,
+	// rotation and go-away series; nil keeps them private.
+	Metrics *metrics.Set
 }
 
 // Defaults.
@@ -57,6 +61,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
 }
 
 // Server runs device sessions for every transport and binds them in the
@@ -66,28 +73,48 @@ type Server struct {
 	cfg    Config         // static
 	log    *slog.Logger   // static
 
-	draining  atomic.Bool
-	nextID    atomic.Uint64
-	sessions  sync.WaitGroup
-	takeovers atomic.Uint64
-	rotations atomic.Uint64
+	draining atomic.Bool
+	nextID   atomic.Uint64
+	sessions sync.WaitGroup
+
+	// Metrics; static after NewServer.
+	connected map[string]*atomic.Int64 // live sessions by transport
+	logins    map[string]*metrics.Counter
+	refusals  map[wire.Reason]*metrics.Counter
+	takeovers *metrics.Counter
+	rotations *metrics.Counter
+	goAways   *metrics.Counter
+	protoErrs *metrics.Counter // connections closed for breaking the protocol
+	noLogin   *metrics.Counter // connections closed for not logging in in time
 }
+
+// Transports names the transports sessions come over, for metrics labels.
+var Transports = []string{"quic", "webtransport"}
 
 // NewServer returns a Server that registers sessions in r.
 func NewServer(r *router.Router, cfg Config) *Server {
 	cfg.setDefaults()
-	return &Server{router: r, cfg: cfg, log: cfg.Logger}
-}
-
-// Stats are counters since start.
-type Stats struct {
-	Takeovers uint64
-	Rotations uint64
-}
-
-// Stats returns the counters.
-func (s *Server) Stats() Stats {
-	return Stats{Takeovers: s.takeovers.Load(), Rotations: s.rotations.Load()}
+	s := &Server{router: r, cfg: cfg, log: cfg.Logger,
+		connected: make(map[string]*atomic.Int64),
+		logins:    make(map[string]*metrics.Counter),
+		refusals:  make(map[wire.Reason]*metrics.Counter),
+	}
+	m := cfg.Metrics
+	for _, t := range Transports {
+		n := new(atomic.Int64)
+		s.connected[t] = n
+		m.NewGauge(`relay_devices_connected{transport="`+t+`"}`, func() float64 { return float64(n.Load()) })
+		s.logins[t] = m.NewCounter(`relay_logins_total{transport="` + t + `"}`)
+	}
+	for r := wire.ReasonVersion; r <= wire.ReasonInternal; r++ {
+		s.refusals[r] = m.NewCounter(`relay_login_refusals_total{reason="` + r.String() + `"}`)
+	}
+	s.takeovers = m.NewCounter("relay_takeovers_total")
+	s.rotations = m.NewCounter("relay_rotations_total")
+	s.goAways = m.NewCounter("relay_goaways_total")
+	s.protoErrs = m.NewCounter("relay_protocol_errors_total")
+	s.noLogin = m.NewCounter("relay_login_timeouts_total")
+	return s
 }
 
 // Handle runs c's session in its own goroutine. kind names the transport.
@@ -108,6 +135,9 @@ func (s *Server) Serve(c Conn, kind string) {
 	if !s.login(sess) {
 		return
 	}
+	s.logins[kind].Inc()
+	s.connected[kind].Add(1)
+	defer s.connected[kind].Add(-1)
 	s.log.Debug("device session opened", "session", sess.id, "transport", kind)
 	err := s.controlLoop(sess)
 	s.router.Unregister(sess.key, sess)
@@ -123,6 +153,7 @@ func (s *Server) login(sess *session) bool {
 	ctrl, err := c.AcceptStream(ctx)
 	if err != nil {
 		if c.Context().Err() == nil {
+			s.noLogin.Inc()
 			c.Close(wire.CloseLoginTimeout, "no login in time")
 		}
 		return false
@@ -143,6 +174,7 @@ func (s *Server) login(sess *session) bool {
 	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.noLogin.Inc()
 		c.Close(wire.CloseLoginTimeout, "no login in time")
 		return false
 	case err != nil:
@@ -182,6 +214,7 @@ func (s *Server) login(sess *session) bool {
 // the Reason for devices that see the close before the frame.
 func (s *Server) refuse(sess *session, r wire.Reason, msg string) {
 	s.log.Debug("device login refused", "session", sess.id, "transport", sess.kind, "reason", r)
+	s.refusals[r].Inc()
 	if sess.writeCtrl(wire.Refuse{Reason: r, Message: msg}.Append(nil)) == nil {
 		sess.ctrl.Close()
 		t := time.NewTimer(s.cfg.RefuseLinger)
@@ -232,7 +265,7 @@ func (s *Server) rotate(sess *session, tok []byte) error {
 		return err // replaced meanwhile: the connection is closing
 	}
 	sess.key = key
-	s.rotations.Add(1)
+	s.rotations.Inc()
 	s.log.Debug("device token rotated", "session", sess.id, "transport", sess.kind)
 	return sess.writeCtrl(wire.AppendRotated(nil))
 }
@@ -250,6 +283,7 @@ func (s *Server) Drain(ctx context.Context, spread time.Duration) {
 				delay = rand.N(spread)
 			}
 			sess.goAway(wire.ReasonDraining, delay)
+			s.goAways.Inc()
 		}
 	})
 	for s.router.Len() > 0 {

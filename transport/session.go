@@ -132,6 +132,7 @@ func isProtocolErr(err error) bool {
 // closeProtocol ends a connection whose peer broke the protocol. The error
 // text names frame types and sizes only, never content.
 func (s *session) closeProtocol(err error) {
+	s.srv.protoErrs.Inc()
 	s.srv.log.Info("device session closed: protocol error", "session", s.id, "transport", s.kind, "err", err)
 	s.conn.Close(wire.CloseProtocol, err.Error())
 }
@@ -140,7 +141,7 @@ func (s *session) closeProtocol(err error) {
 // close code; a GoAway frame would race the close and add nothing.
 func (s *session) Close(reason router.CloseReason) {
 	if reason == router.Replaced {
-		s.srv.takeovers.Add(1)
+		s.srv.takeovers.Inc()
 		s.conn.Close(wire.CloseReplaced, wire.ReasonReplaced.String())
 	}
 }

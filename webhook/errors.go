@@ -19,7 +19,11 @@ type Error struct {
 	Message    string // for people
 	RetryAfter int    // seconds; 0 means no Retry-After header
 	body       []byte // rendered once
+	idx        int    // position in allErrors, for per-outcome counters
 }
+
+// allErrors lists every Error, in creation order; static after init.
+var allErrors []*Error
 
 func (e *Error) Error() string { return "webhook: " + e.Message }
 
@@ -28,7 +32,9 @@ func newError(status int, code, msg string, retryAfter int) *Error {
 		Error string `json:"error"`
 		Code  string `json:"code"`
 	}{msg, code})
-	return &Error{Status: status, Code: code, Message: msg, RetryAfter: retryAfter, body: body}
+	e := &Error{Status: status, Code: code, Message: msg, RetryAfter: retryAfter, body: body, idx: len(allErrors)}
+	allErrors = append(allErrors, e)
+	return e
 }
 
 // The frontend's own refusals.
@@ -91,13 +97,18 @@ func errorOr(err error, fallback *Error) *Error {
 // WriteError answers ctx with err's response.
 func WriteError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorFor(err)) }
 
-// ServerError is fasthttp's Server.ErrorHandler: requests that fasthttp
-// could not read get the same JSON shape as every other refusal.
-func ServerError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorOr(err, ErrBadRequest)) }
+// ServeError is fasthttp's Server.ErrorHandler: requests that fasthttp
+// could not read get the same JSON shape as every other refusal, and count.
+func (h *Handler) ServeError(ctx *fasthttp.RequestCtx, err error) {
+	e := errorOr(err, ErrBadRequest)
+	h.outcomes[e.idx].Inc()
+	writeError(ctx, e)
+}
 
 // WriteHTTPError answers a net/http request (HTTP/3) with err's response.
-func WriteHTTPError(w http.ResponseWriter, err error) {
-	e := errorFor(err)
+func WriteHTTPError(w http.ResponseWriter, err error) { writeHTTPError(w, errorFor(err)) }
+
+func writeHTTPError(w http.ResponseWriter, e *Error) {
 	h := w.Header()
 	setJSONHTTPHeaders(h)
 	if e.RetryAfter > 0 {

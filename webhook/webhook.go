@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
@@ -31,6 +32,9 @@ type Config struct {
 	// MaxBody is the largest body the HTTP/3 frontend reads (413 above);
 	// on TCP fasthttp's MaxRequestBodySize enforces it.
 	MaxBody int
+	// Metrics receives relay_webhooks_total{outcome} and
+	// relay_webhook_seconds; nil keeps them private.
+	Metrics *metrics.Set
 }
 
 // Defaults for Config.
@@ -44,7 +48,14 @@ type Handler struct {
 	d        router.Deliverer // static
 	cfg      Config           // static
 	draining atomic.Bool
+
+	outcomes  []*metrics.Counter // by Error.idx; static
+	delivered *metrics.Counter   // the device answered
+	latency   *metrics.PrometheusHistogram
 }
+
+// latencyBuckets span a loopback round trip (~0.1 ms) to the ack timeout.
+var latencyBuckets = []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // Drain makes the handler refuse new webhooks with 503 and Retry-After while
 // the relay shuts down; requests already in delivery finish.
@@ -59,7 +70,29 @@ func New(d router.Deliverer, cfg Config) *Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
-	return &Handler{d: d, cfg: cfg}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	h := &Handler{d: d, cfg: cfg}
+	for _, e := range allErrors {
+		h.outcomes = append(h.outcomes, cfg.Metrics.GetOrCreateCounter(`relay_webhooks_total{outcome="`+e.Code+`"}`))
+	}
+	h.delivered = cfg.Metrics.NewCounter(`relay_webhooks_total{outcome="delivered"}`)
+	h.latency = cfg.Metrics.NewPrometheusHistogramExt("relay_webhook_seconds", latencyBuckets)
+	return h
+}
+
+// fail counts a refusal and returns its response.
+func (h *Handler) fail(err error) *Error {
+	e := errorFor(err)
+	h.outcomes[e.idx].Inc()
+	return e
+}
+
+// answered counts a delivery the device answered.
+func (h *Handler) answered(start time.Time) {
+	h.delivered.Inc()
+	h.latency.UpdateDuration(start)
 }
 
 var bearer = []byte("Bearer ")
@@ -97,6 +130,7 @@ func (h *Handler) serve(r request) (router.Reply, error) {
 // ServeFastHTTP answers a webhook on the TCP frontend. The caller routes
 // only /cloud here.
 func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
 	args := ctx.QueryArgs()
 	reply, err := h.serve(request{
 		post:  ctx.IsPost(),
@@ -106,9 +140,10 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		body:  ctx.PostBody(),
 	})
 	if err != nil {
-		WriteError(ctx, err)
+		writeError(ctx, h.fail(err))
 		return
 	}
+	h.answered(start)
 	ctx.SetStatusCode(reply.Status)
 	setJSONHeaders(&ctx.Response.Header)
 	ctx.SetBody(reply.Body)
@@ -117,6 +152,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 // ServeHTTP answers a webhook with net/http: the HTTP/3 frontend. The caller
 // routes only /cloud here.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	var body []byte
 	var err error
 	if r.Method == http.MethodPost {
@@ -134,9 +170,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		WriteHTTPError(w, err)
+		writeHTTPError(w, h.fail(err))
 		return
 	}
+	h.answered(start)
 	setJSONHTTPHeaders(w.Header())
 	w.WriteHeader(reply.Status)
 	w.Write(reply.Body)

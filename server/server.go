@@ -46,6 +46,7 @@ type Config struct {
 
 	MaxBody      int           // largest webhook body (413 above)
 	MaxInflight  int           // messages open at once per device (503 above)
+	MaxDevices   int           // live device sessions on this node (logins refused above)
 	AckTimeout   time.Duration // wait for a device's reply (504 after)
 	LoginTimeout time.Duration // from QUIC handshake to a valid login
 	IdleTimeout  time.Duration // QUIC idle timeout; devices keep alive below it
@@ -151,6 +152,7 @@ func New(cfg Config) (*Relay, error) {
 	r.dev = transport.NewServer(r.router, transport.Config{
 		MaxBody:      cfg.MaxBody,
 		MaxInflight:  cfg.MaxInflight,
+		MaxDevices:   cfg.MaxDevices,
 		LoginTimeout: cfg.LoginTimeout,
 		IdleTimeout:  cfg.IdleTimeout,
 		Logger:       cfg.Logger,

@@ -21,6 +21,7 @@ import (
 type Config struct {
 	MaxBody             int           // largest message body, announced in Welcome
 	MaxInflight         int           // messages open at once per device; more get router.ErrBusy
+	MaxDevices          int           // live sessions on this node; more logins get ReasonFull
 	LoginTimeout        time.Duration // from connection to a valid Login
 	IdleTimeout         time.Duration // the connection's idle timeout, announced in Welcome
 	ControlWriteTimeout time.Duration // bound on writing one control frame
@@ -37,6 +38,7 @@ const (
 	DefaultMaxInflight  = 32
 	DefaultLoginTimeout = 10 * time.Second
 	DefaultIdleTimeout  = 60 * time.Second
+	DefaultMaxDevices   = 100_000
 )
 
 func (c *Config) setDefaults() {
@@ -45,6 +47,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.MaxDevices <= 0 {
+		c.MaxDevices = DefaultMaxDevices
 	}
 	if c.LoginTimeout <= 0 {
 		c.LoginTimeout = DefaultLoginTimeout
@@ -79,6 +84,7 @@ type Server struct {
 
 	// Metrics; static after NewServer.
 	connected map[string]*atomic.Int64 // live sessions by transport
+	live      atomic.Int64             // live sessions, all transports
 	logins    map[string]*metrics.Counter
 	refusals  map[wire.Reason]*metrics.Counter
 	takeovers *metrics.Counter
@@ -137,9 +143,12 @@ func (s *Server) Serve(c Conn, kind string) {
 	}
 	s.logins[kind].Inc()
 	s.connected[kind].Add(1)
-	defer s.connected[kind].Add(-1)
 	s.log.Debug("device session opened", "session", sess.id, "transport", kind)
 	err := s.controlLoop(sess)
+	// Free the slot before the router forgets the session, so that anyone
+	// who sees the device gone can also log in again.
+	s.connected[kind].Add(-1)
+	s.live.Add(-1)
 	s.router.Unregister(sess.key, sess)
 	s.log.Debug("device session closed", "session", sess.id, "transport", kind, "cause", err)
 }
@@ -193,6 +202,16 @@ func (s *Server) login(sess *session) bool {
 	}
 	sess.key = router.KeyOf(login.Token)
 	clear(p) // the token's last copy in relay memory
+	// Count the session before it is registered, so that a burst of
+	// logins cannot overshoot the cap. A takeover replaces a session that
+	// already counts: a device whose old session is not yet timed out can
+	// always come back.
+	takeover := s.router.Lookup(sess.key) != nil
+	if s.live.Add(1) > int64(s.cfg.MaxDevices) && !takeover {
+		s.live.Add(-1)
+		s.refuse(sess, wire.ReasonFull, "relay at its device capacity; try later or elsewhere")
+		return false
+	}
 	ctrl.SetReadDeadline(time.Time{})
 
 	s.router.Register(sess.key, sess)
@@ -204,6 +223,7 @@ func (s *Server) login(sess *session) bool {
 	}
 	if err := sess.writeCtrl(welcome.Append(nil)); err != nil {
 		s.router.Unregister(sess.key, sess)
+		s.live.Add(-1)
 		return false
 	}
 	return true

@@ -60,6 +60,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the development CA and certificate (ca.pem is what devices trust)")
 	fs.IntVar(&c.MaxBody, "max-body", transport.DefaultMaxBody, "largest webhook body in `bytes` (413 above)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", transport.DefaultMaxInflight, "messages in flight per device (503 above)")
+	fs.IntVar(&c.MaxDevices, "max-devices", transport.DefaultMaxDevices, "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", webhook.DefaultAckTimeout, "wait for a device's reply (504 after)")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")
@@ -91,7 +92,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	for name, v := range map[string]int{"--max-body": c.MaxBody, "--max-inflight": c.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes} {
+	for name, v := range map[string]int{"--max-body": c.MaxBody, "--max-inflight": c.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes, "--max-devices": c.MaxDevices} {
 		if v <= 0 {
 			return nil, fmt.Errorf("%s must be positive", name)
 		}

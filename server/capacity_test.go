@@ -1,0 +1,41 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/wire"
+)
+
+func TestDeviceCap(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.MaxDevices = 2 })
+	a, b := wire.NewToken(), wire.NewToken()
+	ca, _ := e.Dial(t, a, echo("a"))
+	e.Dial(t, b, echo("b"))
+
+	_, err := device.Dial(context.Background(), e.Addr, wire.NewToken(), device.Options{TLS: e.TLS})
+	var re *device.RefusedError
+	if !errors.As(err, &re) || re.Reason != wire.ReasonFull || re.Permanent() {
+		t.Fatalf("third device: %v; want a temporary relay_full refusal", err)
+	}
+	// Devices already in are unaffected.
+	for tok, name := range map[string]string{a: "a", b: "b"} {
+		if s, body := e.Post(t, "notify", tok, `{}`); s != 200 || !strings.Contains(string(body), `"`+name+`"`) {
+			t.Fatalf("device %s at the cap: %d %s", name, s, body)
+		}
+	}
+	// A takeover replaces a session that already counts: allowed at the cap.
+	e.Dial(t, b, echo("b2"))
+	if s, body := e.Post(t, "notify", b, `{}`); s != 200 || !strings.Contains(string(body), `"b2"`) {
+		t.Fatalf("takeover at the cap: %d %s", s, body)
+	}
+	// A device leaving frees its slot.
+	ca.Close()
+	relaytest.WaitFor(t, func() bool { return e.Router().Len() == 1 })
+	e.Dial(t, wire.NewToken(), echo("c"))
+}

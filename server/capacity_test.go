@@ -39,3 +39,20 @@ func TestDeviceCap(t *testing.T) {
 	relaytest.WaitFor(t, func() bool { return e.Router().Len() == 1 })
 	e.Dial(t, wire.NewToken(), echo("c"))
 }
+
+// TestRetryUnderHandshakeSpike: past RetryAbove new connections per second,
+// the relay demands address validation; real devices pass it and connect.
+func TestRetryUnderHandshakeSpike(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove = 1 })
+	for i := range 6 {
+		opt := device.Options{WebTransport: i%2 == 1}
+		tok := wire.NewToken()
+		e.DialWith(t, tok, echo("d"), opt)
+		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
+			t.Fatalf("device %d after Retry: %d", i, s)
+		}
+	}
+	if got := metric(t, e, "relay_quic_retries_total"); got < 1 {
+		t.Fatalf("relay_quic_retries_total = %v; the spike should have demanded Retries", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
+	"golang.org/x/time/rate"
 )
 
 // ConnectPath is where browsers and other WebTransport devices connect.
@@ -23,7 +25,18 @@ const ConnectPath = "/connect"
 // to HTTP/3, which serves webhooks, the device page and WebTransport device
 // sessions.
 func (r *Relay) listenQUIC() error {
-	r.quicT = &quic.Transport{Conn: r.udp}
+	// Under a handshake spike, make unvalidated sources prove their
+	// address with a Retry round trip first, so that the relay answers no
+	// spoofed Initial with more than it received.
+	spike := rate.NewLimiter(rate.Limit(r.cfg.RetryAbove), max(1, r.cfg.RetryAbove))
+	retries := r.metrics.NewCounter("relay_quic_retries_total")
+	r.quicT = &quic.Transport{Conn: r.udp, VerifySourceAddress: func(net.Addr) bool {
+		if spike.Allow() {
+			return false
+		}
+		retries.Inc()
+		return true
+	}}
 	qtls := r.cfg.TLS
 	if r.cfg.UDPTLS != nil {
 		qtls = r.cfg.UDPTLS

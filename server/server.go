@@ -57,6 +57,9 @@ type Config struct {
 	DrainTimeout     time.Duration // SIGTERM to exit, at most
 	ReconnectSpread  time.Duration // devices told to come back within this window
 	HandshakeTimeout time.Duration // QUIC handshake
+	// RetryAbove is the rate of new QUIC connections per second above
+	// which unvalidated sources must first answer a Retry.
+	RetryAbove int
 
 	Logger *slog.Logger
 }
@@ -74,6 +77,7 @@ const (
 	DefaultDrainTimeout     = 15 * time.Second
 	DefaultReconnectSpread  = 10 * time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultRetryAbove       = 200
 )
 
 func (c *Config) setDefaults() {
@@ -91,6 +95,9 @@ func (c *Config) setDefaults() {
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	if c.ReconnectSpread < 0 {
 		c.ReconnectSpread = 0
+	}
+	if c.RetryAbove <= 0 {
+		c.RetryAbove = DefaultRetryAbove
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = transport.DefaultMaxBody

@@ -65,6 +65,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "QUIC handshake timeout")
+	fs.IntVar(&c.RetryAbove, "retry-above", server.DefaultRetryAbove, "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "reading one webhook request")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "idle keep-alive webhook connection")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "request line and headers in `bytes` (431 above)")
@@ -92,7 +93,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	for name, v := range map[string]int{"--max-body": c.MaxBody, "--max-inflight": c.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes, "--max-devices": c.MaxDevices} {
+	for name, v := range map[string]int{"--max-body": c.MaxBody, "--max-inflight": c.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes, "--max-devices": c.MaxDevices, "--retry-above": c.RetryAbove} {
 		if v <= 0 {
 			return nil, fmt.Errorf("%s must be positive", name)
 		}

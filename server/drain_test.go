@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/server"
+)
+
+// TestRestartUnderTraffic restarts a relay while callers keep sending: every
+// webhook gets a definite answer (a status, or a refused connection while no
+// relay listens), none hangs, and every device is back within the reconnect
+// window.
+func TestRestartUnderTraffic(t *testing.T) {
+	const devices, spread = 20, 500 * time.Millisecond
+	r1 := relaytest.Start(t, func(c *server.Config) { c.ReconnectSpread = spread })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sessions atomic.Int64
+	tokens := make([]string, devices)
+	var agents sync.WaitGroup
+	for i := range devices {
+		store := device.FileStore{Path: filepath.Join(t.TempDir(), "token")}
+		tok, err := store.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[i] = tok
+		a := &device.Agent{
+			Addr:      r1.Addr,
+			Options:   device.Options{TLS: r1.TLS, WebTransport: i%2 == 1},
+			Handler:   echo(fmt.Sprint(i)),
+			Tokens:    store,
+			Backoff:   device.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+			OnSession: func(*device.Conn) { sessions.Add(1) },
+		}
+		agents.Go(func() { a.Run(ctx) })
+	}
+	defer agents.Wait()
+	defer cancel()
+	relaytest.WaitFor(t, func() bool { return r1.Router().Len() == devices })
+
+	// Callers: bounded in count and time.
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	stop := make(chan struct{})
+	var callers sync.WaitGroup
+	client := &http.Client{Transport: r1.HTTP.Transport, Timeout: 10 * time.Second}
+	for c := range 4 {
+		callers.Go(func() {
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Post(r1.URL("notify", tokens[(c+i)%devices]), "application/json", strings.NewReader(`{"text":"x"}`))
+				key := ""
+				switch {
+				case err == nil:
+					key = fmt.Sprint(resp.StatusCode)
+					resp.Body.Close()
+				case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), strings.Contains(err.Error(), "EOF"):
+					key = "refused or closed unread"
+				default:
+					key = "error: " + err.Error()
+				}
+				mu.Lock()
+				outcomes[key]++
+				mu.Unlock()
+			}
+		})
+	}
+
+	before := sessions.Load()
+	r2 := r1.Restart(t) // drains r1: go-away with delays in [0, spread)
+	restarted := time.Now()
+	relaytest.WaitFor(t, func() bool { return r2.Router().Len() == devices })
+	back := time.Since(restarted)
+	close(stop)
+	callers.Wait()
+
+	if n := sessions.Load() - before; n < devices {
+		t.Errorf("%d new sessions after the restart, want %d", n, devices)
+	}
+	// Spread plus reconnect and backoff slack; WaitFor's own bound is 10 s.
+	if back > spread+3*time.Second {
+		t.Errorf("devices took %v to come back, spread was %v", back, spread)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("outcomes during the restart: %v; all %d devices back after %v", outcomes, devices, back)
+	for k, n := range outcomes {
+		switch k {
+		case "200", "503", "404", "502", "refused or closed unread":
+		default:
+			t.Errorf("%d webhooks ended with %q", n, k)
+		}
+	}
+	if outcomes["200"] == 0 {
+		t.Error("no webhook succeeded")
+	}
+}

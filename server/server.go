@@ -61,6 +61,18 @@ type Config struct {
 	// which unvalidated sources must first answer a Retry.
 	RetryAbove int
 
+	// Webhook rate limits (429 rate_limited above), each a rate per second
+	// and a burst: webhooks per device token, webhooks per source address
+	// (an IPv4 address or an IPv6 /64), and no_device answers per source.
+	// Zero takes the default (webhook.Default*); a negative rate or burst
+	// turns the limit off.
+	TokenRate  float64
+	TokenBurst int
+	IPRate     float64
+	IPBurst    int
+	MissRate   float64
+	MissBurst  int
+
 	Logger *slog.Logger
 }
 
@@ -99,6 +111,17 @@ func (c *Config) setDefaults() {
 	if c.RetryAbove <= 0 {
 		c.RetryAbove = DefaultRetryAbove
 	}
+	limit := func(r *float64, defRate float64, b *int, defBurst int) {
+		if *r == 0 {
+			*r = defRate
+		}
+		if *b == 0 {
+			*b = defBurst
+		}
+	}
+	limit(&c.TokenRate, webhook.DefaultTokenRate, &c.TokenBurst, webhook.DefaultTokenBurst)
+	limit(&c.IPRate, webhook.DefaultIPRate, &c.IPBurst, webhook.DefaultIPBurst)
+	limit(&c.MissRate, webhook.DefaultMissRate, &c.MissBurst, webhook.DefaultMissBurst)
 	if c.MaxBody <= 0 {
 		c.MaxBody = transport.DefaultMaxBody
 	}
@@ -165,7 +188,17 @@ func New(cfg Config) (*Relay, error) {
 		Logger:       cfg.Logger,
 		Metrics:      r.metrics,
 	})
-	r.hook = webhook.New(r.router, webhook.Config{AckTimeout: cfg.AckTimeout, MaxBody: cfg.MaxBody, Metrics: r.metrics})
+	r.hook = webhook.New(r.router, webhook.Config{
+		AckTimeout: cfg.AckTimeout,
+		MaxBody:    cfg.MaxBody,
+		Metrics:    r.metrics,
+		TokenRate:  cfg.TokenRate,
+		TokenBurst: cfg.TokenBurst,
+		IPRate:     cfg.IPRate,
+		IPBurst:    cfg.IPBurst,
+		MissRate:   cfg.MissRate,
+		MissBurst:  cfg.MissBurst,
+	})
 	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
 		r.quicConns[alpn] = r.metrics.NewCounter(`relay_quic_connections_total{alpn="` + alpn + `"}`)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/pixelrelay/relay/router"
 	"github.com/valyala/fasthttp"
@@ -53,6 +54,7 @@ var (
 	ErrTimeoutHTTP   = newError(fasthttp.StatusRequestTimeout, "request_timeout", "request not received in time", 0)
 	ErrOrigin        = newError(fasthttp.StatusForbidden, "origin_not_allowed", "this page's origin may not connect devices; see --allow-origin", 0)
 	ErrDraining      = newError(fasthttp.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)
+	ErrRateLimited   = newError(fasthttp.StatusTooManyRequests, "rate_limited", "too many requests; retry after the seconds in Retry-After", 1)
 	ErrInternal      = newError(fasthttp.StatusInternalServerError, "internal", "internal error", 0)
 )
 
@@ -66,6 +68,53 @@ var deliveryErrors = []struct {
 	{router.ErrTimeout, newError(fasthttp.StatusGatewayTimeout, "timeout", "device did not answer in time", 0)},
 	{router.ErrGone, newError(fasthttp.StatusBadGateway, "device_gone", "device disconnected before answering", 0)},
 	{router.ErrBadReply, newError(fasthttp.StatusBadGateway, "bad_reply", "device sent an invalid reply", 0)},
+}
+
+// retryError is a refusal whose Retry-After is known only when it happens:
+// a rate limit's next token. It answers as Err, from the table (so
+// ErrRateLimited counts and renders like any other row), with Retry-After
+// set to After in whole seconds; ErrRateLimited's own 1 s is the fallback
+// when it is written without one.
+type retryError struct {
+	Err   *Error
+	After time.Duration
+}
+
+func (e *retryError) Error() string { return e.Err.Error() }
+func (e *retryError) Unwrap() error { return e.Err }
+
+// maxRetryAfter caps a Retry-After: a limit with a tiny rate may name a
+// time far off, and one day is as good as "much later".
+const maxRetryAfter = 24 * time.Hour
+
+// seconds is After for Retry-After: whole seconds, rounded up, at least 1.
+func (e *retryError) seconds() int {
+	d := min(e.After, maxRetryAfter)
+	return max(int((d+time.Second-1)/time.Second), 1)
+}
+
+// respond returns the response for err, or fallback if err is none of
+// ours, and its Retry-After in seconds (0: none).
+func respond(err error, fallback *Error) (e *Error, retryAfter int) {
+	// Unwrapped errors first, without reflection: the answers a flood
+	// produces (a miss, a rate limit) then allocate nothing.
+	switch x := err.(type) {
+	case *retryError:
+		return x.Err, x.seconds()
+	case *Error:
+		return x, x.RetryAfter
+	}
+	for _, m := range deliveryErrors {
+		if err == m.err {
+			return m.res, m.res.RetryAfter
+		}
+	}
+	var re *retryError
+	if errors.As(err, &re) {
+		return re.Err, re.seconds()
+	}
+	e = errorOr(err, fallback)
+	return e, e.RetryAfter
 }
 
 // errorFor returns the response for err; unknown errors are internal.
@@ -95,24 +144,31 @@ func errorOr(err error, fallback *Error) *Error {
 }
 
 // WriteError answers ctx with err's response.
-func WriteError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, errorFor(err)) }
+func WriteError(ctx *fasthttp.RequestCtx, err error) {
+	e, retry := respond(err, ErrInternal)
+	writeError(ctx, e, retry)
+}
 
 // ServeError is fasthttp's Server.ErrorHandler: requests that fasthttp
 // could not read get the same JSON shape as every other refusal, and count.
 func (h *Handler) ServeError(ctx *fasthttp.RequestCtx, err error) {
-	e := errorOr(err, ErrBadRequest)
+	e, retry := respond(err, ErrBadRequest)
 	h.outcomes[e.idx].Inc()
-	writeError(ctx, e)
+	writeError(ctx, e, retry)
 }
 
 // WriteHTTPError answers a net/http request (HTTP/3) with err's response.
-func WriteHTTPError(w http.ResponseWriter, err error) { writeHTTPError(w, errorFor(err)) }
+func WriteHTTPError(w http.ResponseWriter, err error) {
+	e, retry := respond(err, ErrInternal)
+	writeHTTPError(w, e, retry)
+}
 
-func writeHTTPError(w http.ResponseWriter, e *Error) {
+// writeHTTPError answers with e and, if retry > 0, Retry-After: retry.
+func writeHTTPError(w http.ResponseWriter, e *Error, retry int) {
 	h := w.Header()
 	setJSONHTTPHeaders(h)
-	if e.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	if retry > 0 {
+		h.Set("Retry-After", strconv.Itoa(retry))
 	}
 	if e.Status == http.StatusMethodNotAllowed {
 		h.Set("Allow", "POST")
@@ -127,12 +183,13 @@ func setJSONHTTPHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
-func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+// writeError answers with e and, if retry > 0, Retry-After: retry.
+func writeError(ctx *fasthttp.RequestCtx, e *Error, retry int) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.Status)
 	setJSONHeaders(&ctx.Response.Header)
-	if e.RetryAfter > 0 {
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	if retry > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retry))
 	}
 	if e.Status == fasthttp.StatusMethodNotAllowed {
 		ctx.Response.Header.Set("Allow", "POST")

@@ -4,21 +4,33 @@
 //
 // Nothing from a request outlives the handler: Deliver returns before the
 // handler does, and the token is only ever hashed.
+//
+// Three rate limits guard delivery, each a token bucket per key (package
+// limit): per source address (IPv4, or IPv6 /64) on every webhook, per
+// device token on webhooks for a connected device, and per source address
+// on no_device answers, which is what guessing tokens produces. Refusals are
+// 429 rate_limited with a Retry-After from the bucket. The buckets hold
+// token hashes and addresses in memory only, for a few seconds after their
+// last use; no label or log ever names either.
 package webhook
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/time/rate"
 )
 
 // Path is the webhook endpoint; the server routes it to ServeFastHTTP
@@ -32,27 +44,75 @@ type Config struct {
 	// MaxBody is the largest body the HTTP/3 frontend reads (413 above);
 	// on TCP fasthttp's MaxRequestBodySize enforces it.
 	MaxBody int
-	// Metrics receives relay_webhooks_total{outcome} and
-	// relay_webhook_seconds; nil keeps them private.
+	// Metrics receives relay_webhooks_total{outcome},
+	// relay_webhook_seconds and the rate limits' series; nil keeps them
+	// private.
 	Metrics *metrics.Set
+
+	// Rate limits: a rate in requests per second and a burst (the bucket's
+	// size) each. Zero takes the default; a negative rate or burst turns
+	// the limit off. Over a limit the answer is 429 rate_limited.
+	TokenRate  float64 // webhooks per device token, for a connected device
+	TokenBurst int
+	IPRate     float64 // webhooks per source: an IPv4 address or an IPv6 /64
+	IPBurst    int
+	MissRate   float64 // no_device answers per source; 429 instead of 404 above
+	MissBurst  int
 }
 
-// Defaults for Config.
+// Defaults for Config. A clock shows a few messages a second at most, so a
+// token gets 20/s with bursts of 40. Sources are generous, since many
+// callers can share one egress address (IFTTT, a carrier's NAT, an office).
+// A few misses a second cover callers whose clock is offline; a guesser
+// needs billions per hit.
 const (
 	DefaultAckTimeout = 5 * time.Second
 	DefaultMaxBody    = 64 << 10
+	DefaultTokenRate  = 20
+	DefaultTokenBurst = 40
+	DefaultIPRate     = 200
+	DefaultIPBurst    = 400
+	DefaultMissRate   = 5
+	DefaultMissBurst  = 20
 )
 
 // Handler serves webhooks.
 type Handler struct {
 	d        router.Deliverer // static
+	lookup   lookuper         // d's fast "no such device", if it has one; static
 	cfg      Config           // static
 	draining atomic.Bool
+
+	tokens  *limit.Keyed[router.Key] // webhooks per token; static
+	sources *limit.Keyed[netip.Addr] // webhooks per source; static
+	misses  *limit.Keyed[netip.Addr] // no_device answers per source; static
 
 	outcomes  []*metrics.Counter // by Error.idx; static
 	delivered *metrics.Counter   // the device answered
 	latency   *metrics.PrometheusHistogram
+	limited   [limitCount]*metrics.Counter // 429s by the limit that refused; static
 }
+
+// lookuper is what a Deliverer may also implement so that a webhook for a
+// token nobody holds is answered before any delivery starts: no context,
+// no timer, no entry in the token limit. *router.Router does. Lookup(k) == nil must
+// mean that Deliver(ctx, k, m) would fail with router.ErrNoDevice; a
+// Device is only a hint, and the message still goes through Deliver. The
+// cluster backend need not implement it: every miss then goes through
+// Deliver as before.
+type lookuper interface {
+	Lookup(router.Key) router.Device
+}
+
+// The rate limits, for relay_rate_limited_total{limit}.
+const (
+	limitIP = iota
+	limitToken
+	limitMiss
+	limitCount
+)
+
+var limitNames = [limitCount]string{limitIP: "ip", limitToken: "token", limitMiss: "miss"}
 
 // latencyBuckets span a loopback round trip (~0.1 ms) to the ack timeout.
 var latencyBuckets = []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -73,20 +133,52 @@ func New(d router.Deliverer, cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	h := &Handler{d: d, cfg: cfg}
+	h := &Handler{
+		d:       d,
+		cfg:     cfg,
+		tokens:  newLimit[router.Key](cfg.TokenRate, DefaultTokenRate, cfg.TokenBurst, DefaultTokenBurst),
+		sources: newLimit[netip.Addr](cfg.IPRate, DefaultIPRate, cfg.IPBurst, DefaultIPBurst),
+		misses:  newLimit[netip.Addr](cfg.MissRate, DefaultMissRate, cfg.MissBurst, DefaultMissBurst),
+	}
+	h.lookup, _ = d.(lookuper)
 	for _, e := range allErrors {
 		h.outcomes = append(h.outcomes, cfg.Metrics.GetOrCreateCounter(`relay_webhooks_total{outcome="`+e.Code+`"}`))
 	}
 	h.delivered = cfg.Metrics.NewCounter(`relay_webhooks_total{outcome="delivered"}`)
 	h.latency = cfg.Metrics.NewPrometheusHistogramExt("relay_webhook_seconds", latencyBuckets)
+	type stats interface {
+		Len() int
+		Untracked() uint64
+	}
+	limits := [limitCount]stats{limitIP: h.sources, limitToken: h.tokens, limitMiss: h.misses}
+	for i, l := range limits {
+		label := `{limit="` + limitNames[i] + `"}`
+		h.limited[i] = cfg.Metrics.NewCounter(`relay_rate_limited_total` + label)
+		cfg.Metrics.NewGauge(`relay_rate_limit_keys`+label, func() float64 { return float64(l.Len()) })
+		// A counter read at scrape time: the metrics package has no
+		// callback counter, and without metadata the exposition is the same.
+		cfg.Metrics.NewGauge(`relay_rate_limit_untracked_total`+label, func() float64 { return float64(l.Untracked()) })
+	}
 	return h
 }
 
-// fail counts a refusal and returns its response.
-func (h *Handler) fail(err error) *Error {
-	e := errorFor(err)
+// newLimit builds one limit from Config: zero takes the default, a
+// negative rate or burst turns the limit off.
+func newLimit[K comparable](r, defRate float64, burst, defBurst int) *limit.Keyed[K] {
+	if r == 0 {
+		r = defRate
+	}
+	if burst == 0 {
+		burst = defBurst
+	}
+	return limit.New[K](rate.Limit(r), burst)
+}
+
+// fail counts a refusal and returns its response and Retry-After.
+func (h *Handler) fail(err error) (*Error, int) {
+	e, retry := respond(err, ErrInternal)
 	h.outcomes[e.idx].Inc()
-	return e
+	return e, retry
 }
 
 // answered counts a delivery the device answered.
@@ -100,6 +192,7 @@ var bearer = []byte("Bearer ")
 // request is one webhook as a frontend read it; the slices are valid for
 // the call only.
 type request struct {
+	src   netip.Addr // the caller's source, as source() keys it
 	post  bool
 	mode  []byte // ?mode=
 	token []byte // ?token=
@@ -107,8 +200,25 @@ type request struct {
 	body  []byte
 }
 
-// serve is the webhook logic behind both frontends: check, route, deliver.
-func (h *Handler) serve(r request) (router.Reply, error) {
+// serve is the webhook logic behind both frontends: limit, check, route,
+// deliver. now is when the request arrived.
+func (h *Handler) serve(r request, now time.Time) (router.Reply, error) {
+	if err := h.admit(r.src, now); err != nil {
+		return router.Reply{}, err
+	}
+	return h.handle(r, now)
+}
+
+// admit applies the per-source limit, before anything else is looked at.
+func (h *Handler) admit(src netip.Addr, now time.Time) error {
+	if ok, after := h.sources.Allow(src, now); !ok {
+		return h.rateLimited(limitIP, after)
+	}
+	return nil
+}
+
+// handle is serve after admit.
+func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 	if !r.post {
 		return router.Reply{}, ErrMethod
 	}
@@ -122,9 +232,52 @@ func (h *Handler) serve(r request) (router.Reply, error) {
 	if !json.Valid(r.body) {
 		return router.Reply{}, ErrBadJSON
 	}
+	key := router.KeyOf(token)
+	if h.lookup != nil && h.lookup.Lookup(key) == nil {
+		return router.Reply{}, h.miss(r.src, now, router.ErrNoDevice)
+	}
+	if ok, after := h.tokens.Allow(key, now); !ok {
+		return router.Reply{}, h.rateLimited(limitToken, after)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.AckTimeout)
 	defer cancel()
-	return h.d.Deliver(ctx, router.KeyOf(token), router.Message{Mode: mode, Body: r.body})
+	reply, err := h.d.Deliver(ctx, key, router.Message{Mode: mode, Body: r.body})
+	if err != nil && errors.Is(err, router.ErrNoDevice) {
+		err = h.miss(r.src, time.Now(), err)
+	}
+	return reply, err
+}
+
+// miss answers a webhook for a token no device holds: err (404 no_device)
+// while the source has misses left, 429 once it has used them up. Only
+// misses are limited: a caller whose neighbours behind the same address
+// probe tokens still reaches its own, connected device.
+func (h *Handler) miss(src netip.Addr, now time.Time, err error) error {
+	if ok, after := h.misses.Allow(src, now); !ok {
+		return h.rateLimited(limitMiss, after)
+	}
+	return err
+}
+
+// rateLimited counts a refusal by limit i and returns it, with the time
+// until the limit's next token as its Retry-After.
+func (h *Handler) rateLimited(i int, after time.Duration) error {
+	h.limited[i].Inc()
+	return &retryError{Err: ErrRateLimited, After: after}
+}
+
+// source keys a caller's address for the per-source limits: an IPv4
+// address as is, an IPv6 address by its /64, the block one subscriber
+// gets and whose low half a host picks at will. An IPv4-mapped IPv6
+// address is its IPv4 address; an address the frontend could not read is
+// the zero Addr, one shared key.
+func source(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return p.Addr()
+	}
+	return a
 }
 
 // ServeFastHTTP answers a webhook on the TCP frontend. The caller routes
@@ -132,15 +285,18 @@ func (h *Handler) serve(r request) (router.Reply, error) {
 func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	args := ctx.QueryArgs()
+	src, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	reply, err := h.serve(request{
+		src:   source(src),
 		post:  ctx.IsPost(),
 		mode:  args.Peek("mode"),
 		token: args.Peek("token"),
 		auth:  ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
 		body:  ctx.PostBody(),
-	})
+	}, start)
 	if err != nil {
-		writeError(ctx, h.fail(err))
+		e, retry := h.fail(err)
+		writeError(ctx, e, retry)
 		return
 	}
 	h.answered(start)
@@ -153,24 +309,29 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 // routes only /cloud here.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+	src := source(ap.Addr())
+	// The source limit comes before the body is read.
+	err := h.admit(src, start)
 	var body []byte
-	var err error
-	if r.Method == http.MethodPost {
+	if err == nil && r.Method == http.MethodPost {
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.cfg.MaxBody)))
 	}
 	var reply router.Reply
 	if err == nil {
 		q := r.URL.Query()
-		reply, err = h.serve(request{
+		reply, err = h.handle(request{
+			src:   src,
 			post:  r.Method == http.MethodPost,
 			mode:  []byte(q.Get("mode")),
 			token: []byte(q.Get("token")),
 			auth:  []byte(r.Header.Get("Authorization")),
 			body:  body,
-		})
+		}, start)
 	}
 	if err != nil {
-		writeHTTPError(w, h.fail(err))
+		e, retry := h.fail(err)
+		writeHTTPError(w, e, retry)
 		return
 	}
 	h.answered(start)

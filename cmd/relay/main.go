@@ -71,6 +71,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "request line and headers in `bytes` (431 above)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGTERM, exit within this")
 	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", server.DefaultReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
+	fs.Float64Var(&c.TokenRate, "token-rate", webhook.DefaultTokenRate, "webhooks per second per device token, refilling a bucket of --token-burst (429 rate_limited above); 0 disables")
+	fs.IntVar(&c.TokenBurst, "token-burst", webhook.DefaultTokenBurst, "webhooks one device token may send at once before --token-rate applies; 0 disables the token limit")
+	fs.Float64Var(&c.IPRate, "ip-rate", webhook.DefaultIPRate, "webhooks per second per source address (an IPv4 address or an IPv6 /64); generous, since many callers can share one egress address; 0 disables")
+	fs.IntVar(&c.IPBurst, "ip-burst", webhook.DefaultIPBurst, "webhooks one source address may send at once before --ip-rate applies; 0 disables the source limit")
+	fs.Float64Var(&c.MissRate, "miss-rate", webhook.DefaultMissRate, "404 no_device answers per second per source address; beyond them unknown tokens get 429 (slows token guessing); 0 disables")
+	fs.IntVar(&c.MissBurst, "miss-burst", webhook.DefaultMissBurst, "404 no_device answers one source address may get at once before --miss-rate applies; 0 disables the miss limit")
 	fs.Func("allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport devices, besides the relay's own page; repeat or separate with commas", func(v string) error {
 		for _, origin := range strings.Split(v, ",") {
 			if origin = strings.TrimSpace(origin); origin != "" {
@@ -104,7 +110,35 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if c.MaxBody > server.MaxBodyLimit {
 		return nil, fmt.Errorf("--max-body must be at most %d", server.MaxBodyLimit)
 	}
+	if err := rateLimits(c); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// rateLimits checks the rate-limit flags and turns each 0 into "off": in
+// server.Config zero takes the default and a negative value disables.
+func rateLimits(c *server.Config) error {
+	for _, l := range []struct {
+		name  string
+		rate  *float64
+		burst *int
+	}{
+		{"token", &c.TokenRate, &c.TokenBurst},
+		{"ip", &c.IPRate, &c.IPBurst},
+		{"miss", &c.MissRate, &c.MissBurst},
+	} {
+		if !(*l.rate >= 0) { // NaN too
+			return fmt.Errorf("--%s-rate must be a number >= 0 (0 disables)", l.name)
+		}
+		if *l.burst < 0 {
+			return fmt.Errorf("--%s-burst must be >= 0 (0 disables)", l.name)
+		}
+		if *l.rate == 0 || *l.burst == 0 {
+			*l.rate, *l.burst = -1, -1
+		}
+	}
+	return nil
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {

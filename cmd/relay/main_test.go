@@ -22,7 +22,8 @@ func TestHelpNamesEveryEnvVar(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, env := range []string{"RELAY_LISTEN", "RELAY_ADMIN", "RELAY_CERT", "RELAY_KEY", "RELAY_STATE_DIR",
-		"RELAY_MAX_BODY", "RELAY_MAX_INFLIGHT", "RELAY_ACK_TIMEOUT", "RELAY_LOG_LEVEL"} {
+		"RELAY_MAX_BODY", "RELAY_MAX_INFLIGHT", "RELAY_ACK_TIMEOUT", "RELAY_LOG_LEVEL",
+		"RELAY_TOKEN_RATE", "RELAY_TOKEN_BURST", "RELAY_IP_RATE", "RELAY_IP_BURST", "RELAY_MISS_RATE", "RELAY_MISS_BURST"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s", env)
 		}
@@ -38,6 +39,31 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	}
 	if o.cfg.MaxBody != 1024 || o.cfg.AckTimeout != 3*time.Second {
 		t.Fatalf("max body %d, ack timeout %v; want 1024 from env, 3s from the flag", o.cfg.MaxBody, o.cfg.AckTimeout)
+	}
+}
+
+func TestRateLimitFlags(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.TokenRate != 20 || c.TokenBurst != 40 || c.IPRate != 200 || c.IPBurst != 400 || c.MissRate != 5 || c.MissBurst != 20 {
+		t.Fatalf("defaults: token %v/%d, ip %v/%d, miss %v/%d; want 20/40, 200/400, 5/20",
+			c.TokenRate, c.TokenBurst, c.IPRate, c.IPBurst, c.MissRate, c.MissBurst)
+	}
+	t.Setenv("RELAY_IP_RATE", "1000")
+	if o, err = parse([]string{"--token-rate", "0", "--miss-burst", "0", "--token-burst", "5"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	c = o.cfg
+	// 0 disables: server.Config spells "off" as negative, since its zero
+	// means "default".
+	if c.TokenRate >= 0 || c.TokenBurst >= 0 || c.MissRate >= 0 || c.MissBurst >= 0 {
+		t.Fatalf("token %v/%d, miss %v/%d; want both off (negative)", c.TokenRate, c.TokenBurst, c.MissRate, c.MissBurst)
+	}
+	if c.IPRate != 1000 || c.IPBurst != 400 {
+		t.Fatalf("ip %v/%d; want 1000 from the environment, 400", c.IPRate, c.IPBurst)
 	}
 }
 
@@ -61,6 +87,7 @@ func TestAllowOrigins(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
+		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"},
 		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {

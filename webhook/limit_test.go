@@ -1,0 +1,221 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// serveFrom is serve with the request coming from addr.
+func serveFrom(h *Handler, addr, uri string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI(uri)
+	req.SetBodyString(`{}`)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr)), nil)
+	h.ServeFastHTTP(&ctx)
+	return &ctx
+}
+
+func ok200(context.Context, router.Key, router.Message) (router.Reply, error) {
+	return router.Reply{Status: 200, Body: []byte(`{"ok":true}`)}, nil
+}
+
+// wantLimited checks a 429 rate_limited with a Retry-After of at least 1.
+func wantLimited(t *testing.T, ctx *fasthttp.RequestCtx) int {
+	t.Helper()
+	if s := ctx.Response.StatusCode(); s != 429 || code(t, ctx) != "rate_limited" {
+		t.Fatalf("%d %s; want 429 rate_limited", s, ctx.Response.Body())
+	}
+	n, err := strconv.Atoi(string(ctx.Response.Header.Peek("Retry-After")))
+	if err != nil || n < 1 {
+		t.Fatalf("Retry-After %q; want whole seconds >= 1", ctx.Response.Header.Peek("Retry-After"))
+	}
+	return n
+}
+
+func TestRetryAfterRoundsUp(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{
+		{0, 1}, {time.Nanosecond, 1}, {999 * time.Millisecond, 1}, {time.Second, 1},
+		{time.Second + time.Millisecond, 2}, {100 * time.Second, 100}, {1<<63 - 1, 86400},
+	} {
+		if e, got := respond(&retryError{Err: ErrRateLimited, After: c.d}, ErrInternal); e != ErrRateLimited || got != c.want {
+			t.Errorf("%v: %s, Retry-After %d; want rate_limited, %d", c.d, e.Code, got, c.want)
+		}
+	}
+	// Wrapped, it still answers from the table with its own Retry-After.
+	if e, got := respond(fmt.Errorf("context: %w", &retryError{Err: ErrRateLimited, After: 3 * time.Second}), ErrInternal); e != ErrRateLimited || got != 3 {
+		t.Errorf("wrapped retryError: %s, Retry-After %d", e.Code, got)
+	}
+	if e := errorFor(&retryError{Err: ErrRateLimited, After: time.Second}); e != ErrRateLimited {
+		t.Errorf("a retryError maps to %v", e)
+	}
+	if e, got := respond(ErrRateLimited, ErrInternal); got != 1 {
+		t.Errorf("bare %s: Retry-After %d, want the table's 1", e.Code, got)
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for _, c := range []struct{ addr, key string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::"},
+		{"fe80::1%eth0", "fe80::"},
+		{"::1", "::"},
+	} {
+		if got := source(netip.MustParseAddr(c.addr)); got != netip.MustParseAddr(c.key) {
+			t.Errorf("source(%s) = %s, want %s", c.addr, got, c.key)
+		}
+	}
+	if got := source(netip.Addr{}); got != (netip.Addr{}) {
+		t.Errorf("source of an unreadable address = %s, want the zero Addr", got)
+	}
+}
+
+func TestTokenLimitIsPerToken(t *testing.T) {
+	h := New(deliverFunc(ok200), Config{TokenRate: 0.001, TokenBurst: 2})
+	a, b := wire.NewToken(), wire.NewToken()
+	for range 2 {
+		if ctx := serveFrom(h, "192.0.2.1:1000", "/cloud?mode=notify&token="+a); ctx.Response.StatusCode() != 200 {
+			t.Fatalf("within the burst: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	// 1 token per 1000 s: the next one is about 1000 s away.
+	if n := wantLimited(t, serveFrom(h, "192.0.2.1:1000", "/cloud?mode=notify&token="+a)); n < 999 || n > 1000 {
+		t.Fatalf("Retry-After %d; want about 1000", n)
+	}
+	if ctx := serveFrom(h, "192.0.2.1:1000", "/cloud?mode=notify&token="+b); ctx.Response.StatusCode() != 200 {
+		t.Fatalf("another token from the same source: %d", ctx.Response.StatusCode())
+	}
+}
+
+func TestSourceLimitIsPerAddress(t *testing.T) {
+	h := New(deliverFunc(ok200), Config{IPRate: 0.001, IPBurst: 2})
+	tok := wire.NewToken()
+	url := "/cloud?mode=notify&token=" + tok
+	serveFrom(h, "[2001:db8::1]:1", url)
+	serveFrom(h, "[2001:db8::2]:2", url)
+	// The same /64, another host: the same source.
+	wantLimited(t, serveFrom(h, "[2001:db8::3]:3", url))
+	// Even malformed requests count, and are refused before they are read.
+	wantLimited(t, serveFrom(h, "[2001:db8::1]:1", "/cloud"))
+	for _, other := range []string{"[2001:db8:0:1::1]:1", "192.0.2.1:1"} {
+		if ctx := serveFrom(h, other, url); ctx.Response.StatusCode() != 200 {
+			t.Errorf("from %s: %d; another source is not limited", other, ctx.Response.StatusCode())
+		}
+	}
+}
+
+// fakeDevice answers every message with 200.
+type fakeDevice struct{}
+
+func (*fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+	return router.Reply{Status: 200, Body: []byte(`{"ok":true}`)}, nil
+}
+func (*fakeDevice) Close(router.CloseReason) {}
+
+// countingRouter is a router whose Deliver calls are counted.
+type countingRouter struct {
+	*router.Router
+	delivers int
+}
+
+func (r *countingRouter) Deliver(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
+	r.delivers++
+	return r.Router.Deliver(ctx, k, m)
+}
+
+func TestMissLimit(t *testing.T) {
+	known := wire.NewToken()
+	rt := &countingRouter{Router: router.New()}
+	rt.Register(router.KeyOf([]byte(known)), &fakeDevice{})
+	for _, c := range []struct {
+		name string
+		d    router.Deliverer
+	}{
+		{"router", rt}, // with Lookup: misses are answered before delivery
+		{"deliverer", struct{ router.Deliverer }{rt}}, // without: misses come back from Deliver
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := New(c.d, Config{MissRate: 0.001, MissBurst: 3})
+			rt.delivers = 0
+			var first []byte
+			for i := range 3 {
+				ctx := serveFrom(h, "192.0.2.1:1", "/cloud?mode=notify&token="+wire.NewToken())
+				if ctx.Response.StatusCode() != 404 || code(t, ctx) != "no_device" {
+					t.Fatalf("miss %d: %d %s; want 404 no_device", i, ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+				if first == nil {
+					first = append([]byte(nil), ctx.Response.Body()...)
+				} else if string(ctx.Response.Body()) != string(first) {
+					t.Fatalf("404 bodies differ: %s and %s", first, ctx.Response.Body())
+				}
+			}
+			wantLimited(t, serveFrom(h, "192.0.2.1:1", "/cloud?mode=notify&token="+wire.NewToken()))
+			// The same source still reaches a connected device.
+			if ctx := serveFrom(h, "192.0.2.1:1", "/cloud?mode=notify&token="+known); ctx.Response.StatusCode() != 200 {
+				t.Fatalf("known token after the misses: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			// Another source has its own misses.
+			if ctx := serveFrom(h, "192.0.2.2:1", "/cloud?mode=notify&token="+wire.NewToken()); ctx.Response.StatusCode() != 404 {
+				t.Fatalf("another source's first miss: %d", ctx.Response.StatusCode())
+			}
+			wantDelivers := 1
+			if c.name == "deliverer" {
+				wantDelivers = 3 + 1 + 1 + 1
+			}
+			if rt.delivers != wantDelivers {
+				t.Fatalf("%d deliveries, want %d", rt.delivers, wantDelivers)
+			}
+		})
+	}
+}
+
+func TestLimitsOff(t *testing.T) {
+	h := New(deliverFunc(ok200), Config{TokenRate: -1, IPRate: -1, MissBurst: -1})
+	tok := wire.NewToken()
+	for i := range 1000 {
+		if ctx := serveFrom(h, "192.0.2.1:1", "/cloud?mode=notify&token="+tok); ctx.Response.StatusCode() != 200 {
+			t.Fatalf("webhook %d with limits off: %d", i, ctx.Response.StatusCode())
+		}
+	}
+	if h.tokens.Len()+h.sources.Len()+h.misses.Len() != 0 {
+		t.Fatal("limits that are off hold entries")
+	}
+}
+
+func TestHTTP3FrontendKeysByRemoteAddr(t *testing.T) {
+	h := New(deliverFunc(ok200), Config{IPRate: 0.001, IPBurst: 1})
+	post := func(remote string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/cloud?mode=notify&token="+wire.NewToken(), strings.NewReader(`{}`))
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := post("192.0.2.1:443"); w.Code != 200 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	w := post("192.0.2.1:444")
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"code":"rate_limited"`) {
+		t.Fatalf("second from the same address: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if w := post("[2001:db8::1]:443"); w.Code != 200 {
+		t.Fatalf("another address: %d", w.Code)
+	}
+}

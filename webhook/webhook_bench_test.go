@@ -1,0 +1,61 @@
+package webhook
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkNoDevice measures the answer to a webhook for a token no device
+// holds: what a token guesser costs the relay, from a parsed request to
+// the written 404. deliverer=router is the relay as built (the router's
+// Lookup answers the miss before a delivery context exists);
+// deliverer=plain hides Lookup, as the cluster backend would, so every
+// miss goes through context.WithTimeout and Deliver. limits=on runs the
+// buckets (with room to spare, so every answer stays a 404): source and
+// miss, and with plain also the token's, taken before Deliver;
+// limits=off turns all three off; limits=spent is a source over its miss
+// budget.
+func BenchmarkNoDevice(b *testing.B) {
+	rt := router.New()
+	for _, d := range []struct {
+		name string
+		d    router.Deliverer
+	}{{"router", rt}, {"plain", struct{ router.Deliverer }{rt}}} {
+		for _, l := range []struct {
+			name string
+			cfg  Config
+		}{
+			{"on", Config{IPRate: 1e12, IPBurst: 1 << 30, TokenRate: 1e12, TokenBurst: 1 << 30, MissRate: 1e12, MissBurst: 1 << 30}},
+			{"off", Config{IPRate: -1, TokenRate: -1, MissRate: -1}},
+			// A guesser that has used up its misses (default miss limit):
+			// all but 5 answers a second are 429s.
+			{"spent", Config{IPRate: 1e12, IPBurst: 1 << 30, TokenRate: 1e12, TokenBurst: 1 << 30}},
+		} {
+			b.Run("deliverer="+d.name+"/limits="+l.name, func(b *testing.B) {
+				h := New(d.d, l.cfg)
+				var req fasthttp.Request
+				req.Header.SetMethod("POST")
+				req.SetRequestURI("/cloud?mode=notify&token=" + wire.NewToken())
+				req.SetBodyString(`{"text":"guess"}`)
+				var ctx fasthttp.RequestCtx
+				ctx.Init(&req, net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:4000")), nil)
+				b.ReportAllocs()
+				for b.Loop() {
+					h.ServeFastHTTP(&ctx)
+				}
+				want := 404
+				if l.name == "spent" && b.N > DefaultMissBurst {
+					want = 429
+				}
+				if s := ctx.Response.StatusCode(); s != want && !(want == 429 && s == 404) {
+					b.Fatalf("status %d, want %d", s, want)
+				}
+			})
+		}
+	}
+}

@@ -44,12 +44,16 @@ type Config struct {
 	// may open WebTransport device sessions; the relay's own page always may.
 	AllowOrigins []string
 
-	MaxBody      int           // largest webhook body (413 above)
-	MaxInflight  int           // messages open at once per device (503 above)
-	MaxDevices   int           // live device sessions on this node (logins refused above)
-	AckTimeout   time.Duration // wait for a device's reply (504 after)
-	LoginTimeout time.Duration // from QUIC handshake to a valid login
-	IdleTimeout  time.Duration // QUIC idle timeout; devices keep alive below it
+	MaxBody     int // largest webhook body (413 above)
+	MaxInflight int // messages open at once per device (503 above)
+	MaxDevices  int // live device sessions on this node (logins refused above)
+	// TakeoverRate (per second; negative disables) and TakeoverBurst bound
+	// how often a login may replace a live session with the same token.
+	TakeoverRate  float64
+	TakeoverBurst int
+	AckTimeout    time.Duration // wait for a device's reply (504 after)
+	LoginTimeout  time.Duration // from QUIC handshake to a valid login
+	IdleTimeout   time.Duration // QUIC idle timeout; devices keep alive below it
 
 	HTTPReadTimeout  time.Duration // reading one request, headers and body
 	HTTPIdleTimeout  time.Duration // keep-alive connection with no request
@@ -180,13 +184,15 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: metrics.NewSet(), quicConns: make(map[string]*metrics.Counter)}
 	r.dev = transport.NewServer(r.router, transport.Config{
-		MaxBody:      cfg.MaxBody,
-		MaxInflight:  cfg.MaxInflight,
-		MaxDevices:   cfg.MaxDevices,
-		LoginTimeout: cfg.LoginTimeout,
-		IdleTimeout:  cfg.IdleTimeout,
-		Logger:       cfg.Logger,
-		Metrics:      r.metrics,
+		MaxBody:       cfg.MaxBody,
+		MaxInflight:   cfg.MaxInflight,
+		MaxDevices:    cfg.MaxDevices,
+		TakeoverRate:  cfg.TakeoverRate,
+		TakeoverBurst: cfg.TakeoverBurst,
+		LoginTimeout:  cfg.LoginTimeout,
+		IdleTimeout:   cfg.IdleTimeout,
+		Logger:        cfg.Logger,
+		Metrics:       r.metrics,
 	})
 	r.hook = webhook.New(r.router, webhook.Config{
 		AckTimeout: cfg.AckTimeout,

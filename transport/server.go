@@ -13,15 +13,24 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
+	"golang.org/x/time/rate"
 )
 
 // Config holds the session limits. Zero fields take the defaults below.
 type Config struct {
-	MaxBody             int           // largest message body, announced in Welcome
-	MaxInflight         int           // messages open at once per device; more get router.ErrBusy
-	MaxDevices          int           // live sessions on this node; more logins get ReasonFull
+	MaxBody     int // largest message body, announced in Welcome
+	MaxInflight int // messages open at once per device; more get router.ErrBusy
+	MaxDevices  int // live sessions on this node; more logins get ReasonFull
+	// TakeoverRate (per second) and TakeoverBurst bound how often a login
+	// may replace a live session with the same token. Past that, the new
+	// login is refused (ReasonLimited) and the incumbent stays: two devices
+	// with a copied token cannot fight in a reconnect storm. Negative
+	// disables the bound.
+	TakeoverRate        float64
+	TakeoverBurst       int
 	LoginTimeout        time.Duration // from connection to a valid Login
 	IdleTimeout         time.Duration // the connection's idle timeout, announced in Welcome
 	ControlWriteTimeout time.Duration // bound on writing one control frame
@@ -39,6 +48,11 @@ const (
 	DefaultLoginTimeout = 10 * time.Second
 	DefaultIdleTimeout  = 60 * time.Second
 	DefaultMaxDevices   = 100_000
+	// One takeover a minute after a burst of three: enough for a device
+	// whose old session has not timed out yet to come back at once, a few
+	// times over.
+	DefaultTakeoverRate  = 1.0 / 60
+	DefaultTakeoverBurst = 3
 )
 
 func (c *Config) setDefaults() {
@@ -50,6 +64,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDevices <= 0 {
 		c.MaxDevices = DefaultMaxDevices
+	}
+	if c.TakeoverRate == 0 {
+		c.TakeoverRate = DefaultTakeoverRate
+	}
+	if c.TakeoverBurst == 0 {
+		c.TakeoverBurst = DefaultTakeoverBurst
 	}
 	if c.LoginTimeout <= 0 {
 		c.LoginTimeout = DefaultLoginTimeout
@@ -90,8 +110,9 @@ type Server struct {
 	takeovers *metrics.Counter
 	rotations *metrics.Counter
 	goAways   *metrics.Counter
-	protoErrs *metrics.Counter // connections closed for breaking the protocol
-	noLogin   *metrics.Counter // connections closed for not logging in in time
+	protoErrs *metrics.Counter         // connections closed for breaking the protocol
+	clones    *limit.Keyed[router.Key] // takeovers per token
+	noLogin   *metrics.Counter         // connections closed for not logging in in time
 }
 
 // Transports names the transports sessions come over, for metrics labels.
@@ -120,6 +141,10 @@ func NewServer(r *router.Router, cfg Config) *Server {
 	s.goAways = m.NewCounter("relay_goaways_total")
 	s.protoErrs = m.NewCounter("relay_protocol_errors_total")
 	s.noLogin = m.NewCounter("relay_login_timeouts_total")
+	s.clones = limit.New[router.Key](rate.Limit(max(cfg.TakeoverRate, 0)), max(cfg.TakeoverBurst, 0))
+	if cfg.TakeoverRate < 0 || cfg.TakeoverBurst < 0 {
+		s.clones = limit.New[router.Key](0, 0)
+	}
 	return s
 }
 
@@ -207,6 +232,12 @@ func (s *Server) login(sess *session) bool {
 	// already counts: a device whose old session is not yet timed out can
 	// always come back.
 	takeover := s.router.Lookup(sess.key) != nil
+	if takeover {
+		if ok, _ := s.clones.Allow(sess.key, time.Now()); !ok {
+			s.refuse(sess, wire.ReasonLimited, "token in use by another live session; taking it over too often")
+			return false
+		}
+	}
 	if s.live.Add(1) > int64(s.cfg.MaxDevices) && !takeover {
 		s.live.Add(-1)
 		s.refuse(sess, wire.ReasonFull, "relay at its device capacity; try later or elsewhere")

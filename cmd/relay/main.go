@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -61,6 +63,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.MaxBody, "max-body", transport.DefaultMaxBody, "largest webhook body in `bytes` (413 above)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", transport.DefaultMaxInflight, "messages in flight per device (503 above)")
 	fs.IntVar(&c.MaxDevices, "max-devices", transport.DefaultMaxDevices, "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere")
+	fs.Func("takeovers-per-minute", "how often a login may replace a live session with the same token, after --takeover-burst; past that the new login is refused and the live one stays (clone fights); negative disables (default 1)", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) {
+			return fmt.Errorf("want a number, got %q", v)
+		}
+		c.TakeoverRate = f / 60
+		return nil
+	})
+	fs.IntVar(&c.TakeoverBurst, "takeover-burst", transport.DefaultTakeoverBurst, "takeovers of one token allowed at once before --takeovers-per-minute applies")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", webhook.DefaultAckTimeout, "wait for a device's reply (504 after)")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")

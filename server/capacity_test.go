@@ -3,13 +3,16 @@ package server_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
 )
 
 func TestDeviceCap(t *testing.T) {
@@ -55,4 +58,36 @@ func TestRetryUnderHandshakeSpike(t *testing.T) {
 	if got := metric(t, e, "relay_quic_retries_total"); got < 1 {
 		t.Fatalf("relay_quic_retries_total = %v; the spike should have demanded Retries", got)
 	}
+}
+
+// TestHandshakeLimitPerSource: one source over its handshake budget is
+// refused; another source, and devices already connected, are not.
+func TestHandshakeLimitPerSource(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.HandshakeIPRate, c.HandshakeIPBurst = 0.01, 2 })
+	first := wire.NewToken()
+	e.Dial(t, first, echo("a"))
+	e.Dial(t, wire.NewToken(), echo("b"))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := device.Dial(ctx, e.Addr, wire.NewToken(), device.Options{TLS: e.TLS}); err == nil {
+		t.Fatal("a third handshake from the same source within its budget's refill passed")
+	}
+	if got := metric(t, e, "relay_quic_handshakes_refused_total"); got < 1 {
+		t.Fatalf("relay_quic_handshakes_refused_total = %v", got)
+	}
+	if s, _ := e.Post(t, "notify", first, `{}`); s != 200 {
+		t.Fatalf("connected device after the refusal: %d", s)
+	}
+	// Another source has its own budget.
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Skipf("SKIPPED LOUDLY: cannot bind 127.0.0.2 for a second source: %v", err)
+	}
+	tr := &quic.Transport{Conn: uc}
+	defer tr.Close()
+	c, err := device.Dial(context.Background(), e.Addr, wire.NewToken(), device.Options{TLS: e.TLS, UDP: tr})
+	if err != nil {
+		t.Fatalf("a second source was refused: %v", err)
+	}
+	c.Close()
 }

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"time"
 
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
@@ -44,7 +47,7 @@ func (r *Relay) listenQUIC() error {
 	qtls = qtls.Clone()
 	qtls.NextProtos = []string{wire.ALPN, http3.NextProtoH3}
 	var err error
-	if r.quicL, err = r.quicT.Listen(qtls, r.quicConfig()); err != nil {
+	if r.quicL, err = r.quicT.Listen(qtls, r.quicConfigPerSource()); err != nil {
 		return fmt.Errorf("server: quic listen: %w", err)
 	}
 	r.wt = &webtransport.Server{
@@ -78,6 +81,35 @@ func (r *Relay) quicConfig() *quic.Config {
 		EnableDatagrams:                  true,
 		EnableStreamResetPartialDelivery: true,
 	}
+}
+
+// errHandshakeLimit refuses a connection attempt from a source over its
+// handshake budget; quic-go answers it with CONNECTION_REFUSED.
+var errHandshakeLimit = errors.New("server: source over its handshake rate")
+
+// quicConfigPerSource is quicConfig behind a per-source handshake budget
+// (--handshake-ip-rate), so that one address cannot spend the relay's
+// handshake CPU for everyone. Sources are keyed as limit.Source does: many
+// clocks behind one NAT share a budget, hence the generous default.
+func (r *Relay) quicConfigPerSource() *quic.Config {
+	conf := r.quicConfig()
+	perSource := limit.New[netip.Addr](rate.Limit(r.cfg.HandshakeIPRate), r.cfg.HandshakeIPBurst)
+	if perSource.Unlimited() {
+		return conf
+	}
+	refused := r.metrics.NewCounter("relay_quic_handshakes_refused_total")
+	conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
+		var src netip.Addr
+		if ua, ok := info.RemoteAddr.(*net.UDPAddr); ok {
+			src = ua.AddrPort().Addr()
+		}
+		if ok, _ := perSource.Allow(limit.Source(src), time.Now()); !ok {
+			refused.Inc()
+			return nil, errHandshakeLimit
+		}
+		return conf, nil
+	}
+	return conf
 }
 
 func (r *Relay) acceptQUIC() error {

@@ -64,6 +64,11 @@ type Config struct {
 	// RetryAbove is the rate of new QUIC connections per second above
 	// which unvalidated sources must first answer a Retry.
 	RetryAbove int
+	// HandshakeIPRate (per second) and HandshakeIPBurst bound new QUIC
+	// connections from one source (IPv4 address, IPv6 /64); negative
+	// disables.
+	HandshakeIPRate  float64
+	HandshakeIPBurst int
 
 	// Webhook rate limits (429 rate_limited above), each a rate per second
 	// and a burst: webhooks per device token, webhooks per source address
@@ -94,6 +99,10 @@ const (
 	DefaultReconnectSpread  = 10 * time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultRetryAbove       = 200
+	// A NAT full of clocks reconnecting after an outage: 1,000 devices
+	// are back in 20 s with jittered backoff.
+	DefaultHandshakeIPRate  = 50
+	DefaultHandshakeIPBurst = 200
 )
 
 func (c *Config) setDefaults() {
@@ -111,6 +120,15 @@ func (c *Config) setDefaults() {
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	if c.ReconnectSpread < 0 {
 		c.ReconnectSpread = 0
+	}
+	if c.HandshakeIPRate == 0 {
+		c.HandshakeIPRate = DefaultHandshakeIPRate
+	}
+	if c.HandshakeIPBurst == 0 {
+		c.HandshakeIPBurst = DefaultHandshakeIPBurst
+	}
+	if c.HandshakeIPRate < 0 || c.HandshakeIPBurst < 0 {
+		c.HandshakeIPRate, c.HandshakeIPBurst = 0, 0
 	}
 	if c.RetryAbove <= 0 {
 		c.RetryAbove = DefaultRetryAbove

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"github.com/pixelrelay/relay/limit"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -78,11 +79,11 @@ func TestSourceKey(t *testing.T) {
 		{"fe80::1%eth0", "fe80::"},
 		{"::1", "::"},
 	} {
-		if got := source(netip.MustParseAddr(c.addr)); got != netip.MustParseAddr(c.key) {
-			t.Errorf("source(%s) = %s, want %s", c.addr, got, c.key)
+		if got := limit.Source(netip.MustParseAddr(c.addr)); got != netip.MustParseAddr(c.key) {
+			t.Errorf("limit.Source(%s) = %s, want %s", c.addr, got, c.key)
 		}
 	}
-	if got := source(netip.Addr{}); got != (netip.Addr{}) {
+	if got := limit.Source(netip.Addr{}); got != (netip.Addr{}) {
 		t.Errorf("source of an unreadable address = %s, want the zero Addr", got)
 	}
 }

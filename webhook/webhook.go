@@ -192,7 +192,7 @@ var bearer = []byte("Bearer ")
 // request is one webhook as a frontend read it; the slices are valid for
 // the call only.
 type request struct {
-	src   netip.Addr // the caller's source, as source() keys it
+	src   netip.Addr // the caller's source, as limit.Source() keys it
 	post  bool
 	mode  []byte // ?mode=
 	token []byte // ?token=
@@ -266,20 +266,6 @@ func (h *Handler) rateLimited(i int, after time.Duration) error {
 	return &retryError{Err: ErrRateLimited, After: after}
 }
 
-// source keys a caller's address for the per-source limits: an IPv4
-// address as is, an IPv6 address by its /64, the block one subscriber
-// gets and whose low half a host picks at will. An IPv4-mapped IPv6
-// address is its IPv4 address; an address the frontend could not read is
-// the zero Addr, one shared key.
-func source(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.WithZone("").Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
 // ServeFastHTTP answers a webhook on the TCP frontend. The caller routes
 // only /cloud here.
 func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
@@ -287,7 +273,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	src, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	reply, err := h.serve(request{
-		src:   source(src),
+		src:   limit.Source(src),
 		post:  ctx.IsPost(),
 		mode:  args.Peek("mode"),
 		token: args.Peek("token"),
@@ -310,7 +296,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ap, _ := netip.ParseAddrPort(r.RemoteAddr)
-	src := source(ap.Addr())
+	src := limit.Source(ap.Addr())
 	// The source limit comes before the body is read.
 	err := h.admit(src, start)
 	var body []byte

@@ -76,6 +76,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "QUIC handshake timeout")
+	fs.Float64Var(&c.HandshakeIPRate, "handshake-ip-rate", server.DefaultHandshakeIPRate, "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; negative disables")
+	fs.IntVar(&c.HandshakeIPBurst, "handshake-ip-burst", server.DefaultHandshakeIPBurst, "new QUIC connections from one source allowed at once")
 	fs.IntVar(&c.RetryAbove, "retry-above", server.DefaultRetryAbove, "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "reading one webhook request")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "idle keep-alive webhook connection")

@@ -62,14 +62,14 @@ func Start(tb testing.TB, mutate func(*server.Config)) *Relay {
 	})
 }
 
-// NoLimits turns the webhook rate limits off, for tests and benchmarks
+// NoLimits turns the webhook and handshake rate limits off, for tests and benchmarks
 // that send floods on purpose. Everything a test sends comes from one
 // address (loopback), mostly to a few tokens: at production defaults a
 // flood meets the source and token limits within a fraction of a second.
 //
 //	r := relaytest.Start(t, relaytest.NoLimits)
 func NoLimits(c *server.Config) {
-	c.TokenRate, c.IPRate, c.MissRate = -1, -1, -1
+	c.TokenRate, c.IPRate, c.MissRate, c.HandshakeIPRate = -1, -1, -1, -1
 }
 
 // StartDev is Start with a mutate that also sees the relay's development

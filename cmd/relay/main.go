@@ -12,10 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -42,12 +40,14 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	cfg       server.Config
-	certFile  string
-	keyFile   string
-	stateDir  string
-	logLevel  slog.Level
-	logFormat string
+	cfg      server.Config
+	certFile string
+	keyFile  string
+	stateDir string
+	logLevel slog.Level
+
+	takeoversPerMinute float64
+	logFormat          string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -63,20 +63,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.MaxBody, "max-body", transport.DefaultMaxBody, "largest webhook body in `bytes` (413 above)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", transport.DefaultMaxInflight, "messages in flight per device (503 above)")
 	fs.IntVar(&c.MaxDevices, "max-devices", transport.DefaultMaxDevices, "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere")
-	fs.Func("takeovers-per-minute", "how often a login may replace a live session with the same token, after --takeover-burst; past that the new login is refused and the live one stays (clone fights); negative disables (default 1)", func(v string) error {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(f) {
-			return fmt.Errorf("want a number, got %q", v)
-		}
-		c.TakeoverRate = f / 60
-		return nil
-	})
+	fs.Float64Var(&o.takeoversPerMinute, "takeovers-per-minute", transport.DefaultTakeoverRate*60, "how often a login may replace a live session with the same token, after --takeover-burst; past that the new login is refused and the live one stays (clone fights); 0 disables")
 	fs.IntVar(&c.TakeoverBurst, "takeover-burst", transport.DefaultTakeoverBurst, "takeovers of one token allowed at once before --takeovers-per-minute applies")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", webhook.DefaultAckTimeout, "wait for a device's reply (504 after)")
 	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "QUIC handshake timeout")
-	fs.Float64Var(&c.HandshakeIPRate, "handshake-ip-rate", server.DefaultHandshakeIPRate, "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; negative disables")
+	fs.Float64Var(&c.HandshakeIPRate, "handshake-ip-rate", server.DefaultHandshakeIPRate, "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; 0 disables")
 	fs.IntVar(&c.HandshakeIPBurst, "handshake-ip-burst", server.DefaultHandshakeIPBurst, "new QUIC connections from one source allowed at once")
 	fs.IntVar(&c.RetryAbove, "retry-above", server.DefaultRetryAbove, "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "reading one webhook request")
@@ -123,6 +116,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if c.MaxBody > server.MaxBodyLimit {
 		return nil, fmt.Errorf("--max-body must be at most %d", server.MaxBodyLimit)
 	}
+	if err := takeovers(o); err != nil {
+		return nil, err
+	}
 	if err := rateLimits(c); err != nil {
 		return nil, err
 	}
@@ -140,6 +136,7 @@ func rateLimits(c *server.Config) error {
 		{"token", &c.TokenRate, &c.TokenBurst},
 		{"ip", &c.IPRate, &c.IPBurst},
 		{"miss", &c.MissRate, &c.MissBurst},
+		{"handshake-ip", &c.HandshakeIPRate, &c.HandshakeIPBurst},
 	} {
 		if !(*l.rate >= 0) { // NaN too
 			return fmt.Errorf("--%s-rate must be a number >= 0 (0 disables)", l.name)
@@ -150,6 +147,20 @@ func rateLimits(c *server.Config) error {
 		if *l.rate == 0 || *l.burst == 0 {
 			*l.rate, *l.burst = -1, -1
 		}
+	}
+	return nil
+}
+
+// takeovers turns --takeovers-per-minute into server.Config's per-second
+// rate, 0 into "off".
+func takeovers(o *options) error {
+	c := &o.cfg
+	if !(o.takeoversPerMinute >= 0) || c.TakeoverBurst < 0 {
+		return errors.New("--takeovers-per-minute and --takeover-burst must be >= 0 (0 disables)")
+	}
+	c.TakeoverRate = o.takeoversPerMinute / 60
+	if c.TakeoverRate == 0 || c.TakeoverBurst == 0 {
+		c.TakeoverRate, c.TakeoverBurst = -1, -1
 	}
 	return nil
 }

@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: help run test jstest check fmt vet bench fuzz build clean
+.PHONY: help run test jstest check fmt vet bench fuzz build clean loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) an
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(PKGS)
 
 jstest: ## the device page's JavaScript unit tests (node --test, no npm packages)
-	node --test web/static/
+	node --test --test-timeout=60000 web/static/
 
 check: test ## gofmt, go vet and the tests (same as test)
 
@@ -53,6 +53,19 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# make loadtest SCENARIO=capacity DEVICES=10000 RATE=1000 DURATION=10s OUT=dir;
+# scenarios: fanin hot storm churn slow capacity idle (bin/loadtest --help).
+SCENARIO ?= fanin
+DEVICES  ?= 2000
+RATE     ?= 2000
+DURATION ?= 30s
+OUT      ?= ./loadtest-out
+
+loadtest: ## load test a relay process: SCENARIO DEVICES RATE (webhooks/s) DURATION OUT
+	$(GO) build -o bin/ ./cmd/relay ./cmd/loadtest
+	bin/loadtest --relay-bin bin/relay --scenario $(SCENARIO) --devices $(DEVICES) \
+	  --rate $(RATE) --duration $(DURATION) --out $(OUT)
 
 build: ## build relay and device into ./bin
 	$(GO) build -o bin/ ./cmd/...

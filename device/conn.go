@@ -65,6 +65,8 @@ const (
 	maxIncomingStreams = 256
 	// messageReadTimeout bounds reading a message the relay has started.
 	messageReadTimeout = 10 * time.Second
+	// goAwayLinger bounds the wait for the relay to close after GoAway.
+	goAwayLinger = 10 * time.Second
 )
 
 // Errors.
@@ -375,7 +377,19 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		leaving = true
 		mu.Unlock()
 		wg.Wait()
-		c.conn.Close(wire.CloseGoingAway, "")
+		// Say "done" by ending the control stream and let the relay close
+		// once it has read every reply: closing here could drop replies
+		// still in flight. Close anyway if the relay does not.
+		c.ctrlMu.Lock()
+		c.ctrl.Close()
+		c.ctrlMu.Unlock()
+		t := time.NewTimer(goAwayLinger)
+		select {
+		case <-c.conn.Context().Done():
+		case <-t.C:
+			c.conn.Close(wire.CloseGoingAway, "")
+		}
+		t.Stop()
 		<-accepted
 		return &GoAwayError{c.goAwayF}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/wire"
 )
 
 // TestRestartUnderTraffic restarts a relay while callers keep sending: every
@@ -118,4 +119,42 @@ func TestRestartUnderTraffic(t *testing.T) {
 	if outcomes["200"] == 0 {
 		t.Error("no webhook succeeded")
 	}
+}
+
+// TestDrainingRelayIsNotReady: between SIGTERM and exit, /readyz answers
+// 503 (load balancers stop sending), new webhooks get 503 draining with
+// Retry-After, and the message in flight still gets its answer.
+func TestDrainingRelayIsNotReady(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.DrainTimeout = 5 * time.Second })
+	tok := wire.NewToken()
+	b := newBlocker()
+	e.Dial(t, tok, b)
+	inflight := make(chan int, 1)
+	go func() { s, _ := e.Post(t, "notify", tok, `{}`); inflight <- s }()
+	<-b.arrived
+
+	stopped := make(chan struct{})
+	go func() { e.Stop(); close(stopped) }()
+	ready := "http://" + e.AdminAddr().String() + "/readyz"
+	relaytest.WaitFor(t, func() bool {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	})
+	resp, err := e.HTTP.Post(e.URL("notify", tok), "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("new webhook while draining: %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(b.release)
+	if s := <-inflight; s != 200 {
+		t.Fatalf("the message in flight got %d, want 200", s)
+	}
+	<-stopped
 }

@@ -175,6 +175,13 @@ func (s *Server) Serve(c Conn, kind string) {
 	s.connected[kind].Add(-1)
 	s.live.Add(-1)
 	s.router.Unregister(sess.key, sess)
+	if err == io.EOF {
+		// The device ended its control stream: after a GoAway, once it
+		// has answered its messages. Read those answers to the end, then
+		// close: a close from the device could overtake its last replies.
+		<-sess.settled()
+		c.Close(wire.CloseNormal, "")
+	}
 	s.log.Debug("device session closed", "session", sess.id, "transport", kind, "cause", err)
 }
 

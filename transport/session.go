@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pixelrelay/relay/router"
@@ -25,8 +24,47 @@ type session struct {
 	ctrl   Stream     // control stream, set before the session is registered
 	ctrlMu sync.Mutex // serializes writes to ctrl
 
-	key      router.Key   // owned by the control loop (Server.Serve)
-	inflight atomic.Int32 // messages between OpenStream and reply
+	key router.Key // owned by the control loop (Server.Serve)
+
+	mu       sync.Mutex    // guards the fields below
+	inflight int           // messages between OpenStream and reply
+	idle     chan struct{} // if set, closed when inflight drops to 0
+}
+
+// begin counts a message in, unless the device is at its cap.
+func (s *session) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight >= s.srv.cfg.MaxInflight {
+		return false
+	}
+	s.inflight++
+	return true
+}
+
+func (s *session) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight--; s.inflight == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// settled returns a channel closed once no message is in flight.
+func (s *session) settled() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+		if s.inflight == 0 {
+			close(s.idle)
+			c := s.idle
+			s.idle = nil
+			return c
+		}
+	}
+	return s.idle
 }
 
 // writeCtrl writes one encoded control frame, bounded by a deadline so that
@@ -42,11 +80,10 @@ func (s *session) writeCtrl(frame []byte) error {
 // Deliver sends m on a fresh stream and waits for the device's reply until
 // ctx ends. It never keeps m.Body after returning.
 func (s *session) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
-	if s.inflight.Add(1) > int32(s.srv.cfg.MaxInflight) {
-		s.inflight.Add(-1)
+	if !s.begin() {
 		return router.Reply{}, router.ErrBusy
 	}
-	defer s.inflight.Add(-1)
+	defer s.end()
 
 	str, err := s.conn.OpenStream(ctx)
 	if err != nil {

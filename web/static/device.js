@@ -19,6 +19,7 @@ const BACKOFF_CAP_MS = 30_000;
 const STABLE_AFTER_MS = 60_000; // a session this long resets the backoff (§8)
 const LOGIN_TIMEOUT_MS = 10_000; // dial + login bound (§8)
 const DRAIN_MS = 5_000; // how long GOAWAY waits for open messages: the relay's ack timeout
+const GOAWAY_LINGER_MS = 10_000; // how long it then waits for the relay to close
 const CLOSE_WAIT_MS = 2_000; // how long to wait for the relay's close after the control stream ends
 const PERMANENT = new Set(['bad_token', 'unsupported_version']);
 
@@ -306,11 +307,22 @@ class Session {
     else r.resolve();
   }
 
-  /** #goAway finishes the open messages, then closes with 0x4 (§6.6). */
+  /**
+   * #goAway finishes the open messages, then ends the control stream and
+   * lets the relay close once it has read every reply (§6.6): closing here
+   * could drop replies still in flight. It closes with 0x4 itself only if
+   * the relay does not.
+   */
   async #goAway(g) {
     const reason = wire.reasonFromName(wire.reasonName(g.reason));
     this.#end = { why: g.message ? `${reason} (${g.message})` : reason, goaway: g };
     await Promise.race([Promise.allSettled([...this.#inflight]), sleep(DRAIN_MS)]);
+    try {
+      await this.#writer?.close();
+    } catch {
+      // The session is already going; the close below is harmless.
+    }
+    await Promise.race([this.#wt.closed.catch(() => {}), sleep(GOAWAY_LINGER_MS)]);
     this.#close(wire.CloseGoingAway, '', null);
   }
 

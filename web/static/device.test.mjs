@@ -253,14 +253,19 @@ test('replaced: back off and reconnect', async () => {
   await eventually(() => FakeWT.sessions.length === 2, 'a reconnect');
 });
 
-test('GOAWAY: finish, close 0x4, wait reconnect_after, follow the redirect once', async () => {
+test('GOAWAY: finish, end the control stream, let the relay close, wait reconnect_after, follow the redirect once', async () => {
   const { d, wt, control, states } = await start();
   await control.writer.write(WELCOME);
   await eventually(() => d.state === 'connected', 'connected');
   await control.writer.write(wire.encodeGoAway({ reason: wire.ReasonDraining, reconnectAfter: 50, redirect: 'relay2.test:8443', message: 'restarting' }));
-  await eventually(() => wt.closeInfo, 'close');
-  assert.equal(wt.closeInfo.closeCode, wire.CloseGoingAway);
-  assert.match(states.at(-1)[1], /^disconnected: draining \(restarting\); reconnecting in 0\.1 s$/);
+  // The device says it is done by ending its control stream, and leaves
+  // the close to the relay, which has then read every reply.
+  assert.equal(await control.frames.atEnd(), true, 'control stream ended');
+  assert.equal(wt.closeInfo, null, 'the device does not close first');
+  wt.relayClose(wire.CloseNormal, '');
+  const gone = () => states.find(([state]) => state === 'disconnected');
+  await eventually(gone, 'disconnected');
+  assert.match(gone()[1], /^disconnected: draining \(restarting\); reconnecting in 0\.1 s$/);
   await eventually(() => FakeWT.sessions.length === 2, 'a reconnect');
   assert.equal(FakeWT.sessions[1].url, 'https://relay2.test:8443/connect');
 });

@@ -1,0 +1,145 @@
+// Command loadtest measures how many devices and webhooks per second one
+// relay node carries, at what latency, CPU and memory: it starts the relay
+// as its own process (or attacks one given with --target), connects a swarm
+// of simulated devices, sends webhooks with vegeta, accounts for every
+// message, runs the same attack against a bare TLS handler as a baseline,
+// and writes the results into --out.
+//
+// Every flag can also be set from the environment: --devices is
+// LOADTEST_DEVICES, and so on. Flags win over the environment.
+//
+// The exit status is 0 when the run passed, 1 when it failed (lost,
+// duplicated or misrouted messages, or the scenario's own check) or could
+// not be made, 2 on bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pixelrelay/relay/internal/flagenv"
+	"github.com/pixelrelay/relay/loadtest"
+)
+
+const envPrefix = "LOADTEST"
+
+func main() {
+	// The baseline server is this binary in another process.
+	if len(os.Args) > 1 && os.Args[1] == loadtest.BaselineFlag {
+		os.Exit(loadtest.BaselineMain(os.Args[1:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
+}
+
+// options are the parsed command line.
+type options struct {
+	cfg loadtest.Config
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	c := &o.cfg
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Scenario, "scenario", loadtest.ScenarioFanin, "`name`: "+strings.Join(loadtest.Scenarios, ", "))
+	fs.IntVar(&c.Devices, "devices", loadtest.DefaultDevices, "simulated devices")
+	fs.Float64Var(&c.Rate, "rate", loadtest.DefaultRate, "webhooks per second (capacity: the first step and the increment)")
+	fs.DurationVar(&c.Duration, "duration", loadtest.DefaultDuration, "the attack (capacity uses --step and --max-steps)")
+	fs.StringVar(&c.Out, "out", "./loadtest-out", "`dir` for summary.json, report.md, chart.svg and plot.html; empty writes none")
+
+	fs.StringVar(&c.RelayBin, "relay-bin", "", "relay `binary` to start (default: relay next to this binary)")
+	fs.StringVar(&c.Target, "target", "", "attack a running relay at `HOST:PORT` instead of starting one")
+	fs.StringVar(&c.CAFile, "ca", "", "PEM CA `file` that signs the --target relay's certificate")
+	fs.IntVar(&c.TargetPID, "target-pid", 0, "`pid` of the --target relay, for CPU and memory (default: found from its listening socket)")
+	fs.Func("relay-flag", "extra `flag` for the started relay, e.g. --relay-flag=--ip-rate=200 (repeat; the suite turns the webhook rate limits off unless told otherwise)", func(v string) error {
+		c.RelayArgs = append(c.RelayArgs, v)
+		return nil
+	})
+	fs.IntVar(&c.MaxInflight, "max-inflight", 0, "the started relay's --max-inflight (0: its default)")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", 0, "the started relay's --ack-timeout (0: its default)")
+
+	fs.Float64Var(&c.WebTransportShare, "webtransport-share", 0.1, "fraction of devices on WebTransport instead of raw QUIC, 0..1")
+	fs.StringVar(&c.Dist, "dist", "", "webhooks over devices: uniform, zipf or hot (default uniform; hot for --scenario hot)")
+	fs.Float64Var(&c.BitmapShare, "bitmap-share", loadtest.DefaultBitmapShare, "fraction of webhooks that are 1.6-2.4 KB bitmaps (negative: none)")
+	fs.DurationVar(&c.AckDelay, "ack-delay", 0, "devices wait this before acking (0: the scenario's, slow 200ms, hot 50ms)")
+	fs.DurationVar(&c.AckJitter, "ack-jitter", 0, "± uniform jitter on --ack-delay (slow: 100ms)")
+	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, "devices connecting per second; 0 is all at once, 256 in flight")
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", loadtest.DefaultConnectTimeout, "for the whole swarm to connect, beyond the --connect-rate schedule")
+
+	fs.BoolVar(&c.Baseline, "baseline", true, "also attack a bare fasthttp TLS handler and report relay minus baseline")
+	fs.DurationVar(&c.SLO, "slo", loadtest.DefaultSLO, "capacity: the p99 a step must hold")
+	fs.DurationVar(&c.Step, "step", loadtest.DefaultStep, "capacity: each step's length")
+	fs.IntVar(&c.MaxSteps, "max-steps", loadtest.DefaultMaxSteps, "capacity: at most this many steps")
+	fs.Float64Var(&c.MaxRate, "max-rate", 0, "capacity: stop before exceeding this rate (0: no limit)")
+	fs.Float64Var(&c.MaxErrorRate, "max-error-rate", 0, "fraction of webhooks allowed to fail in fanin, storm, slow and a capacity step")
+	fs.DurationVar(&c.IdleSettle, "idle-settle", loadtest.DefaultIdleSettle, "idle: how long devices sit before the relay's memory is read")
+	if err := flagenv.Parse(fs, args, envPrefix, "Load tests a relay node: a device swarm, webhooks with vegeta, exact accounting, a baseline."); err != nil {
+		return nil, err
+	}
+	if c.Target == "" && c.RelayBin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("--relay-bin: %w", err)
+		}
+		c.RelayBin = filepath.Join(filepath.Dir(exe), "relay")
+	}
+	if exe, err := os.Executable(); err == nil {
+		c.BaselineBin = exe
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	o, err := parse(argv[1:], stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		return 2
+	}
+	o.cfg.Command = shellQuote(argv)
+	start := time.Now()
+	s, err := loadtest.Run(ctx, o.cfg, stderr)
+	if s != nil {
+		fmt.Fprintln(stdout)
+		loadtest.PrintTable(stdout, s)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		return 1
+	}
+	if o.cfg.Out != "" {
+		fmt.Fprintf(stderr, "loadtest: results in %s (%.0f s)\n", o.cfg.Out, time.Since(start).Seconds())
+	}
+	if !s.Pass {
+		return 1
+	}
+	return 0
+}
+
+// shellQuote joins args for a POSIX shell.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		}) < 0 {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}

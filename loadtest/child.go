@@ -1,0 +1,314 @@
+package loadtest
+
+// This file runs the relay under test as its own process (so that its CPU
+// and memory are its own, sampled from /proc), or finds an existing one.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Relay process timings.
+const (
+	relayStartTimeout = 20 * time.Second // exec to /readyz
+	relayStopTimeout  = 10 * time.Second // SIGTERM to exit, then SIGKILL
+	relayDrainTimeout = 3 * time.Second  // --drain-timeout we give it
+)
+
+// limitsOff turns off the relay's per-source and per-token rate limits,
+// when the relay has them: the whole swarm and every caller come from one
+// loopback address, and a capacity figure measures the relay's work, not
+// its abuse policy. Limits that real devices meet the same way (Retry
+// under handshake spikes, takeover budgets) stay on. The operator's own
+// flags (Config.RelayArgs) come after and win.
+var limitsOff = []string{"--ip-rate", "--token-rate", "--miss-rate", "--handshake-ip-rate"}
+
+// relayFlags lists the flags bin accepts, from its --help.
+func relayFlags(ctx context.Context, bin string) map[string]bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "--help").CombinedOutput()
+	flags := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		if name, ok := strings.CutPrefix(f, "--"); ok && name != "" {
+			flags["--"+name] = true
+		}
+	}
+	return flags
+}
+
+// relayArgs are the flags the suite starts bin with, before extra.
+func relayArgs(ctx context.Context, bin, state string, extra []string) []string {
+	args := []string{
+		"--listen", "127.0.0.1:0",
+		"--admin", "127.0.0.1:0",
+		"--state-dir", state,
+		"--drain-timeout", relayDrainTimeout.String(),
+		"--reconnect-spread", "0s",
+		"--log-format", "text",
+	}
+	has := relayFlags(ctx, bin)
+	for _, f := range limitsOff {
+		if has[f] {
+			args = append(args, f, "0")
+		}
+	}
+	return append(args, extra...)
+}
+
+// relayProc is a relay started by the suite.
+type relayProc struct {
+	Args     []string // the command line, binary first
+	Addr     string   // HOST:PORT, TCP and UDP
+	Admin    string   // HOST:PORT of the admin listener
+	CAFile   string
+	StateDir string
+	PID      int
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has been waited for
+	err    error         // Wait's result, set before exited closes
+	logs   *tail         // the relay's last stderr lines
+}
+
+// startRelay runs bin on loopback with a fresh state directory under dir
+// and waits until it is ready. args are extra relay flags.
+func startRelay(ctx context.Context, bin, dir string, args []string) (*relayProc, error) {
+	state := filepath.Join(dir, "relay-state")
+	cmd := exec.Command(bin, relayArgs(ctx, bin, state, args)...)
+	cmd.SysProcAttr = childAttr()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("loadtest: start relay: %w", err)
+	}
+	r := &relayProc{Args: cmd.Args, StateDir: state, PID: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), logs: &tail{max: 40}}
+
+	ready := make(chan map[string]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		found := false
+		for sc.Scan() {
+			line := sc.Text()
+			r.logs.add(line)
+			if kv := logFields(line); !found && kv["listen"] != "" {
+				found = true
+				ready <- kv
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		r.err = cmd.Wait()
+		close(r.exited)
+	}()
+
+	ctx, cancel := context.WithTimeout(ctx, relayStartTimeout)
+	defer cancel()
+	fail := func(err error) (*relayProc, error) {
+		r.stop()
+		return nil, fmt.Errorf("loadtest: relay did not start: %w\n%s", err, r.logs)
+	}
+	var kv map[string]string
+	select {
+	case kv = <-ready:
+	case <-r.exited:
+		return fail(fmt.Errorf("exited: %v", r.err))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	r.Addr, r.Admin = kv["listen"], kv["admin"]
+	r.CAFile = kv["ca"]
+	if r.CAFile == "" {
+		r.CAFile = filepath.Join(state, "ca.pem")
+	}
+	if r.Admin == "" {
+		return fail(errors.New("no admin address in its log"))
+	}
+	if err := waitReady(ctx, "http://"+r.Admin+"/readyz"); err != nil {
+		return fail(err)
+	}
+	return r, nil
+}
+
+// stop drains the relay (SIGTERM) and kills it if it does not exit in
+// time. It returns the exit error of a relay that did not exit cleanly.
+func (r *relayProc) stop() error {
+	select {
+	case <-r.exited:
+		return r.err
+	default:
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(relayStopTimeout)
+	defer t.Stop()
+	select {
+	case <-r.exited:
+		return r.err
+	case <-t.C:
+		r.cmd.Process.Kill()
+		<-r.exited
+		return fmt.Errorf("loadtest: relay did not stop within %v; killed", relayStopTimeout)
+	}
+}
+
+// alive reports whether the relay is still running.
+func (r *relayProc) alive() bool {
+	select {
+	case <-r.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// logFields parses the key=value pairs of a slog text line (values may be
+// quoted).
+func logFields(line string) map[string]string {
+	kv := map[string]string{}
+	for len(line) > 0 {
+		line = strings.TrimLeft(line, " ")
+		eq := strings.IndexByte(line, '=')
+		if eq < 0 {
+			break
+		}
+		key := line[:eq]
+		line = line[eq+1:]
+		var val string
+		if strings.HasPrefix(line, `"`) {
+			if q, err := strconv.QuotedPrefix(line); err == nil {
+				val, _ = strconv.Unquote(q)
+				line = line[len(q):]
+			} else {
+				val, line = line, ""
+			}
+		} else if sp := strings.IndexByte(line, ' '); sp >= 0 {
+			val, line = line[:sp], line[sp:]
+		} else {
+			val, line = line, ""
+		}
+		kv[key] = val
+	}
+	return kv
+}
+
+// waitReady polls url until it answers 200 or ctx ends.
+func waitReady(ctx context.Context, url string) error {
+	c := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return fmt.Errorf("%s not ready: %w", url, ctx.Err())
+		}
+	}
+}
+
+// waitTCP waits until addr accepts TCP connections or ctx ends (a relay
+// given with --target).
+func waitTCP(ctx context.Context, addr string) error {
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return fmt.Errorf("%s not reachable: %w", addr, err)
+		}
+	}
+}
+
+// listenerPID finds the process listening on TCP port of addr on this
+// host, from /proc/net/tcp{,6} and the processes' socket descriptors. It
+// returns 0 when it cannot tell (another user's process, not Linux).
+func listenerPID(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return 0
+	}
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			// sl local_address rem_address st ... inode (field 9)
+			if len(fs) < 10 || fs[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			i := strings.LastIndexByte(fs[1], ':')
+			if lp, err := strconv.ParseUint(fs[1][i+1:], 16, 16); err == nil && int(lp) == port {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
+		for _, fd := range fds {
+			if l, err := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); err == nil && inodes[l] {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// tail keeps a process's last lines for error messages.
+type tail struct {
+	max   int
+	mu    sync.Mutex // guards lines
+	lines []string
+}
+
+func (t *tail) add(l string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == t.max {
+		t.lines = t.lines[1:]
+	}
+	t.lines = append(t.lines, l)
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}

@@ -1,0 +1,174 @@
+package loadtest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Scenarios: each is one command (make loadtest SCENARIO=...).
+const (
+	ScenarioFanin    = "fanin"    // many devices, steady rate (the default)
+	ScenarioHot      = "hot"      // one device, many callers: backpressure
+	ScenarioStorm    = "storm"    // every device connects at once
+	ScenarioChurn    = "churn"    // reconnects and token rotations under traffic
+	ScenarioSlow     = "slow"     // devices ack slowly
+	ScenarioCapacity = "capacity" // ramp until the SLO breaks
+	ScenarioIdle     = "idle"     // memory per connected idle device
+)
+
+// Scenarios lists every scenario.
+var Scenarios = []string{ScenarioFanin, ScenarioHot, ScenarioStorm, ScenarioChurn, ScenarioSlow, ScenarioCapacity, ScenarioIdle}
+
+// Config is one run. Zero values take the defaults below (and the
+// scenario's own, noted per field).
+type Config struct {
+	Scenario string
+	Devices  int
+	Rate     float64       // webhooks/s; capacity: the first step and the increment
+	Duration time.Duration // the attack; capacity uses Step and MaxSteps instead
+	Out      string        // directory for the report files; "" writes none
+
+	// The relay: the suite starts RelayBin as its own process, unless
+	// Target names one already running (HOST:PORT, TCP and UDP), whose
+	// certificate CAFile signs and whose PID is TargetPID (found from its
+	// listening socket when 0).
+	RelayBin  string
+	RelayArgs []string // extra flags for a started relay
+	Target    string
+	CAFile    string
+	TargetPID int
+	// MaxInflight and AckTimeout are passed to a started relay when set.
+	MaxInflight int
+	AckTimeout  time.Duration
+
+	// WebTransportShare is the fraction of devices on WebTransport (0..1;
+	// 0 is all raw QUIC).
+	WebTransportShare float64
+	Dist              string  // uniform (default), zipf or hot (the hot scenario's)
+	BitmapShare       float64 // fraction of full-frame bitmap bodies; 0 is DefaultBitmapShare, negative none
+	// AckDelay and AckJitter slow the devices' replies (slow: 200 ms ±
+	// 100 ms; hot: 50 ms, so that one device's in-flight cap fills).
+	AckDelay, AckJitter time.Duration
+	ConnectRate         float64 // devices/s; 0 is all at once (bounded in flight)
+	// ConnectTimeout bounds the swarm's login beyond its ConnectRate
+	// schedule (Devices/ConnectRate).
+	ConnectTimeout time.Duration
+
+	// Baseline runs the same attack against a bare fasthttp TLS handler.
+	// BaselineBin is the loadtest binary, run as a separate process with
+	// BaselineArgs; empty serves the baseline in this process.
+	Baseline    bool
+	BaselineBin string
+
+	// Capacity: steps of Step at Rate, 2*Rate, ... until p99 exceeds SLO,
+	// the error rate exceeds MaxErrorRate, MaxRate (0: none) or MaxSteps.
+	SLO      time.Duration
+	Step     time.Duration
+	MaxSteps int
+	MaxRate  float64
+	// MaxErrorRate is the fraction of webhooks allowed to fail (not 2xx) in
+	// fanin, storm and slow, and in a capacity step that holds; default 0.
+	MaxErrorRate float64
+
+	// Churn: fractions of the devices per second that reconnect and that
+	// rotate their token over the live session.
+	ChurnReconnect, ChurnRotate float64
+
+	// IdleSettle is how long idle devices sit before memory is read.
+	IdleSettle time.Duration
+
+	// Command is the command line, copied into the Summary.
+	Command string
+}
+
+// Defaults.
+const (
+	DefaultDevices        = 2000
+	DefaultRate           = 2000
+	DefaultDuration       = 30 * time.Second
+	DefaultConnectTimeout = 60 * time.Second
+	DefaultSLO            = 50 * time.Millisecond
+	DefaultStep           = 5 * time.Second
+	DefaultMaxSteps       = 12
+	DefaultChurnReconnect = 0.05
+	DefaultChurnRotate    = 0.01
+	DefaultIdleSettle     = 3 * time.Second
+
+	slowAckDelay  = 200 * time.Millisecond
+	slowAckJitter = 100 * time.Millisecond
+	hotAckDelay   = 50 * time.Millisecond
+)
+
+// withDefaults fills in the defaults and checks the configuration.
+func (c Config) withDefaults() (Config, error) {
+	if c.Scenario == "" {
+		c.Scenario = ScenarioFanin
+	}
+	if !slices.Contains(Scenarios, c.Scenario) {
+		return c, fmt.Errorf("loadtest: unknown scenario %q; one of %v", c.Scenario, Scenarios)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Devices <= 0 {
+		c.Devices = DefaultDevices
+	}
+	if c.Rate <= 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Rate < 1 {
+		return c, errors.New("loadtest: rate must be at least 1 webhook/s")
+	}
+	def(&c.Duration, DefaultDuration)
+	def(&c.ConnectTimeout, DefaultConnectTimeout)
+	def(&c.SLO, DefaultSLO)
+	def(&c.Step, DefaultStep)
+	def(&c.IdleSettle, DefaultIdleSettle)
+	if c.MaxSteps <= 0 {
+		c.MaxSteps = DefaultMaxSteps
+	}
+	if c.ChurnReconnect <= 0 {
+		c.ChurnReconnect = DefaultChurnReconnect
+	}
+	if c.ChurnRotate <= 0 {
+		c.ChurnRotate = DefaultChurnRotate
+	}
+	switch {
+	case c.BitmapShare == 0:
+		c.BitmapShare = DefaultBitmapShare
+	case c.BitmapShare < 0:
+		c.BitmapShare = 0
+	}
+	if c.WebTransportShare < 0 || c.WebTransportShare > 1 {
+		return c, errors.New("loadtest: webtransport share must be in 0..1")
+	}
+	switch c.Scenario {
+	case ScenarioHot:
+		if c.Dist == "" {
+			c.Dist = DistHot
+		}
+		if c.AckDelay == 0 {
+			c.AckDelay = hotAckDelay
+		}
+	case ScenarioSlow:
+		if c.AckDelay == 0 {
+			c.AckDelay, c.AckJitter = slowAckDelay, max(c.AckJitter, slowAckJitter)
+		}
+	case ScenarioStorm:
+		c.ConnectRate = 0
+	}
+	if c.Dist == "" {
+		c.Dist = DistUniform
+	}
+	if c.AckJitter > c.AckDelay {
+		c.AckJitter = c.AckDelay
+	}
+	if c.Target == "" && c.RelayBin == "" {
+		return c, errors.New("loadtest: need a relay binary to start (--relay-bin) or a running relay (--target)")
+	}
+	return c, nil
+}

@@ -1,0 +1,39 @@
+// Package loadtest answers "how many devices and webhooks per second can one
+// relay node carry, at what latency and memory": it runs a relay as its own
+// process, connects a swarm of simulated devices to it, sends webhooks with
+// vegeta, and accounts for every message.
+//
+// One run (Run, or `make loadtest`, or cmd/loadtest) is:
+//
+//  1. The relay under test starts as a child process on loopback (or
+//     Config.Target names a running one), so that its CPU and RSS are its
+//     own and sampled from /proc (Sampler), beside this process's (the
+//     generator) and the rest of the host's.
+//  2. The Swarm connects Config.Devices devices over raw QUIC or
+//     WebTransport, 256 to a shared UDP socket, at Config.ConnectRate. Each
+//     has its own token and acks like a real clock, optionally slowly.
+//  3. The attack: vegeta POSTs realistic AWTRIX bodies (notifications and
+//     apps of 50-300 bytes, 10% full-frame bitmaps of 1.6-2.4 KB) to
+//     /cloud?mode=MODE&token=TOKEN&lt=ID, spread over the tokens uniformly,
+//     Zipf-skewed or all on one hot device, at a constant rate or, for
+//     capacity, in steps until the p99 breaks the SLO. Connections are kept
+//     alive and opened before the attack, as a webhook sender keeps them.
+//  4. The ledger: every webhook carries a unique id, in the URL (which the
+//     relay ignores) and first in its body ("lt":[ID,DEVICE]). Devices count
+//     what they receive; a 200 whose message never arrived is lost, one
+//     that arrived twice duplicated, one at another device misrouted. Any
+//     of the three fails the run.
+//  5. The baseline: the same attack against a bare fasthttp TLS handler in
+//     its own process, so that relay minus baseline is the relay's cost
+//     and the generator's own ceiling on this machine is known.
+//  6. The Summary, written with WriteReport (summary.json, report.md,
+//     chart.svg, plot.html) and printed with PrintTable.
+//
+// The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity and
+// idle; Config documents what each changes. Everything talks to loopback
+// only, and every loop is bounded in count and time.
+//
+// The relay's per-source and per-token rate limits are turned off for the
+// run (the whole swarm and every caller share one loopback address); the
+// Summary's RelayCommand shows the flags the relay ran with.
+package loadtest

@@ -1,0 +1,946 @@
+package loadtest
+
+// This file is the reporting side of a run: the live progress line, the
+// final terminal table, and the files in OUT (WriteReport).
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"github.com/tsenart/vegeta/v12/lib/plot"
+)
+
+// The files WriteReport writes into OUT.
+const (
+	SummaryFile = "summary.json" // Summary, indented
+	ReportFile  = "report.md"    // the capacity report for a planning doc
+	ChartFile   = "chart.svg"    // latency vs rate (capacity) or percentiles (others)
+	PlotFile    = "plot.html"    // vegeta's latency-over-time plot
+)
+
+// plotPoints caps each series of plot.html, as vegeta's CLI does (LTTB
+// downsampling keeps the shape, spikes included).
+const plotPoints = 4000
+
+// WriteReport writes summary.json, report.md, chart.svg and plot.html into
+// the directory out, creating it. results are the attack's raw results
+// (relay and, under another Attack name, baseline) for plot.html; none
+// means the scenario had no attack.
+func WriteReport(out string, s *Summary, results []vegeta.Result) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("loadtest: report: %w", err)
+	}
+	now := time.Now()
+	files := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{SummaryFile, func(w io.Writer) error { return writeSummaryJSON(w, s) }},
+		{ChartFile, func(w io.Writer) error { return writeChart(w, s) }},
+		{ReportFile, func(w io.Writer) error { return writeMarkdown(w, s, now) }},
+		{PlotFile, func(w io.Writer) error { return writePlot(w, s, results) }},
+	}
+	for _, f := range files {
+		if err := writeFile(filepath.Join(out, f.name), f.write); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(name string, write func(io.Writer) error) (err error) {
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("loadtest: report: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("loadtest: report: %w", cerr)
+		}
+	}()
+	w := bufio.NewWriter(f)
+	if err := write(w); err != nil {
+		return fmt.Errorf("loadtest: report: %s: %w", filepath.Base(name), err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("loadtest: report: %w", err)
+	}
+	return nil
+}
+
+func writeSummaryJSON(w io.Writer, s *Summary) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a command line with '&' stays readable
+	return enc.Encode(s)
+}
+
+// writePlot writes vegeta's HTML plot. vegeta's plot orders each attack's
+// results by Seq and needs it to start at 0 with no gaps and timestamps to
+// increase; results gathered from several attackers (capacity steps, relay
+// and baseline) do not promise that, so each Attack name is renumbered in
+// timestamp order on a copy.
+func writePlot(w io.Writer, s *Summary, results []vegeta.Result) error {
+	if len(results) == 0 {
+		sc := html.EscapeString(s.Scenario)
+		_, err := fmt.Fprintf(w, `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>%s: no attack</title></head>
+<body><p>The %s scenario sent no webhooks (no vegeta attack), so there is no latency plot.
+See report.md and summary.json for what it measured.</p></body></html>
+`, sc, sc)
+		return err
+	}
+	order := make([]int, len(results))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		ra, rb := &results[a], &results[b]
+		if c := strings.Compare(ra.Attack, rb.Attack); c != 0 {
+			return c
+		}
+		return ra.Timestamp.Compare(rb.Timestamp)
+	})
+	p := plot.New(plot.Title(fmt.Sprintf("pixelrelay loadtest: %s", s.Scenario)), plot.Downsample(plotPoints))
+	var seq uint64
+	for i, j := range order {
+		r := results[j]
+		if i > 0 && r.Attack != results[order[i-1]].Attack {
+			seq = 0
+		}
+		r.Seq = seq
+		seq++
+		if err := p.Add(&r); err != nil {
+			return err
+		}
+	}
+	p.Close()
+	_, err := p.WriteTo(w)
+	return err
+}
+
+// ---- Markdown report ----
+
+func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
+	var b bytes.Buffer
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	p("# Load test report: %s, %s\n\n", mdText(s.Scenario), now.UTC().Format("2006-01-02 15:04 UTC"))
+	if s.Pass {
+		p("**Result: PASS**\n\n")
+	} else {
+		p("**Result: FAIL**\n\n")
+		for _, f := range s.Failures {
+			p("- %s\n", mdText(f))
+		}
+		if len(s.Failures) > 0 {
+			p("\n")
+		}
+	}
+	if len(s.Warnings) > 0 {
+		p("Warnings (not failures, but they qualify the figures):\n\n")
+		for _, w := range s.Warnings {
+			p("- %s\n", mdText(w))
+		}
+		p("\n")
+	}
+	p("Machine: %s, %s/%s, %s. The relay, the baseline and the load generator all ran on it.\n\n",
+		cpuDescription(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	cmd := s.Command
+	if cmd == "" {
+		cmd = "(not recorded)"
+	}
+	fence := strings.Repeat("`", max(3, longestRun(cmd, '`')+1))
+	p("Command:\n\n%ssh\n%s\n%s\n\n", fence, cmd, fence)
+
+	p("## Results\n\n| | |\n|---|---:|\n")
+	row := func(k, v string) { p("| %s | %s |\n", k, mdText(v)) }
+	row("Scenario", s.Scenario)
+	if s.Transport != "" {
+		row("Transport", s.Transport)
+	}
+	row("Devices", fmt.Sprintf("%d asked, %d connected", s.Devices, s.Connected))
+	if s.Target != "" {
+		row("Relay address", s.Target)
+	}
+	if s.Dist != "" {
+		row("Webhooks over devices", s.Dist)
+	}
+	if s.AckDelayMS > 0 || s.AckJitterMS > 0 {
+		row("Device ack delay", fmt.Sprintf("%s ± %s ms", ms(s.AckDelayMS), ms(s.AckJitterMS)))
+	}
+	if s.Rate > 0 {
+		row("Offered rate", num(s.Rate)+" webhooks/s")
+	} else if len(s.Steps) > 0 {
+		row("Offered rate", fmt.Sprintf("ramp of %d steps, %s to %s webhooks/s",
+			len(s.Steps), num(s.Steps[0].Rate), num(s.Steps[len(s.Steps)-1].Rate)))
+	}
+	row("Duration", num(s.DurationS)+" s")
+	row("Requests", strconv.FormatUint(s.Requests, 10))
+	row("Throughput", num(s.Throughput)+" answered 2xx/s")
+	row("Status codes", statusText(s.StatusCounts))
+	row("Latency p50", ms(s.Latency.P50)+" ms")
+	row("Latency p90", ms(s.Latency.P90)+" ms")
+	row("Latency p99", ms(s.Latency.P99)+" ms")
+	row("Latency max", ms(s.Latency.Max)+" ms")
+	row("Latency mean", ms(s.Latency.Mean)+" ms")
+	row("Relay CPU", fmt.Sprintf("%s%% mean, %s%% max (100%% = one core)", pct(s.RelayCPUPercent), pct(s.Relay.CPUMaxPct)))
+	row("Relay RSS", fmt.Sprintf("%s MB at end, %s MB max", num1(s.RelayRSSMB), num1(s.Relay.RSSMaxMB)))
+	row("Delivered", strconv.FormatUint(s.Delivered, 10))
+	row("Lost", strconv.FormatUint(s.Lost, 10))
+	row("Duplicated", strconv.FormatUint(s.Duplicated, 10))
+	row("Misrouted", strconv.FormatUint(s.Misrouted, 10))
+	row("Late (device got it, caller got no 200)", strconv.FormatUint(s.Late, 10))
+	p("\n")
+
+	p("## Relay vs baseline\n\n")
+	if bl := s.Baseline; bl != nil {
+		p("The baseline is the same attack against a bare fasthttp TLS handler on this machine, in the same run: " +
+			"it does TLS and HTTP and nothing else, so it is the load generator's own ceiling. " +
+			"Relay minus baseline is what the relay itself adds.\n\n")
+		p("| | Relay | Baseline | Relay − baseline |\n|---|---:|---:|---:|\n")
+		lat := func(name string, r, b, added float64) {
+			p("| %s | %s ms | %s ms | %s ms |\n", name, ms(r), ms(b), signedMS(added))
+		}
+		lat("p50", s.Latency.P50, bl.Latency.P50, bl.AddedP50MS)
+		lat("p90", s.Latency.P90, bl.Latency.P90, s.Latency.P90-bl.Latency.P90)
+		lat("p99", s.Latency.P99, bl.Latency.P99, bl.AddedP99MS)
+		lat("max", s.Latency.Max, bl.Latency.Max, s.Latency.Max-bl.Latency.Max)
+		p("| Requests | %d | %d | |\n", s.Requests, bl.Requests)
+		p("| Throughput | %s/s | %s/s | ratio %s |\n", num(s.Throughput), num(bl.Throughput), ratio(bl.ThroughputRatio))
+		if bp := bl.Process; bp != nil {
+			p("| CPU (100%% = one core) | %s%% | %s%% | %s%% |\n", pct(s.RelayCPUPercent), pct(bp.CPUPercent), signedPct(s.RelayCPUPercent-bp.CPUPercent))
+			p("| RSS | %s MB | %s MB | %s MB |\n", num1(s.RelayRSSMB), num1(bp.RSSMB), signedNum1(s.RelayRSSMB-bp.RSSMB))
+		}
+		p("\n")
+		p("The relay answered %s of the baseline's throughput.\n\n", ratioPct(bl.ThroughputRatio))
+	} else if len(s.BaselineSteps) > 0 {
+		p("The baseline, the same attack against a bare fasthttp TLS handler on this machine, ran at every " +
+			"capacity step: see the baseline columns under Capacity.\n\n")
+	} else {
+		p("No baseline was run for this scenario: the latencies above include the load generator's own cost.\n\n")
+	}
+
+	if c := s.Connect; c != nil {
+		p("## Connecting devices\n\n| | |\n|---|---:|\n")
+		row("Devices", strconv.Itoa(c.Devices))
+		row("Failed", strconv.Itoa(c.Failed))
+		row("All connected in", num(c.AllConnectedS)+" s")
+		row("Handshakes", num(c.HandshakesPS)+"/s")
+		row("Connect p50 (dial + login)", ms(c.P50MS)+" ms")
+		row("Connect p99", ms(c.P99MS)+" ms")
+		p("\n")
+	}
+	if m := s.Memory; m != nil {
+		p("## Memory of idle devices\n\n| | |\n|---|---:|\n")
+		row("Relay RSS before devices", num1(m.RSSBeforeMB)+" MB")
+		row("Relay RSS with devices", num1(m.RSSAfterMB)+" MB")
+		row("Per device", num1(m.PerDeviceKiB)+" KiB")
+		row("QUIC devices", strconv.Itoa(m.QUICDevices))
+		row("WebTransport devices", strconv.Itoa(m.WebTransDevices))
+		if m.Goroutines > 0 {
+			row("Relay goroutines", strconv.Itoa(m.Goroutines))
+		}
+		p("\n")
+		if len(m.ByTransport) > 0 {
+			p("Each transport alone, on a fresh relay:\n\n")
+			p("| Transport | Devices | RSS before MB | RSS with devices MB | Per device KiB |\n|---|---:|---:|---:|---:|\n")
+			for _, t := range m.ByTransport {
+				p("| %s | %d | %s | %s | %s |\n", mdText(t.Transport), t.Devices, num1(t.RSSBeforeMB), num1(t.RSSAfterMB), num1(t.PerDeviceKiB))
+			}
+			p("\n")
+		}
+	}
+	if c := s.Churn; c != nil {
+		p("## Churn\n\n| | |\n|---|---:|\n")
+		row("Reconnects asked", fmt.Sprintf("%s of devices/s", ratioPct(c.ReconnectPerS)))
+		row("Rotations asked", fmt.Sprintf("%s of devices/s", ratioPct(c.RotatePerS)))
+		row("Sessions hung up on purpose", strconv.FormatUint(c.Reconnects, 10))
+		row("Sessions re-established", strconv.FormatUint(c.Reconnected, 10))
+		row("Tokens rotated", strconv.FormatUint(c.Rotations, 10))
+		row("Rotations failed", strconv.FormatUint(c.RotationsFailed, 10))
+		row("Rotations skipped (too many in flight)", strconv.FormatUint(c.RotationsSkipped, 10))
+		p("\n")
+	}
+
+	if len(s.Steps) > 0 {
+		p("## Capacity\n\n")
+		if s.SLOP99MS > 0 {
+			p("A step holds when its p99 is at most %s ms and no request failed.\n\n", num(s.SLOP99MS))
+		}
+		if s.MaxSustainedRate > 0 {
+			p("**Max sustained rate: %s webhooks/s** (the highest step that held).\n\n", num(s.MaxSustainedRate))
+		} else {
+			p("**No step held the SLO.**\n\n")
+		}
+		if s.BaselineMaxSustainedRate > 0 {
+			p("The baseline held up to %s webhooks/s (its ramp stops at the relay's last step).\n\n", num(s.BaselineMaxSustainedRate))
+		}
+		p("| Offered/s | Throughput/s | Errors | p50 ms | p90 ms | p99 ms | max ms | Baseline p99 ms | Relay − baseline p99 ms | Relay CPU | Relay RSS MB | Held |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n")
+		for _, st := range s.Steps {
+			bp99, added := "–", "–"
+			if b, ok := stepAt(s.BaselineSteps, st.Rate); ok {
+				bp99, added = ms(b.Latency.P99), signedMS(st.Latency.P99-b.Latency.P99)
+			}
+			held := "no"
+			if st.Held {
+				held = "yes"
+			}
+			p("| %s | %s | %s%% | %s | %s | %s | %s | %s | %s | %s%% | %s | %s |\n",
+				num(st.Rate), num(st.Throughput), pct(st.ErrorRate*100),
+				ms(st.Latency.P50), ms(st.Latency.P90), ms(st.Latency.P99), ms(st.Latency.Max),
+				bp99, added, pct(st.RelayCPUPct), num1(st.RelayRSSMB), held)
+		}
+		p("\n")
+	}
+
+	p("## Chart\n\n![chart](%s)\n\n", ChartFile)
+	if len(s.Steps) > 0 {
+		p("Latency (log scale) against the offered rate, relay and baseline; the dashed line is the SLO.")
+	} else {
+		p("Webhook latency percentiles, relay and baseline.")
+	}
+	p(" %s has the latency of every request over time; %s has every figure above.\n\n", PlotFile, SummaryFile)
+
+	p("## How to read this\n\n" +
+		"These numbers are from this machine and this run, not a promise for another. " +
+		"The load generator and its simulated devices share the CPU with the relay, so absolute figures " +
+		"understate what the relay does on a machine of its own. Compare ratios instead: the relay against " +
+		"the baseline (what the relay adds over bare TLS and HTTP), and runs of the same command on the same " +
+		"machine against each other. Latencies are webhook round trips as the caller sees them, device " +
+		"acknowledgement included; CPU is in percent of one core; MB are MiB. Lost, duplicated or misrouted " +
+		"messages fail the run whatever the latency.\n")
+
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// stepAt finds the step at rate (the baseline ramp uses the relay's rates).
+func stepAt(steps []Step, rate float64) (Step, bool) {
+	for _, st := range steps {
+		if math.Abs(st.Rate-rate) <= 1e-9*max(1, math.Abs(rate)) {
+			return st, true
+		}
+	}
+	return Step{}, false
+}
+
+// cpuDescription is "8 CPUs (model name)", the model from /proc/cpuinfo
+// where there is one.
+func cpuDescription() string {
+	n := fmt.Sprintf("%d CPUs", runtime.NumCPU())
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return n
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return fmt.Sprintf("%s (%s)", n, strings.TrimSpace(v))
+		}
+	}
+	return n
+}
+
+// mdText keeps text on one line and stops it from turning into markup.
+func mdText(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune("\\`*_[]<>|#", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func longestRun(s string, c byte) int {
+	n, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			run++
+			n = max(n, run)
+		} else {
+			run = 0
+		}
+	}
+	return n
+}
+
+// ---- number formatting ----
+
+// ms formats milliseconds with three significant figures or so.
+func ms(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case v == 0:
+		return "0"
+	case a < 1:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	case a < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case a < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+}
+
+func signedMS(v float64) string {
+	if v >= 0 {
+		return "+" + ms(v)
+	}
+	return "−" + ms(-v)
+}
+
+// num formats a rate or count: whole numbers without decimals.
+func num(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	if math.Abs(v) >= 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func num1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+func signedNum1(v float64) string {
+	if v >= 0 {
+		return "+" + num1(v)
+	}
+	return "−" + num1(-v)
+}
+
+func signedPct(v float64) string {
+	if v >= 0 {
+		return "+" + pct(v)
+	}
+	return "−" + pct(-v)
+}
+
+func pct(v float64) string {
+	if math.Abs(v) < 10 && v != 0 {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func ratio(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+func ratioPct(v float64) string { return pct(v*100) + "%" }
+
+// statusText is "200: 980, 504: 20", by code; 0 is a transport error.
+func statusText(c map[string]uint64) string {
+	if len(c) == 0 {
+		return "none"
+	}
+	codes := make([]string, 0, len(c))
+	for k := range c {
+		codes = append(codes, k)
+	}
+	slices.SortFunc(codes, func(a, b string) int {
+		ai, aerr := strconv.Atoi(a)
+		bi, berr := strconv.Atoi(b)
+		if aerr == nil && berr == nil {
+			return ai - bi
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(codes))
+	for i, k := range codes {
+		name := k
+		if k == "0" {
+			name = "0 (transport error)"
+		}
+		parts[i] = fmt.Sprintf("%s: %d", name, c[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ---- terminal ----
+
+// PrintTable writes the final summary for a terminal: the figures of the
+// run, the baseline comparison, the capacity steps, and PASS or FAIL with
+// the reasons.
+func PrintTable(w io.Writer, s *Summary) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+
+	row("scenario", "%s (%s, %d/%d devices connected)", s.Scenario, orDefault(s.Transport, "?"), s.Connected, s.Devices)
+	if s.Rate > 0 {
+		row("offered", "%s webhooks/s for %s s", num(s.Rate), num(s.DurationS))
+	} else {
+		row("duration", "%s s", num(s.DurationS))
+	}
+	if s.Dist != "" || s.AckDelayMS > 0 || s.AckJitterMS > 0 {
+		row("swarm", "%s, ack delay %s ± %s ms", orDefault(s.Dist, "uniform"), ms(s.AckDelayMS), ms(s.AckJitterMS))
+	}
+	row("requests", "%d, throughput %s/s", s.Requests, num(s.Throughput))
+	row("status", "%s", statusText(s.StatusCounts))
+	row("latency ms", "p50 %s  p90 %s  p99 %s  max %s", ms(s.Latency.P50), ms(s.Latency.P90), ms(s.Latency.P99), ms(s.Latency.Max))
+	if bl := s.Baseline; bl != nil {
+		row("baseline ms", "p50 %s  p90 %s  p99 %s  max %s  (throughput %s/s)",
+			ms(bl.Latency.P50), ms(bl.Latency.P90), ms(bl.Latency.P99), ms(bl.Latency.Max), num(bl.Throughput))
+		row("relay - base", "p50 %s  p99 %s ms, throughput ratio %s", signedMS(bl.AddedP50MS), signedMS(bl.AddedP99MS), ratio(bl.ThroughputRatio))
+		if bp := bl.Process; bp != nil {
+			row("baseline", "CPU %s%% mean, %s%% max  RSS %s MB", pct(bp.CPUPercent), pct(bp.CPUMaxPct), num1(bp.RSSMB))
+		}
+	}
+	row("relay", "CPU %s%% mean, %s%% max  RSS %s MB (max %s)", pct(s.RelayCPUPercent), pct(s.Relay.CPUMaxPct), num1(s.RelayRSSMB), num1(s.Relay.RSSMaxMB))
+	row("accounting", "delivered %d  lost %d  duplicated %d  misrouted %d  late %d", s.Delivered, s.Lost, s.Duplicated, s.Misrouted, s.Late)
+	if c := s.Connect; c != nil {
+		row("connect", "%d devices, %d failed, all in %s s (%s/s), p50 %s ms  p99 %s ms",
+			c.Devices, c.Failed, num(c.AllConnectedS), num(c.HandshakesPS), ms(c.P50MS), ms(c.P99MS))
+	}
+	if m := s.Memory; m != nil {
+		row("memory", "RSS %s -> %s MB, %s KiB per device (%d QUIC, %d WebTransport)",
+			num1(m.RSSBeforeMB), num1(m.RSSAfterMB), num1(m.PerDeviceKiB), m.QUICDevices, m.WebTransDevices)
+		for _, t := range m.ByTransport {
+			row("  "+t.Transport, "RSS %s -> %s MB, %s KiB per device (%d devices)",
+				num1(t.RSSBeforeMB), num1(t.RSSAfterMB), num1(t.PerDeviceKiB), t.Devices)
+		}
+	}
+	if c := s.Churn; c != nil {
+		row("churn", "reconnects %d (re-established %d)  rotations %d (failed %d, skipped %d)",
+			c.Reconnects, c.Reconnected, c.Rotations, c.RotationsFailed, c.RotationsSkipped)
+	}
+	if len(s.Steps) > 0 {
+		if s.MaxSustainedRate > 0 {
+			row("max rate", "%s webhooks/s held p99 <= %s ms with no errors", num(s.MaxSustainedRate), num(s.SLOP99MS))
+		} else {
+			row("max rate", "no step held p99 <= %s ms with no errors", num(s.SLOP99MS))
+		}
+		if s.BaselineMaxSustainedRate > 0 {
+			row("baseline max", "%s webhooks/s", num(s.BaselineMaxSustainedRate))
+		}
+	}
+	tw.Flush()
+
+	if len(s.Steps) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "rate/s\tthroughput/s\terrors\tp50 ms\tp99 ms\tbase p99 ms\tCPU %\tRSS MB\theld\t")
+		for _, st := range s.Steps {
+			bp99 := "-"
+			if b, ok := stepAt(s.BaselineSteps, st.Rate); ok {
+				bp99 = ms(b.Latency.P99)
+			}
+			held := "no"
+			if st.Held {
+				held = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s%%\t%s\t%s\t%s\t%s\t%s\t%s\t\n", num(st.Rate), num(st.Throughput),
+				pct(st.ErrorRate*100), ms(st.Latency.P50), ms(st.Latency.P99), bp99, pct(st.RelayCPUPct), num1(st.RelayRSSMB), held)
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w)
+	for _, warn := range s.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if s.Pass {
+		fmt.Fprintln(w, "PASS")
+		return
+	}
+	fmt.Fprintln(w, "FAIL")
+	for _, f := range s.Failures {
+		fmt.Fprintf(w, "  - %s\n", f)
+	}
+}
+
+func orDefault(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return s
+}
+
+// Progress is the live progress line of a running attack: rewritten in
+// place on a terminal, at most one plain line a second otherwise (a log or
+// CI). Safe for concurrent use.
+type Progress struct {
+	w   io.Writer // static after construction
+	tty bool      // static after construction
+
+	mu      sync.Mutex    // guards the fields below
+	shown   bool          // a line has been written
+	lastAt  time.Duration // elapsed of the last line written (not a TTY)
+	pending string        // the latest line not written yet (not a TTY)
+}
+
+// NewProgress writes progress to w; isTTY says whether w is a terminal.
+func NewProgress(w io.Writer, isTTY bool) *Progress {
+	return &Progress{w: w, tty: isTTY}
+}
+
+// Update shows the attack's state: time since it started, requests sent,
+// the current rate (requests/s), recent latency percentiles and errors
+// (non-2xx and transport failures).
+func (p *Progress) Update(elapsed time.Duration, requests uint64, rate, p50ms, p99ms float64, errors uint64) {
+	line := fmt.Sprintf("%7s  %d requests  %s/s  p50 %s ms  p99 %s ms  %d errors",
+		elapsed.Round(time.Second), requests, num(rate), ms(p50ms), ms(p99ms), errors)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		// \x1b[K clears what a longer previous line left.
+		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+		p.shown = true
+		return
+	}
+	// elapsed going back means a new attack (the next capacity step).
+	if !p.shown || elapsed-p.lastAt >= time.Second || elapsed < p.lastAt {
+		fmt.Fprintln(p.w, line)
+		p.shown, p.lastAt, p.pending = true, elapsed, ""
+		return
+	}
+	p.pending = line
+}
+
+// Done ends the progress output: on a terminal it ends the line; otherwise
+// it writes the last update if it was held back.
+func (p *Progress) Done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.tty && p.shown:
+		fmt.Fprintln(p.w)
+	case !p.tty && p.pending != "":
+		fmt.Fprintln(p.w, p.pending)
+	}
+	p.shown, p.pending, p.lastAt = false, "", 0
+}
+
+// ---- chart.svg ----
+
+// Chart geometry: 720x400, readable pasted at its own size.
+const (
+	chartW, chartH = 720, 400
+	plotLeft       = 70
+	plotRight      = chartW - 24
+	plotTop        = 72
+	plotBottom     = chartH - 58
+)
+
+// Series colours: light for p50, dark for p99; blue relay, orange baseline.
+const (
+	colRelayP50 = "#6baed6"
+	colRelayP99 = "#08519c"
+	colBaseP50  = "#fdae6b"
+	colBaseP99  = "#d94801"
+	colSLO      = "#d62728"
+	colMaxRate  = "#2ca02c"
+	colGrid     = "#e5e5e5"
+	colAxis     = "#333333"
+)
+
+// svgDoc builds the chart text. Every string from outside goes through esc.
+type svgDoc struct{ b bytes.Buffer }
+
+func (d *svgDoc) f(format string, args ...any) { fmt.Fprintf(&d.b, format, args...) }
+
+func esc(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s)) // never fails on a strings.Builder
+	return b.String()
+}
+
+func (d *svgDoc) text(x, y float64, anchor, extra, s string) {
+	d.f(`<text x="%.1f" y="%.1f" text-anchor="%s"%s>%s</text>`+"\n", x, y, anchor, extra, esc(s))
+}
+
+// legendEntry is a swatch and its label; dash is a stroke-dasharray or "".
+type legendEntry struct {
+	label, color, dash string
+	bar                bool
+}
+
+// legend lays entries out in rows under the title.
+func (d *svgDoc) legend(entries []legendEntry) {
+	x, y := float64(plotLeft), 46.0
+	for _, e := range entries {
+		w := 30 + 6.2*float64(len(e.label)) + 12
+		if x+w > plotRight {
+			x, y = plotLeft, y+18
+		}
+		if e.bar {
+			d.f(`<rect x="%.1f" y="%.1f" width="14" height="10" fill="%s"/>`+"\n", x+4, y-9, e.color)
+		} else {
+			dash := ""
+			if e.dash != "" {
+				dash = fmt.Sprintf(` stroke-dasharray="%s"`, e.dash)
+			}
+			d.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>`+"\n", x, y-4, x+24, y-4, e.color, dash)
+		}
+		d.text(x+30, y, "start", "", e.label)
+		x += w
+	}
+}
+
+func writeChart(w io.Writer, s *Summary) error {
+	var d svgDoc
+	d.f(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	d.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="12" fill="%s">`+"\n",
+		chartW, chartH, chartW, chartH, colAxis)
+	d.f(`<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", chartW, chartH)
+	if len(s.Steps) > 0 {
+		capacityChart(&d, s)
+	} else {
+		barChart(&d, s)
+	}
+	d.f("</svg>\n")
+	_, err := w.Write(d.b.Bytes())
+	return err
+}
+
+// capacityChart draws p50 and p99 against the offered rate, relay and
+// baseline, on a log latency axis (p99 grows by orders of magnitude past
+// the knee), with the SLO and the max sustained rate.
+func capacityChart(d *svgDoc, s *Summary) {
+	title := fmt.Sprintf("%s: webhook latency vs offered rate", s.Scenario)
+	d.f("<title>%s</title>\n", esc(title))
+	d.text(chartW/2, 24, "middle", ` font-size="16" font-weight="bold"`, title)
+
+	// Ranges.
+	maxRate := 0.0
+	lo, hi := math.Inf(1), math.Inf(-1)
+	see := func(v float64) {
+		if v > 0 {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	for _, steps := range [][]Step{s.Steps, s.BaselineSteps} {
+		for _, st := range steps {
+			maxRate = max(maxRate, st.Rate)
+			see(st.Latency.P50)
+			see(st.Latency.P99)
+		}
+	}
+	see(s.SLOP99MS)
+	if math.IsInf(lo, 1) {
+		lo, hi = 0.1, 1
+	}
+	yLo := math.Pow(10, math.Floor(math.Log10(lo)))
+	yHi := math.Pow(10, math.Ceil(math.Log10(hi)))
+	if yHi <= yLo {
+		yHi = yLo * 10
+	}
+	xStep := niceStep(maxRate, 6)
+	if xStep <= 0 {
+		xStep = 1
+	}
+	xHi := math.Ceil(maxRate*1.02/xStep) * xStep
+	if xHi <= 0 {
+		xHi = xStep
+	}
+	X := func(v float64) float64 { return plotLeft + v/xHi*(plotRight-plotLeft) }
+	Y := func(v float64) float64 {
+		return plotBottom - (math.Log10(v)-math.Log10(yLo))/(math.Log10(yHi)-math.Log10(yLo))*(plotBottom-plotTop)
+	}
+
+	// Grid and ticks.
+	decades := math.Round(math.Log10(yHi / yLo))
+	for dec := yLo; dec < yHi*1.001; dec *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			v := dec * m
+			if v > yHi*1.001 || (m != 1 && decades > 4) {
+				continue
+			}
+			y := Y(v)
+			d.f(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", plotLeft, y, plotRight, y, colGrid)
+			d.text(plotLeft-6, y+4, "end", "", tick(v))
+		}
+	}
+	for v := 0.0; v <= xHi*1.0001; v += xStep {
+		x := X(v)
+		d.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x, plotTop, x, plotBottom, colGrid)
+		d.text(x, plotBottom+16, "middle", "", tick(v))
+	}
+	axes(d, "offered rate (webhooks/s)", "latency (ms, log scale)")
+
+	// SLO and max sustained rate.
+	if s.SLOP99MS > 0 {
+		y := Y(s.SLOP99MS)
+		d.f(`<line data-series="slo" x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="6 4"/>`+"\n",
+			plotLeft, y, plotRight, y, colSLO)
+		d.text(plotRight-4, y-5, "end", fmt.Sprintf(` fill="%s"`, colSLO), "SLO p99 "+num(s.SLOP99MS)+" ms")
+	}
+	if s.MaxSustainedRate > 0 {
+		x := X(s.MaxSustainedRate)
+		d.f(`<line data-series="max-sustained" x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="2 3"/>`+"\n",
+			x, plotTop, x, plotBottom, colMaxRate)
+		anchor, dx := "start", 4.0
+		if x > (plotLeft+plotRight)/2 {
+			anchor, dx = "end", -4
+		}
+		d.text(x+dx, plotTop+14, anchor, fmt.Sprintf(` fill="%s"`, colMaxRate), "max sustained "+num(s.MaxSustainedRate)+"/s")
+	}
+
+	// Series.
+	line := func(id, label, color string, width float64, steps []Step, pick func(LatencyMS) float64) {
+		var pts []string
+		for _, st := range steps {
+			if v := pick(st.Latency); v > 0 {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", X(st.Rate), Y(v)))
+			}
+		}
+		if len(pts) == 0 {
+			return
+		}
+		d.f(`<g data-series="%s"><title>%s</title>`+"\n", id, esc(label))
+		d.f(`<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f" stroke-linejoin="round"/>`+"\n",
+			strings.Join(pts, " "), color, width)
+		for _, pt := range pts {
+			x, y, _ := strings.Cut(pt, ",")
+			d.f(`<circle cx="%s" cy="%s" r="3" fill="%s"/>`+"\n", x, y, color)
+		}
+		d.f("</g>\n")
+	}
+	p50 := func(l LatencyMS) float64 { return l.P50 }
+	p99 := func(l LatencyMS) float64 { return l.P99 }
+	entries := []legendEntry{}
+	if len(s.BaselineSteps) > 0 {
+		line("baseline-p50", "baseline p50", colBaseP50, 1.5, s.BaselineSteps, p50)
+		line("baseline-p99", "baseline p99", colBaseP99, 2.5, s.BaselineSteps, p99)
+	}
+	line("relay-p50", "relay p50", colRelayP50, 1.5, s.Steps, p50)
+	line("relay-p99", "relay p99", colRelayP99, 2.5, s.Steps, p99)
+	entries = append(entries,
+		legendEntry{label: "relay p50", color: colRelayP50},
+		legendEntry{label: "relay p99", color: colRelayP99})
+	if len(s.BaselineSteps) > 0 {
+		entries = append(entries,
+			legendEntry{label: "baseline p50", color: colBaseP50},
+			legendEntry{label: "baseline p99", color: colBaseP99})
+	}
+	if s.SLOP99MS > 0 {
+		entries = append(entries, legendEntry{label: "SLO", color: colSLO, dash: "6 4"})
+	}
+	if s.MaxSustainedRate > 0 {
+		entries = append(entries, legendEntry{label: "max sustained", color: colMaxRate, dash: "2 3"})
+	}
+	d.legend(entries)
+}
+
+// barChart draws p50, p90, p99 and max, relay beside baseline, on a linear
+// axis with each bar's value written on it.
+func barChart(d *svgDoc, s *Summary) {
+	title := fmt.Sprintf("%s: webhook latency, relay vs baseline", s.Scenario)
+	d.f("<title>%s</title>\n", esc(title))
+	d.text(chartW/2, 24, "middle", ` font-size="16" font-weight="bold"`, title)
+
+	type series struct {
+		id, color string
+		lat       LatencyMS
+	}
+	all := []series{{"relay", colRelayP99, s.Latency}}
+	if s.Baseline != nil {
+		all = append(all, series{"baseline", colBaseP99, s.Baseline.Latency})
+	}
+	groups := []struct {
+		name string
+		pick func(LatencyMS) float64
+	}{
+		{"p50", func(l LatencyMS) float64 { return l.P50 }},
+		{"p90", func(l LatencyMS) float64 { return l.P90 }},
+		{"p99", func(l LatencyMS) float64 { return l.P99 }},
+		{"max", func(l LatencyMS) float64 { return l.Max }},
+	}
+	top := 0.0
+	for _, sr := range all {
+		for _, g := range groups {
+			top = max(top, g.pick(sr.lat))
+		}
+	}
+	step := niceStep(top, 5)
+	if step <= 0 {
+		step = 1
+	}
+	yHi := math.Ceil(top*1.08/step) * step // room for the value labels
+	Y := func(v float64) float64 { return plotBottom - v/yHi*(plotBottom-plotTop) }
+	for v := 0.0; v <= yHi*1.0001; v += step {
+		y := Y(v)
+		d.f(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", plotLeft, y, plotRight, y, colGrid)
+		d.text(plotLeft-6, y+4, "end", "", tick(v))
+	}
+	axes(d, "percentile", "latency (ms)")
+	if top == 0 {
+		d.text((plotLeft+plotRight)/2, (plotTop+plotBottom)/2, "middle", ` font-size="14"`, "no webhook latency measured in this scenario")
+	}
+
+	groupW := float64(plotRight-plotLeft) / float64(len(groups))
+	barW := min(60, groupW*0.7/float64(len(all)))
+	for gi, g := range groups {
+		cx := plotLeft + groupW*(float64(gi)+0.5)
+		d.text(cx, plotBottom+16, "middle", "", g.name)
+	}
+	var entries []legendEntry
+	for si, sr := range all {
+		d.f(`<g data-series="%s"><title>%s</title>`+"\n", sr.id, esc(sr.id))
+		for gi, g := range groups {
+			v := g.pick(sr.lat)
+			cx := plotLeft + groupW*(float64(gi)+0.5)
+			x := cx - barW*float64(len(all))/2 + barW*float64(si)
+			y := Y(v)
+			d.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", x+1, y, barW-2, plotBottom-y, sr.color)
+			d.text(x+barW/2, y-4, "middle", ` font-size="11"`, ms(v))
+		}
+		d.f("</g>\n")
+		entries = append(entries, legendEntry{label: sr.id, color: sr.color, bar: true})
+	}
+	d.legend(entries)
+}
+
+// axes draws the plot frame's left and bottom axes and their titles.
+func axes(d *svgDoc, xTitle, yTitle string) {
+	d.f(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`+"\n", plotLeft, plotBottom, plotRight, plotBottom, colAxis)
+	d.f(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`+"\n", plotLeft, plotTop, plotLeft, plotBottom, colAxis)
+	d.text((plotLeft+plotRight)/2, plotBottom+40, "middle", "", xTitle)
+	cy := float64(plotTop+plotBottom) / 2
+	d.f(`<text x="18" y="%.1f" text-anchor="middle" transform="rotate(-90 18 %.1f)">%s</text>`+"\n", cy, cy, esc(yTitle))
+}
+
+// niceStep is a 1, 2 or 5 times a power of ten step giving about n ticks
+// over [0, span].
+func niceStep(span float64, n int) float64 {
+	if span <= 0 || n <= 0 {
+		return 0
+	}
+	raw := span / float64(n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5} {
+		if raw <= m*mag {
+			return m * mag
+		}
+	}
+	return 10 * mag
+}
+
+// tick formats an axis value without float noise (0.30000000000000004).
+func tick(v float64) string {
+	if math.Abs(v) >= 10000 && v == math.Trunc(v) {
+		if math.Mod(v, 1000) == 0 {
+			return strconv.FormatFloat(v/1000, 'f', -1, 64) + "k"
+		}
+	}
+	return strconv.FormatFloat(math.Round(v*1e6)/1e6, 'f', -1, 64)
+}

@@ -1,0 +1,621 @@
+package loadtest
+
+// This file runs a scenario end to end: the relay process, the swarm, the
+// attack (or the capacity ramp), the accounting, the baseline, and the
+// Summary.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Run timings.
+const (
+	// settleExtra is added to the ack delay while waiting for the last
+	// handlers after an attack.
+	settleExtra = 2 * time.Second
+	// requestTimeoutExtra is added to the relay's ack timeout for the
+	// generator's own request timeout, so that the relay always answers
+	// first.
+	requestTimeoutExtra = 5 * time.Second
+	defaultAckTimeout   = 5 * time.Second // the relay's --ack-timeout default
+)
+
+// Run runs cfg's scenario and returns what it measured. It writes progress
+// to stderr and, if cfg.Out is set, the report files. A Summary that does
+// not Pass is not an error; an error means the run could not be made.
+func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "loadtest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	r := &runner{cfg: cfg, stderr: &lockedWriter{w: stderr}, dir: dir}
+	s := &Summary{
+		Scenario:     cfg.Scenario,
+		Devices:      cfg.Devices,
+		Command:      cfg.Command,
+		StatusCounts: map[string]uint64{},
+	}
+	if cfg.Scenario == ScenarioIdle {
+		err = r.idle(ctx, s)
+	} else {
+		err = r.load(ctx, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.Pass = len(s.Failures) == 0
+	s.RelayCommand = r.relayCommand
+	if cfg.Out != "" {
+		if err := WriteReport(cfg.Out, s, r.results); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// lockedWriter serializes writes: the progress line, the log lines and
+// the baseline process's stderr (copied by os/exec's goroutine) share it.
+type lockedWriter struct {
+	mu sync.Mutex // guards w
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// runner holds one run's state.
+type runner struct {
+	cfg     Config
+	stderr  io.Writer
+	dir     string          // temporary, removed after the run
+	results []vegeta.Result // every attack's, for plot.html
+	// relayCommand is the last started relay's command line.
+	relayCommand string
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "loadtest: "+format+"\n", args...)
+}
+
+// target is the relay under test and what the generator needs to reach it
+// and its baseline.
+type target struct {
+	addr string
+	tls  *tls.Config // trusts the relay
+	pid  int         // 0 when unknown: no CPU and memory figures
+	proc *relayProc  // nil for --target
+	// The baseline presents this certificate (the relay's own, when the
+	// suite started the relay) and the generator trusts baseTLS for it.
+	certFile, keyFile string
+	baseTLS           *tls.Config
+}
+
+// startTarget starts the relay, or checks the one given with --target.
+func (r *runner) startTarget(ctx context.Context) (*target, error) {
+	cfg := r.cfg
+	if cfg.Target != "" {
+		t := &target{addr: cfg.Target, pid: cfg.TargetPID}
+		var err error
+		if t.tls, err = tlsTrusting(cfg.CAFile); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, relayStartTimeout)
+		defer cancel()
+		if err := waitTCP(wctx, t.addr); err != nil {
+			return nil, fmt.Errorf("loadtest: --target: %w", err)
+		}
+		if t.pid == 0 {
+			t.pid = listenerPID(t.addr)
+		}
+		if t.certFile, t.keyFile, err = WriteSelfSigned(r.dir); err != nil {
+			return nil, err
+		}
+		if t.baseTLS, err = tlsTrusting(t.certFile); err != nil {
+			return nil, err
+		}
+		r.logf("relay at %s, pid %d (0: unknown)", t.addr, t.pid)
+		return t, nil
+	}
+	var args []string
+	if cfg.MaxInflight > 0 {
+		args = append(args, "--max-inflight", strconv.Itoa(cfg.MaxInflight))
+	}
+	if cfg.AckTimeout > 0 {
+		args = append(args, "--ack-timeout", cfg.AckTimeout.String())
+	}
+	dir, err := os.MkdirTemp(r.dir, "relay-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := startRelay(ctx, cfg.RelayBin, dir, append(args, cfg.RelayArgs...))
+	if err != nil {
+		return nil, err
+	}
+	t := &target{addr: p.Addr, pid: p.PID, proc: p}
+	if t.tls, err = tlsTrusting(p.CAFile); err != nil {
+		p.stop()
+		return nil, err
+	}
+	var ca string
+	if t.certFile, t.keyFile, ca, err = DevCertFiles(p.StateDir); err != nil {
+		p.stop()
+		return nil, err
+	}
+	if t.baseTLS, err = tlsTrusting(ca); err != nil {
+		p.stop()
+		return nil, err
+	}
+	r.logf("relay pid %d listening on %s (admin %s)", p.PID, p.Addr, p.Admin)
+	r.relayCommand = strings.Join(p.Args, " ")
+	return t, nil
+}
+
+// stop ends a relay the suite started; an unclean exit is an error.
+func (t *target) stop() error {
+	if t.proc == nil {
+		return nil
+	}
+	if err := t.proc.stop(); err != nil {
+		return fmt.Errorf("relay exited badly: %v\n%s", err, t.proc.logs)
+	}
+	return nil
+}
+
+// tlsTrusting is a client configuration trusting the PEM certificates in
+// caFile (the system roots when caFile is empty).
+func tlsTrusting(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return &tls.Config{}, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("loadtest: no certificate in %s", caFile)
+	}
+	return &tls.Config{RootCAs: pool}, nil
+}
+
+// newSwarm makes the swarm for the relay at t.
+func (r *runner) newSwarm(t *target, share float64) (*Swarm, error) {
+	return NewSwarm(SwarmConfig{
+		Addr:              t.addr,
+		TLS:               t.tls,
+		Devices:           r.cfg.Devices,
+		WebTransportShare: share,
+		ConnectRate:       r.cfg.ConnectRate,
+		AckDelay:          r.cfg.AckDelay,
+		AckJitter:         r.cfg.AckJitter,
+	})
+}
+
+// connect logs the swarm in and records how it went.
+func (r *runner) connect(ctx context.Context, sw *Swarm, s *Summary) {
+	wait := r.cfg.ConnectTimeout
+	if r.cfg.ConnectRate > 0 {
+		wait += time.Duration(float64(sw.Len()) / r.cfg.ConnectRate * float64(time.Second))
+	}
+	cs := sw.Connect(ctx, wait)
+	s.Connect = &cs
+	s.Connected = sw.Connected()
+	s.Transport = transportName(sw)
+	r.logf("%d/%d devices connected in %.2f s (%.0f handshakes/s, connect p50 %.1f ms, p99 %.1f ms; %d WebTransport)",
+		s.Connected, cs.Devices, cs.AllConnectedS, cs.HandshakesPS, cs.P50MS, cs.P99MS, sw.WebTransportDevices())
+	if n, errs := sw.DialErrors(); n > 0 {
+		r.logf("%d dials failed and were retried with backoff; first errors: %s", n, strings.Join(errs, "; "))
+	}
+	if cs.Failed > 0 {
+		s.Failures = append(s.Failures, fmt.Sprintf("%d of %d devices did not connect within %v", cs.Failed, cs.Devices, wait))
+	}
+}
+
+func transportName(sw *Swarm) string {
+	switch wt := sw.WebTransportDevices(); {
+	case wt == 0:
+		return "quic"
+	case wt == sw.Len():
+		return "webtransport"
+	}
+	return "mixed"
+}
+
+// load runs every scenario with an attack.
+func (r *runner) load(ctx context.Context, s *Summary) error {
+	cfg := r.cfg
+	t, err := r.startTarget(ctx)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			t.stop()
+		}
+	}()
+	s.Target = t.addr
+	s.Rate = cfg.Rate
+	smp := r.meter(t.pid, s)
+	defer smp.stop()
+
+	sw, err := r.newSwarm(t, cfg.WebTransportShare)
+	if err != nil {
+		return err
+	}
+	defer sw.Close()
+	r.connect(ctx, sw, s)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	tg, err := newTargeter(t.addr, sw.Len(), sw.Token, sw.NextID, cfg.Dist, cfg.BitmapShare)
+	if err != nil {
+		return err
+	}
+	spec := attackSpec{
+		name:     "relay",
+		addr:     t.addr,
+		tls:      t.tls,
+		rate:     cfg.Rate,
+		duration: cfg.Duration,
+		timeout:  requestTimeout(cfg),
+		expect:   cfg.AckDelay + cfg.AckJitter,
+		target:   tg.next,
+		progress: r.stderr,
+	}
+
+	var outs []*attackOutcome
+	var churn *churner
+	if cfg.Scenario == ScenarioCapacity {
+		runs := r.ramp(ctx, spec, smp, cfg.MaxSteps)
+		if len(runs) == 0 {
+			return ctx.Err()
+		}
+		for _, run := range runs {
+			s.Steps, outs = append(s.Steps, run.step), append(outs, run.out)
+		}
+		s.SLOP99MS = millis(cfg.SLO)
+		b := best(runs)
+		if runs[b].step.Held {
+			s.MaxSustainedRate = runs[b].step.Rate
+		}
+		// The figures to plan with are those of the highest step that held.
+		runs[b].proc.record(s)
+		s.Latency, s.Throughput = runs[b].step.Latency, runs[b].step.Throughput
+	} else {
+		if cfg.Scenario == ScenarioChurn {
+			churn = startChurn(ctx, sw, cfg.ChurnReconnect, cfg.ChurnRotate)
+		}
+		r.logf("%s: %.0f webhooks/s for %v (%s, %.0f%% bitmaps, ack delay %v ± %v)",
+			cfg.Scenario, cfg.Rate, cfg.Duration, cfg.Dist, cfg.BitmapShare*100, cfg.AckDelay, cfg.AckJitter)
+		m := smp.mark()
+		out := runAttack(ctx, spec)
+		smp.since(m).record(s)
+		s.Latency, s.Throughput = latencyMS(&out.metrics), out.throughput()
+		outs = []*attackOutcome{out}
+		if churn != nil {
+			s.Churn = churn.stop()
+		}
+	}
+	sw.Settle(ctx, cfg.AckDelay+cfg.AckJitter+settleExtra)
+
+	// The ledger: every result against what the devices saw.
+	var l Ledger
+	for _, o := range outs {
+		for i := range o.results {
+			l.Add(&o.results[i], sw.Seen)
+		}
+	}
+	counts := sw.Counts()
+	if churn != nil {
+		s.Churn.Reconnected = counts.Reconnects
+	}
+	sw.Close()
+	smp.stop()
+	stopped = true
+	if err := t.stop(); err != nil {
+		s.Failures = append(s.Failures, err.Error())
+	}
+	r.account(s, &l, counts)
+	r.fill(s, outs)
+
+	if cfg.Baseline && ctx.Err() == nil {
+		if err := r.baseline(ctx, s, t, spec, sw); err != nil {
+			return err
+		}
+	}
+	r.check(s, outs)
+	return ctx.Err()
+}
+
+// requestTimeout is the generator's per-request timeout: above the relay's
+// ack timeout, so that a slow device shows as the relay's 504, not as the
+// generator giving up.
+func requestTimeout(cfg Config) time.Duration {
+	ack := cfg.AckTimeout
+	if ack <= 0 {
+		ack = defaultAckTimeout
+	}
+	return ack + requestTimeoutExtra
+}
+
+// account copies the ledger into the Summary.
+func (r *runner) account(s *Summary, l *Ledger, c SwarmCounts) {
+	s.Delivered, s.Lost, s.Duplicated, s.Misrouted, s.Late = l.Delivered, l.Lost, l.Duplicated, l.Misrouted, l.Late
+	s.Failures = append(s.Failures, l.Failures(c.Handled)...)
+	if c.Misrouted > 0 && l.Misrouted == 0 {
+		s.Failures = append(s.Failures, fmt.Sprintf("devices saw %d misrouted messages", c.Misrouted))
+	}
+	if c.Unparsed > 0 {
+		s.Failures = append(s.Failures, fmt.Sprintf("devices got %d bodies without a readable message id", c.Unparsed))
+	}
+	if c.Stray > 0 {
+		s.Failures = append(s.Failures, fmt.Sprintf("devices got %d message ids that were never sent", c.Stray))
+	}
+}
+
+// fill sums the attacks into the Summary.
+func (r *runner) fill(s *Summary, outs []*attackOutcome) {
+	var dur time.Duration
+	for _, o := range outs {
+		s.Requests += o.metrics.Requests
+		for code, n := range o.metrics.StatusCodes {
+			s.StatusCounts[code] += uint64(n)
+		}
+		dur += o.metrics.Duration + o.metrics.Wait
+		r.results = append(r.results, o.results...)
+	}
+	s.DurationS = dur.Seconds()
+	s.Dist, s.AckDelayMS, s.AckJitterMS = r.cfg.Dist, millis(r.cfg.AckDelay), millis(r.cfg.AckJitter)
+}
+
+// stepRun is one capacity step: its figures, its attack and the relay's
+// (or baseline's) process figures over it.
+type stepRun struct {
+	step Step
+	out  *attackOutcome
+	proc reading
+}
+
+// ramp runs capacity steps: spec at Rate, 2*Rate, ... each for Step, until
+// one breaks the SLO or the error budget, or MaxRate or maxSteps.
+func (r *runner) ramp(ctx context.Context, spec attackSpec, smp meter, maxSteps int) []stepRun {
+	cfg := r.cfg
+	name := spec.name
+	var runs []stepRun
+	for i := range maxSteps {
+		rate := cfg.Rate * float64(i+1)
+		if (cfg.MaxRate > 0 && rate > cfg.MaxRate) || ctx.Err() != nil {
+			break
+		}
+		spec.rate, spec.duration = rate, cfg.Step
+		spec.name = fmt.Sprintf("%s %.0f/s", name, rate)
+		r.logf("%s step %d: %.0f webhooks/s for %v", name, i+1, rate, cfg.Step)
+		m := smp.mark()
+		o := runAttack(ctx, spec)
+		ps := smp.since(m)
+		st := Step{
+			Rate:        rate,
+			Requests:    o.metrics.Requests,
+			Throughput:  o.throughput(),
+			ErrorRate:   o.errorRate(),
+			Latency:     latencyMS(&o.metrics),
+			RelayCPUPct: ps.relay.CPUPercent,
+			RelayRSSMB:  ps.relay.RSSMB,
+		}
+		st.Held = o.metrics.Requests > 0 && o.metrics.Latencies.P99 <= cfg.SLO && st.ErrorRate <= cfg.MaxErrorRate
+		runs = append(runs, stepRun{st, o, ps})
+		if !st.Held {
+			r.logf("%s step %.0f/s did not hold: p99 %.1f ms (SLO %v), errors %.2f%%", name, rate, st.Latency.P99, cfg.SLO, st.ErrorRate*100)
+			break
+		}
+	}
+	return runs
+}
+
+// best is the highest step that held, or the first.
+func best(runs []stepRun) int {
+	b := 0
+	for i, r := range runs {
+		if r.step.Held {
+			b = i
+		}
+	}
+	return b
+}
+
+// baseline runs the same attack (or ramp) against a bare fasthttp TLS
+// handler and records relay minus baseline.
+func (r *runner) baseline(ctx context.Context, s *Summary, t *target, spec attackSpec, sw *Swarm) error {
+	cfg := r.cfg
+	var addr string
+	pid := 0
+	if cfg.BaselineBin != "" {
+		cmd := exec.Command(cfg.BaselineBin, BaselineArgs("127.0.0.1:0", t.certFile, t.keyFile)...)
+		cmd.SysProcAttr = childAttr()
+		cmd.Stderr = r.stderr
+		b, err := StartBaseline(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer b.Stop()
+		addr, pid = b.Addr, b.PID
+	} else {
+		cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
+		if err != nil {
+			return fmt.Errorf("loadtest: baseline certificate: %w", err)
+		}
+		bctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		a, err := ServeBaseline(bctx, "127.0.0.1:0", cert)
+		if err != nil {
+			return err
+		}
+		addr = a.String()
+	}
+	r.logf("baseline: bare fasthttp TLS handler on %s (%s)", addr, map[bool]string{true: "own process", false: "in this process"}[pid != 0])
+
+	// Same distribution, bodies and token shapes; ids of its own.
+	var ids atomic.Uint64
+	tg, err := newTargeter(addr, sw.Len(), sw.Token, func() uint64 { return ids.Add(1) - 1 }, cfg.Dist, cfg.BitmapShare)
+	if err != nil {
+		return err
+	}
+	spec.name, spec.addr, spec.tls, spec.target = "baseline", addr, t.baseTLS, tg.next
+	spec.expect = 0 // the bare handler answers at once: a pool for its latency
+
+	// The baseline's meter: its "relay" is the baseline process.
+	var smp meter
+	if pid != 0 {
+		if sm, err := StartSampler(pid, sampleEvery); err == nil {
+			smp.relay = sm
+		}
+	}
+	defer smp.stop()
+
+	bs := &BaselineStats{}
+	var out *attackOutcome
+	if len(s.Steps) > 0 {
+		runs := r.ramp(ctx, spec, smp, len(s.Steps))
+		if len(runs) == 0 {
+			return ctx.Err()
+		}
+		// Compare at the relay's best step: the same rate, or the
+		// highest the baseline reached below it.
+		at := 0
+		for i, run := range runs {
+			s.BaselineSteps = append(s.BaselineSteps, run.step)
+			r.results = append(r.results, run.out.results...)
+			if run.step.Held {
+				s.BaselineMaxSustainedRate = run.step.Rate
+			}
+			if run.step.Rate <= max(s.MaxSustainedRate, s.Steps[0].Rate) {
+				at = i
+			}
+		}
+		out = runs[at].out
+		if pid != 0 {
+			bs.Process = &runs[at].proc.relay
+		}
+		if last := runs[len(runs)-1].step; !last.Held {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("the baseline also failed at %.0f/s: there the load generator on this machine, not the relay, is the limit", last.Rate))
+		}
+	} else {
+		m := smp.mark()
+		out = runAttack(ctx, spec)
+		ps := smp.since(m)
+		if pid != 0 {
+			bs.Process = &ps.relay
+		}
+		r.results = append(r.results, out.results...)
+	}
+	if out == nil {
+		return nil
+	}
+	bs.Requests = out.metrics.Requests
+	bs.Throughput = out.throughput()
+	bs.Latency = latencyMS(&out.metrics)
+	bs.AddedP50MS = s.Latency.P50 - bs.Latency.P50
+	bs.AddedP99MS = s.Latency.P99 - bs.Latency.P99
+	if bs.Throughput > 0 {
+		bs.ThroughputRatio = s.Throughput / bs.Throughput
+	}
+	s.Baseline = bs
+	if out.errs > 0 {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the baseline failed %d of %d requests (%s): the generator is overloaded", out.errs, out.metrics.Requests, errorSamples(out)))
+	}
+	return nil
+}
+
+// check applies the scenario's own pass criteria beyond the accounting.
+func (r *runner) check(s *Summary, outs []*attackOutcome) {
+	cfg := r.cfg
+	var errs uint64
+	var samples []string
+	for _, o := range outs {
+		errs += o.errs
+		if o.errs > 0 {
+			samples = append(samples, errorSamples(o))
+		}
+	}
+	codes := func(allowed ...string) uint64 {
+		var n uint64
+		for code, c := range s.StatusCounts {
+			if !strings.HasPrefix(code, "2") && !slices.Contains(allowed, code) {
+				n += c
+			}
+		}
+		return n
+	}
+	switch cfg.Scenario {
+	case ScenarioFanin, ScenarioStorm, ScenarioSlow:
+		if s.Requests > 0 && float64(errs)/float64(s.Requests) > cfg.MaxErrorRate {
+			s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks failed (%s), above the %.2f%% budget",
+				errs, s.Requests, strings.Join(samples, "; "), cfg.MaxErrorRate*100))
+		}
+	case ScenarioHot:
+		// Backpressure means fast 503s; anything else (timeouts, the
+		// generator giving up) means the relay queued instead of shedding.
+		if n := codes("503"); n > 0 {
+			s.Failures = append(s.Failures, fmt.Sprintf("%d webhooks to the hot device failed other than with 503 (%s)", n, strings.Join(samples, "; ")))
+		}
+		if s.StatusCounts["503"] == 0 {
+			s.Warnings = append(s.Warnings, "no 503s: the rate did not reach the hot device's in-flight cap, backpressure was not exercised (raise --rate or --ack-delay)")
+		}
+	case ScenarioChurn:
+		// 404: a device between sessions or a just-rotated token; 502: a
+		// device that hung up mid-message; 503/504 while it comes back.
+		if n := codes("404", "502", "503", "504"); n > 0 {
+			s.Failures = append(s.Failures, fmt.Sprintf("%d webhooks failed other than 404/502/503/504 (%s)", n, strings.Join(samples, "; ")))
+		}
+	case ScenarioCapacity:
+		if s.MaxSustainedRate == 0 {
+			s.Failures = append(s.Failures, fmt.Sprintf("not even the first step (%.0f/s) held p99 <= %v with at most %.2f%% errors", cfg.Rate, cfg.SLO, cfg.MaxErrorRate*100))
+		} else if last := s.Steps[len(s.Steps)-1]; last.Held {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("every step held, up to %.0f/s: the ramp ended (max steps or max rate) before the relay did; the capacity is higher", last.Rate))
+		}
+	}
+	if s.OtherCPUPercent > otherCPUWarn {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("other processes on this host used %.0f%% CPU during the attack (relay %.0f%%, generator %.0f%%): the figures are disturbed; rerun on a quiet machine",
+			s.OtherCPUPercent, s.RelayCPUPercent, s.Generator.CPUPercent))
+	}
+	// A generator that could not send at the asked rate measured less.
+	if cfg.Scenario != ScenarioCapacity && len(outs) == 1 {
+		if got := outs[0].metrics.Rate; got < 0.9*cfg.Rate {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("the generator sent %.0f/s of the %.0f/s asked", got, cfg.Rate))
+		}
+	}
+}
+
+// errorSamples lists an attack's error texts with their counts.
+func errorSamples(o *attackOutcome) string {
+	var parts []string
+	for _, e := range slices.Sorted(maps.Keys(o.samples)) {
+		parts = append(parts, fmt.Sprintf("%dx %s", o.samples[e], e))
+	}
+	return strings.Join(parts, ", ")
+}

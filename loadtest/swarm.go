@@ -1,0 +1,543 @@
+package loadtest
+
+// This file is the device swarm: N simulated clocks in this process, each
+// with its own token and session, over raw QUIC or WebTransport, sharing UDP
+// sockets. Every device acknowledges like a real one and records which
+// message ids reached it, for the ledger.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
+)
+
+// SwarmConfig configures a Swarm.
+type SwarmConfig struct {
+	Addr    string      // the relay, HOST:PORT (UDP)
+	TLS     *tls.Config // trusts the relay
+	Devices int
+	// WebTransportShare is the fraction of devices (0..1) that connect over
+	// WebTransport instead of raw QUIC, spread evenly over the indexes.
+	WebTransportShare float64
+	// ConnectRate paces first connections, devices per second; 0 dials as
+	// fast as ConnectConcurrency allows (a storm).
+	ConnectRate float64
+	// ConnectConcurrency bounds first dials in flight; default 256.
+	ConnectConcurrency int
+	// AckDelay and AckJitter make devices slow: each reply waits AckDelay
+	// plus a uniform ±AckJitter (never below zero).
+	AckDelay, AckJitter time.Duration
+	// PerSocket is how many devices share one UDP socket; default 256.
+	PerSocket int
+}
+
+// Defaults for SwarmConfig.
+const (
+	DefaultConnectConcurrency = 256
+	DefaultPerSocket          = 256
+)
+
+// Reconnect backoff: full jitter, exponential, bounded.
+const (
+	backoffBase = 100 * time.Millisecond
+	backoffMax  = 5 * time.Second
+	// goAwayMax caps a relay's "come back after" (it spreads devices over
+	// --reconnect-spread); a load test does not wait longer than this.
+	goAwayMax = 5 * time.Second
+)
+
+var okReply = []byte(`{"ok":true}`)
+
+// errNotConnected: Rotate on a device between sessions.
+var errNotConnected = errors.New("loadtest: device not connected")
+
+// Swarm is N simulated devices. Create with NewSwarm, then Connect; Close
+// ends every session and goroutine.
+type Swarm struct {
+	cfg   SwarmConfig       // static
+	devs  []*simDevice      // static after NewSwarm
+	socks []*quic.Transport // static after NewSwarm; closed by Close
+
+	seen   seenTable
+	issued atomic.Uint64 // ids handed out by NextID; an id at or above it is stray
+
+	handled   atomic.Uint64 // messages the handlers saw
+	misrouted atomic.Uint64 // messages at a device other than their token's
+	unparsed  atomic.Uint64 // bodies without a readable "lt" key
+	stray     atomic.Uint64 // ids never issued
+	inHandler atomic.Int64  // handlers running now
+
+	connected  atomic.Int64  // sessions up now
+	everUp     atomic.Int64  // devices that connected at least once
+	reconnects atomic.Uint64 // sessions after a device's first
+	dialErrors atomic.Uint64 // failed dials, first or later
+
+	ctx       context.Context // ends the devices; set by Connect
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // device goroutines
+	closeOnce sync.Once
+
+	mu        sync.Mutex // guards the fields below
+	dialErrs  []string   // the first few distinct dial errors
+	connTimes []time.Duration
+	firstDial time.Time
+	lastUp    time.Time
+	allUp     chan struct{} // closed when everUp reaches len(devs)
+}
+
+// simDevice is one device of the swarm; it is the device.Handler of its
+// sessions.
+type simDevice struct {
+	s   *Swarm // static
+	idx int    // static
+	wt  bool   // static: WebTransport
+	udp *quic.Transport
+
+	token atomic.Pointer[string] // current token; the targeter reads it without a lock
+
+	mu   sync.Mutex // serializes rotation with dialing; guards conn
+	conn *device.Conn
+}
+
+// NewSwarm makes the devices' tokens and UDP sockets (127.0.0.1:0).
+func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
+	if cfg.Devices <= 0 {
+		return nil, errors.New("loadtest: swarm needs at least one device")
+	}
+	if cfg.ConnectConcurrency <= 0 {
+		cfg.ConnectConcurrency = DefaultConnectConcurrency
+	}
+	if cfg.PerSocket <= 0 {
+		cfg.PerSocket = DefaultPerSocket
+	}
+	cfg.WebTransportShare = min(max(cfg.WebTransportShare, 0), 1)
+	s := &Swarm{cfg: cfg, allUp: make(chan struct{})}
+	for i := range cfg.Devices {
+		if i%cfg.PerSocket == 0 {
+			uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				s.closeSockets()
+				return nil, fmt.Errorf("loadtest: swarm socket: %w", err)
+			}
+			s.socks = append(s.socks, &quic.Transport{Conn: uc})
+		}
+		d := &simDevice{s: s, idx: i, wt: isWebTransport(i, cfg.WebTransportShare), udp: s.socks[len(s.socks)-1]}
+		tok := wire.NewToken()
+		d.token.Store(&tok)
+		s.devs = append(s.devs, d)
+	}
+	return s, nil
+}
+
+// isWebTransport spreads a share of the indexes evenly: device i is a
+// WebTransport device when i*share and (i+1)*share fall in different units.
+func isWebTransport(i int, share float64) bool {
+	return int(float64(i+1)*share) > int(float64(i)*share)
+}
+
+// Len is the number of devices.
+func (s *Swarm) Len() int { return len(s.devs) }
+
+// WebTransportDevices counts the WebTransport devices.
+func (s *Swarm) WebTransportDevices() int {
+	n := 0
+	for _, d := range s.devs {
+		if d.wt {
+			n++
+		}
+	}
+	return n
+}
+
+// Token is device i's current token.
+func (s *Swarm) Token(i int) string { return *s.devs[i].token.Load() }
+
+// Connected is the number of sessions up now.
+func (s *Swarm) Connected() int { return int(s.connected.Load()) }
+
+// NextID issues a message id.
+func (s *Swarm) NextID() uint64 { return s.issued.Add(1) - 1 }
+
+// Connect starts every device, paced by ConnectRate, and waits until all
+// have logged in once or wait ends. Devices that are not up by then keep
+// trying in the background until Close. ctx bounds the devices' lives.
+func (s *Swarm) Connect(ctx context.Context, wait time.Duration) ConnectStats {
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	sem := make(chan struct{}, s.cfg.ConnectConcurrency)
+	s.mu.Lock()
+	s.firstDial = time.Now()
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() { // the launcher: one device goroutine per tick
+		defer s.wg.Done()
+		start := time.Now()
+		for i, d := range s.devs {
+			if s.cfg.ConnectRate > 0 {
+				at := start.Add(time.Duration(float64(i) / s.cfg.ConnectRate * float64(time.Second)))
+				if !sleepCtx(s.ctx, time.Until(at)) {
+					return
+				}
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.run(d, sem)
+			}()
+		}
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.allUp:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return s.connectStats()
+}
+
+func (s *Swarm) connectStats() ConnectStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	up := len(s.connTimes)
+	cs := ConnectStats{Devices: len(s.devs), Failed: len(s.devs) - up, DialErrors: s.dialErrors.Load()}
+	if up > 0 {
+		cs.AllConnectedS = s.lastUp.Sub(s.firstDial).Seconds()
+		if cs.AllConnectedS > 0 {
+			cs.HandshakesPS = float64(up) / cs.AllConnectedS
+		}
+		ts := slices.Clone(s.connTimes)
+		slices.Sort(ts)
+		cs.P50MS = millis(quantile(ts, 0.50))
+		cs.P99MS = millis(quantile(ts, 0.99))
+	}
+	return cs
+}
+
+// quantile of sorted durations, nearest rank.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// run is device d's life: dial (the first time inside the connect
+// semaphore), serve, and reconnect with backoff until the swarm closes.
+func (s *Swarm) run(d *simDevice, sem chan struct{}) {
+	first := true
+	select {
+	case sem <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
+	release := func() {
+		if sem != nil {
+			<-sem
+			sem = nil
+		}
+	}
+	defer release()
+	for attempt := 0; ; {
+		d.mu.Lock()
+		tok := *d.token.Load()
+		d.mu.Unlock()
+		start := time.Now()
+		c, err := device.Dial(s.ctx, s.cfg.Addr, tok, device.Options{TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt})
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.dialError(err)
+			attempt++
+			if !sleepCtx(s.ctx, backoff(attempt)) {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		// Count the device connected before Connect can see it up.
+		d.mu.Lock()
+		d.conn = c
+		d.mu.Unlock()
+		s.connected.Add(1)
+		if first {
+			first = false
+			s.up(time.Since(start))
+			release()
+		} else {
+			s.reconnects.Add(1)
+		}
+		err = c.Serve(s.ctx, d)
+		s.connected.Add(-1)
+		d.mu.Lock()
+		d.conn = nil
+		d.mu.Unlock()
+		c.Close()
+		if s.ctx.Err() != nil {
+			return
+		}
+		// Churn closes sessions on purpose: come back at once, like a
+		// clock whose Wi-Fi blinked. A relay's go-away names its delay.
+		var wait time.Duration
+		if ga, ok := errors.AsType[*device.GoAwayError](err); ok {
+			wait = min(ga.ReconnectAfter, goAwayMax)
+		}
+		if !sleepCtx(s.ctx, wait) {
+			return
+		}
+	}
+}
+
+// maxDialErrs is how many distinct dial errors the swarm keeps.
+const maxDialErrs = 3
+
+func (s *Swarm) dialError(err error) {
+	s.dialErrors.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg := err.Error(); len(s.dialErrs) < maxDialErrs && !slices.Contains(s.dialErrs, msg) {
+		s.dialErrs = append(s.dialErrs, msg)
+	}
+}
+
+// DialErrors returns the number of failed dials and the first few
+// distinct errors.
+func (s *Swarm) DialErrors() (uint64, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dialErrors.Load(), slices.Clone(s.dialErrs)
+}
+
+// up records a device's first login.
+func (s *Swarm) up(took time.Duration) {
+	s.mu.Lock()
+	s.connTimes = append(s.connTimes, took)
+	s.lastUp = time.Now()
+	s.mu.Unlock()
+	if s.everUp.Add(1) == int64(len(s.devs)) {
+		close(s.allUp)
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	ceil := backoffBase << min(attempt, 10)
+	return rand.N(min(ceil, backoffMax)) + time.Millisecond
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Reconnect hangs up device i's session; its loop dials again at once.
+func (s *Swarm) Reconnect(i int) bool {
+	d := s.devs[i]
+	d.mu.Lock()
+	c := d.conn
+	d.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Rotate gives device i a fresh token over its live session. The targeter
+// sees the new token once the relay has confirmed it; a webhook sent with
+// the old one in between gets 404, as a real caller would.
+func (s *Swarm) Rotate(ctx context.Context, i int) error {
+	d := s.devs[i]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return errNotConnected
+	}
+	tok := wire.NewToken()
+	if err := d.conn.Rotate(ctx, tok); err != nil {
+		return err
+	}
+	d.token.Store(&tok)
+	return nil
+}
+
+// HandleMessage is the device's acknowledgement: count the message's id,
+// check it came to the right device, wait the configured ack delay, reply
+// {"ok":true}.
+func (d *simDevice) HandleMessage(ctx context.Context, _ string, body []byte) (int, []byte) {
+	s := d.s
+	s.inHandler.Add(1)
+	defer s.inHandler.Add(-1)
+	s.handled.Add(1)
+	id, dev, ok := parseLT(body)
+	switch {
+	case !ok:
+		s.unparsed.Add(1)
+	case id >= s.issued.Load() || !s.seen.record(id, dev != uint64(d.idx)):
+		s.stray.Add(1)
+	case dev != uint64(d.idx):
+		s.misrouted.Add(1)
+	}
+	if delay := s.ackDelay(); delay > 0 {
+		sleepCtx(ctx, delay)
+	}
+	return 200, okReply
+}
+
+func (s *Swarm) ackDelay() time.Duration {
+	d := s.cfg.AckDelay
+	if j := s.cfg.AckJitter; j > 0 {
+		d += rand.N(2*j+1) - j
+	}
+	return max(d, 0)
+}
+
+var ltKey = []byte(`"lt":[`)
+
+// parseLT reads "lt":[ID,DEV] from a body without decoding it.
+func parseLT(b []byte) (id, dev uint64, ok bool) {
+	i := bytes.Index(b, ltKey)
+	if i < 0 {
+		return 0, 0, false
+	}
+	b = b[i+len(ltKey):]
+	id, b, ok = parseUint(b)
+	if !ok || len(b) == 0 || b[0] != ',' {
+		return 0, 0, false
+	}
+	dev, b, ok = parseUint(b[1:])
+	if !ok || len(b) == 0 || b[0] != ']' {
+		return 0, 0, false
+	}
+	return id, dev, true
+}
+
+// parseUint reads decimal digits (at most 19) from the start of b.
+func parseUint(b []byte) (v uint64, rest []byte, ok bool) {
+	n := 0
+	for n < len(b) && n < 19 && '0' <= b[n] && b[n] <= '9' {
+		v = v*10 + uint64(b[n]-'0')
+		n++
+	}
+	return v, b[n:], n > 0
+}
+
+// Seen is how often message id reached a device, and whether it reached
+// one other than its token's.
+func (s *Swarm) Seen(id uint64) (count uint32, misrouted bool) { return s.seen.get(id) }
+
+// SwarmCounts are the handlers' totals.
+type SwarmCounts struct {
+	Handled, Misrouted, Unparsed, Stray uint64
+	Reconnects, DialErrors              uint64
+}
+
+// Counts returns the handlers' totals so far.
+func (s *Swarm) Counts() SwarmCounts {
+	return SwarmCounts{
+		Handled:    s.handled.Load(),
+		Misrouted:  s.misrouted.Load(),
+		Unparsed:   s.unparsed.Load(),
+		Stray:      s.stray.Load(),
+		Reconnects: s.reconnects.Load(),
+		DialErrors: s.dialErrors.Load(),
+	}
+}
+
+// Settle waits until no handler is running, at most max: after an attack,
+// so that late arrivals are counted before the ledger reads.
+func (s *Swarm) Settle(ctx context.Context, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for s.inHandler.Load() > 0 && time.Now().Before(deadline) && sleepCtx(ctx, 10*time.Millisecond) {
+	}
+}
+
+// Close ends every session and waits for the devices' goroutines. It is
+// idempotent.
+func (s *Swarm) Close() {
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		s.closeSockets()
+	})
+}
+
+func (s *Swarm) closeSockets() {
+	for _, t := range s.socks {
+		t.Close()
+		t.Conn.Close()
+	}
+}
+
+// seenTable counts, per message id, how many times a device received it,
+// and flags ids that reached the wrong device. It is lock-free: a fixed
+// directory of chunks allocated on first use, so its size follows the run.
+type seenTable struct {
+	chunks [seenChunks]atomic.Pointer[[seenChunkLen]atomic.Uint32]
+}
+
+const (
+	seenChunkBits = 16
+	seenChunkLen  = 1 << seenChunkBits
+	seenChunks    = 1 << 12 // 2^28 ids, far beyond any bounded run
+	seenMisrouted = 1 << 31 // flag bit; the count is the low bits
+)
+
+func (t *seenTable) record(id uint64, misrouted bool) bool {
+	ci := id >> seenChunkBits
+	if ci >= seenChunks {
+		return false
+	}
+	c := t.chunks[ci].Load()
+	if c == nil {
+		c = new([seenChunkLen]atomic.Uint32)
+		if !t.chunks[ci].CompareAndSwap(nil, c) {
+			c = t.chunks[ci].Load()
+		}
+	}
+	v := &c[id&(seenChunkLen-1)]
+	v.Add(1)
+	if misrouted {
+		v.Or(seenMisrouted)
+	}
+	return true
+}
+
+func (t *seenTable) get(id uint64) (count uint32, misrouted bool) {
+	ci := id >> seenChunkBits
+	if ci >= seenChunks {
+		return 0, false
+	}
+	c := t.chunks[ci].Load()
+	if c == nil {
+		return 0, false
+	}
+	v := c[id&(seenChunkLen-1)].Load()
+	return v &^ seenMisrouted, v&seenMisrouted != 0
+}

@@ -181,3 +181,21 @@ func BenchmarkSessionSetup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWebhookUnderSlowloris is BenchmarkWebhookHTTPS (64 B, QUIC
+// device) with and without 1,000 half-sent requests held open against the
+// same frontend: what a slowloris costs everyone else, in p50/p99.
+func BenchmarkWebhookUnderSlowloris(b *testing.B) {
+	r := relaytest.Start(b, func(c *server.Config) {
+		relaytest.NoLimits(c)
+		c.HTTPReadTimeout = time.Minute // the attack outlives the benchmark
+	})
+	tok := wire.NewToken()
+	r.Dial(b, tok, device.HandlerFunc(acker))
+	client := &fasthttp.HostClient{Addr: r.Addr, IsTLS: true, TLSConfig: r.TLS}
+	defer client.CloseIdleConnections()
+	do := post(client, r.URL("notify", tok), body(64))
+	b.Run("slow=0", func(b *testing.B) { measure(b, 64, do) })
+	r.Slowloris(b, 1000) // open once, held through every round below
+	b.Run("slow=1000", func(b *testing.B) { measure(b, 64, do) })
+}

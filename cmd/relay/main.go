@@ -29,13 +29,7 @@ const envPrefix = "RELAY"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "relay:", err)
-		os.Exit(1)
-	}
+	flagenv.Exit("relay", run(ctx, os.Args[1:], os.Stderr))
 }
 
 // options are the parsed command line.

@@ -4,8 +4,10 @@
 package flagenv
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/peterbourgon/ff/v3"
@@ -38,4 +40,14 @@ func Parse(fs *flag.FlagSet, args []string, prefix, intro string) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return nil
+}
+
+// Exit ends a command with run's error: status 0 for none or for --help,
+// else the error on stderr and status 1.
+func Exit(name string, err error) {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	os.Exit(1)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
@@ -387,5 +388,32 @@ func TestProtoMessageFrameIsExact(t *testing.T) {
 	// The reference encoder agrees with the hand-built frame.
 	if enc := (wire.Message{Mode: mode, Body: []byte(body)}).Append(nil); !bytes.Equal(enc, want) {
 		t.Fatalf("wire.Message.Append gives %q", enc)
+	}
+}
+
+// TestProtoIdleTimeout: a device that goes silent (no keep-alive) is
+// dropped after --idle-timeout, and its token answers 404; one that keeps
+// alive below it stays.
+func TestProtoIdleTimeout(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	e := relaytest.Start(t, func(c *server.Config) { c.IdleTimeout = idle })
+	silent, alive := wire.NewToken(), wire.NewToken()
+	c, _ := login(t, e, silent) // rawDial: no keep-alive
+	e.DialWith(t, alive, echo("alive"), device.Options{KeepAlive: idle / 4})
+	start := time.Now()
+	relaytest.WaitFor(t, func() bool { return e.Router().Lookup(router.KeyOf([]byte(silent))) == nil })
+	if d := time.Since(start); d < idle/2 {
+		t.Fatalf("silent device dropped after %v, before the idle timeout %v", d, idle)
+	}
+	c.CloseWithError(wire.CloseNormal, "")
+	if s, body := e.Post(t, "notify", silent, `{}`); s != 404 || relaytest.ErrorCode(t, body) != "no_device" {
+		t.Fatalf("silent device's token: %d %s", s, body)
+	}
+	// The keep-alive device outlived several idle timeouts.
+	if time.Since(start) < 2*idle {
+		relaytest.WaitFor(t, func() bool { return time.Since(start) > 2*idle })
+	}
+	if s, _ := e.Post(t, "notify", alive, `{}`); s != 200 {
+		t.Fatalf("keep-alive device: %d, want 200", s)
 	}
 }

@@ -7,6 +7,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -415,5 +416,41 @@ func TestProtoIdleTimeout(t *testing.T) {
 	}
 	if s, _ := e.Post(t, "notify", alive, `{}`); s != 200 {
 		t.Fatalf("keep-alive device: %d, want 200", s)
+	}
+}
+
+// TestProtoHandshakeTimeout: a client that stalls mid-handshake is dropped
+// after --handshake-timeout; finishing the handshake later does not revive
+// it. (The client stalls in its certificate check; its own handshake
+// timeout is much longer.)
+func TestProtoHandshakeTimeout(t *testing.T) {
+	const hs = 300 * time.Millisecond
+	e := relaytest.Start(t, func(c *server.Config) { c.HandshakeTimeout = hs })
+	dial := func(stall time.Duration) error {
+		tlsConf := e.TLS.Clone()
+		tlsConf.NextProtos = []string{wire.ALPN}
+		tlsConf.VerifyConnection = func(tls.ConnectionState) error {
+			time.Sleep(stall) // the stall under test, not synchronization
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := quic.DialAddr(ctx, e.Addr, tlsConf, &quic.Config{HandshakeIdleTimeout: 8 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer c.CloseWithError(0, "")
+		// The handshake is done on the client's side; the relay proves it
+		// still has the connection by accepting the control stream.
+		ctrl := openCtrl(t, c, wire.Login{Version: wire.Version, Token: []byte(wire.NewToken())}.Append(nil))
+		ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _, err = wire.ReadFrame(ctrl, wire.MaxControlPayload)
+		return err
+	}
+	if err := dial(0); err != nil {
+		t.Fatalf("a prompt handshake failed: %v", err)
+	}
+	if err := dial(4 * hs); err == nil {
+		t.Fatal("a handshake stalled past the relay's timeout still logged in")
 	}
 }

@@ -78,6 +78,12 @@ func TestBrowserDevice(t *testing.T) {
 	if !strings.Contains(shown.Curl, tok) {
 		t.Fatalf("#curl %q lacks the token", shown.Curl)
 	}
+	// On the development CA the line tells curl which CA to trust.
+	b.poll(t, ctx, "the curl line to name the dev CA", func() (bool, any) {
+		var curl string
+		b.eval(t, ctx, &curl, `return document.getElementById('curl').textContent`)
+		return strings.HasPrefix(curl, "curl --cacert relay-state/ca.pem -H"), curl
+	})
 
 	// A notification: the page's acknowledgement is the webhook's answer,
 	// and the text is on the matrix in red.

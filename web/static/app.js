@@ -32,9 +32,14 @@ function saveToken(t) {
   }
 }
 
+// devCA is true when the relay runs on its development CA (it then publishes
+// certificate hashes): curl must be told to trust relay-state/ca.pem.
+let devCA = false;
+
 /** curlCommand is a webhook call that works as pasted; the token is base64url, safe in quotes. */
 function curlCommand(token) {
-  return `curl -H "Authorization: Bearer ${token}" -d '{"text":"Hello","color":[255,0,0]}' '${location.origin}/cloud?mode=notify'`;
+  const ca = devCA ? '--cacert relay-state/ca.pem ' : '';
+  return `curl ${ca}-H "Authorization: Bearer ${token}" -d '{"text":"Hello","color":[255,0,0]}' '${location.origin}/cloud?mode=notify'`;
 }
 
 function showToken(token) {
@@ -141,4 +146,13 @@ window.awtrixDevice = {
 };
 
 showToken(device.token);
+fetch('/device-config', { cache: 'no-store' })
+  .then((res) => res.json())
+  .then((c) => {
+    devCA = (c.certHashes || []).length > 0;
+    showToken(device.token);
+  })
+  .catch(() => {
+    // The device's own connect reports relay trouble; the command stays plain.
+  });
 device.start();

@@ -38,7 +38,7 @@ func relay(b *testing.B) (*relaytest.Relay, map[string]string) {
 	// Thousands of webhooks a second to one token from one address: the
 	// rate limits would measure themselves, not the hot path.
 	r := relaytest.Start(b, func(c *server.Config) {
-		c.MaxInflight = 1024
+		c.Session.MaxInflight = 1024
 		relaytest.NoLimits(c)
 	})
 	tokens := make(map[string]string)

@@ -10,22 +10,18 @@
 package certs
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 )
 
 // Errors returned (wrapped, with the files involved) by this package.
 var (
 	ErrNoCertificate = errors.New("certs: no certificate in PEM file")
-	ErrNoKey         = errors.New("certs: no private key in PEM file")
-	ErrKeyMismatch   = errors.New("certs: private key does not match certificate")
+	ErrBadPair       = errors.New("certs: unusable certificate and key")
 	ErrBadCA         = errors.New("certs: unusable development CA")
 )
 
@@ -74,9 +70,10 @@ func serverConfig(cert tls.Certificate) *tls.Config {
 	}
 }
 
-// readPair loads a certificate chain and its key. It does the parsing that
-// tls.X509KeyPair does itself so that each failure has a sentinel and names
-// the file at fault.
+// readPair loads a certificate chain (leaf first) and its key with
+// tls.X509KeyPair, which also fills in the leaf. Its error says what is
+// wrong (no PEM data, an unparsable key, a key that does not match); ours
+// adds which files.
 func readPair(certFile, keyFile string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -86,66 +83,9 @@ func readPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: private key: %w", err)
 	}
-
-	var cert tls.Certificate
-	var keyDER []byte
-	for rest := certPEM; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if b.Type == "CERTIFICATE" {
-			cert.Certificate = append(cert.Certificate, b.Bytes)
-		}
-	}
-	if len(cert.Certificate) == 0 {
-		return tls.Certificate{}, fmt.Errorf("%w: %s", ErrNoCertificate, certFile)
-	}
-	for rest := keyPEM; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		// Skips "EC PARAMETERS", which openssl writes before EC keys.
-		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
-			keyDER = b.Bytes
-			break
-		}
-	}
-	if keyDER == nil {
-		return tls.Certificate{}, fmt.Errorf("%w: %s", ErrNoKey, keyFile)
-	}
-
-	if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-		return tls.Certificate{}, fmt.Errorf("certs: %s: %w", certFile, err)
-	}
-	key, err := parseKey(keyDER)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("certs: %s: %w", keyFile, err)
+		return tls.Certificate{}, fmt.Errorf("%w: certificate %s, key %s: %w", ErrBadPair, certFile, keyFile, err)
 	}
-	pub, ok := cert.Leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(key.Public()) {
-		return tls.Certificate{}, fmt.Errorf("%w: key %s, certificate %s", ErrKeyMismatch, keyFile, certFile)
-	}
-	cert.PrivateKey = key
 	return cert, nil
-}
-
-// parseKey accepts the encodings tls.X509KeyPair accepts: PKCS #8, SEC 1
-// (EC) and PKCS #1 (RSA).
-func parseKey(der []byte) (crypto.Signer, error) {
-	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported private key type %T", k)
-		}
-		return s, nil
-	}
-	if k, err := x509.ParseECPrivateKey(der); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
-		return k, nil
-	}
-	return nil, errors.New("unparsable private key (want PKCS #8, EC or PKCS #1)")
 }

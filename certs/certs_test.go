@@ -321,8 +321,8 @@ func TestLoad(t *testing.T) {
 
 	otherKey := filepath.Join(otherDir, "server-key.pem")
 	_, err = certs.Load(certFile, otherKey)
-	if !errors.Is(err, certs.ErrKeyMismatch) || !strings.Contains(err.Error(), otherKey) || !strings.Contains(err.Error(), certFile) {
-		t.Errorf("mismatched key: %v, want ErrKeyMismatch naming both files", err)
+	if !errors.Is(err, certs.ErrBadPair) || !strings.Contains(err.Error(), otherKey) || !strings.Contains(err.Error(), certFile) {
+		t.Errorf("mismatched key: %v, want ErrBadPair naming both files", err)
 	}
 	missing := filepath.Join(dir, "missing.pem")
 	if _, err := certs.Load(missing, keyFile); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
@@ -331,11 +331,11 @@ func TestLoad(t *testing.T) {
 	if _, err := certs.Load(certFile, missing); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing key: %v", err)
 	}
-	if _, err := certs.Load(keyFile, keyFile); !errors.Is(err, certs.ErrNoCertificate) {
-		t.Errorf("key as certificate: %v, want ErrNoCertificate", err)
+	if _, err := certs.Load(keyFile, keyFile); !errors.Is(err, certs.ErrBadPair) {
+		t.Errorf("key as certificate: %v, want ErrBadPair", err)
 	}
-	if _, err := certs.Load(certFile, certFile); !errors.Is(err, certs.ErrNoKey) {
-		t.Errorf("certificate as key: %v, want ErrNoKey", err)
+	if _, err := certs.Load(certFile, certFile); !errors.Is(err, certs.ErrBadPair) {
+		t.Errorf("certificate as key: %v, want ErrBadPair", err)
 	}
 }
 

@@ -181,7 +181,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		var ga *GoAwayError
 		wait := a.Backoff.wait(attempt)
 		if errors.As(err, &ga) {
-			wait = ga.ReconnectAfter
+			// Sent away by a relay that is fine, just leaving: the wait is
+			// the relay's, and the backoff starts over.
+			wait, attempt = ga.ReconnectAfter, 0
 			if ga.Redirect != "" {
 				addr = ga.Redirect
 			}
@@ -195,8 +197,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// connect loads the token and dials with it, holding mu so that a rotation
-// cannot slip between the two.
+// connect loads the token and dials with it, holding the agent's lock so
+// that a rotation cannot slip between the two.
 func (a *Agent) connect(ctx context.Context, addr string) (*Conn, error) {
 	if err := a.acquire(ctx); err != nil {
 		return nil, err

@@ -220,7 +220,20 @@ func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, 
 	}
 	w, err := wire.ParseWelcome(p)
 	if err != nil {
+		tc.Close(wire.CloseProtocol, err.Error())
 		return nil, err
+	}
+	// The relay answers with the highest version both speak, never more
+	// than offered; one below MinVersion is a relay too old for this
+	// device, which no retry fixes.
+	switch {
+	case w.Version > wire.Version:
+		err := fmt.Errorf("%w: WELCOME version %d above the %d offered", wire.ErrMalformed, w.Version, wire.Version)
+		tc.Close(wire.CloseProtocol, err.Error())
+		return nil, err
+	case w.Version < wire.MinVersion:
+		tc.Close(wire.CloseNormal, "")
+		return nil, &RefusedError{Reason: wire.ReasonVersion, Message: fmt.Sprintf("relay speaks only version %d; this device needs %d..%d", w.Version, wire.MinVersion, wire.Version)}
 	}
 	ctrl.SetDeadline(time.Time{})
 	c := &Conn{
@@ -259,6 +272,12 @@ func (c *Conn) readControl() {
 	defer close(c.ctrlDone)
 	for {
 		t, p, err := wire.ReadFrame(c.ctrl, wire.MaxControlPayload)
+		if err == io.EOF {
+			// The relay ends its control stream only after REFUSE; a live
+			// session's ending is its close, never a FIN.
+			c.protocolError(fmt.Errorf("%w: relay ended the control stream", wire.ErrMalformed))
+			return
+		}
 		if err != nil {
 			c.ctrlErr = err
 			return

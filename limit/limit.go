@@ -13,6 +13,7 @@
 package limit
 
 import (
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,28 @@ const (
 	// minSweep is the shard size below which inserts never sweep.
 	minSweep = 64
 )
+
+// Rate is the shape of a token bucket: Burst requests at once, refilled at
+// PerSecond. It carries the relay's one rule for limits, which every
+// configuration and every flag that sets a limit follows: a zero PerSecond
+// or a zero Burst turns the limit off.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Off reports whether r lets everything through.
+func (r Rate) Off() bool {
+	return !(r.PerSecond > 0) || r.PerSecond >= float64(rate.Inf) || r.Burst <= 0
+}
+
+// Check reports a rate that is neither a limit nor off: negative or NaN.
+func (r Rate) Check() error {
+	if !(r.PerSecond >= 0) || r.Burst < 0 {
+		return fmt.Errorf("limit: rate %v/s, burst %d: want both >= 0 (0 turns the limit off)", r.PerSecond, r.Burst)
+	}
+	return nil
+}
 
 // Keyed is a set of token buckets, one per key, all with the same rate and
 // burst. It is safe for concurrent use. The zero value is not usable; call
@@ -61,18 +84,17 @@ type shard[K comparable] struct {
 	_        [8]byte // 64 bytes a shard: neighbouring locks stay off one cache line
 }
 
-// New returns buckets that refill at r tokens per second and hold at most
-// burst tokens; a new key starts with a full bucket. r <= 0, r == rate.Inf
-// or burst <= 0 means unlimited: Allow always passes and nothing is stored.
-func New[K comparable](r rate.Limit, burst int) *Keyed[K] {
-	k := &Keyed[K]{limit: r, burst: burst, seed: maphash.MakeSeed(), maxPerShard: DefaultMaxEntries / shardCount}
-	if !(r > 0) || r == rate.Inf || burst <= 0 {
+// New returns buckets of shape r; a new key starts with a full bucket. If
+// r is off (Rate.Off), Allow always passes and nothing is stored.
+func New[K comparable](r Rate) *Keyed[K] {
+	k := &Keyed[K]{limit: rate.Limit(r.PerSecond), burst: r.Burst, seed: maphash.MakeSeed(), maxPerShard: DefaultMaxEntries / shardCount}
+	if r.Off() {
 		return k
 	}
 	// A full shard is swept again once one token's worth of time has
 	// passed, bounded so that a very slow rate still recovers its space
 	// and a very fast one does not sweep on every insert.
-	k.fullSweep = min(max(time.Duration(float64(time.Second)/float64(r)), time.Millisecond), time.Second)
+	k.fullSweep = min(max(time.Duration(float64(time.Second)/r.PerSecond), time.Millisecond), time.Second)
 	k.shards = make([]shard[K], shardCount)
 	for i := range k.shards {
 		k.shards[i].m = make(map[K]*rate.Limiter)
@@ -170,3 +192,21 @@ func (k *Keyed[K]) Len() int {
 // Untracked returns how many calls Allow let through without a bucket
 // because the key's shard was full of buckets still refilling.
 func (k *Keyed[K]) Untracked() uint64 { return k.untracked.Load() }
+
+// Bucket is one token bucket, for a single owner such as one session. It is
+// safe for concurrent use.
+type Bucket struct {
+	l *rate.Limiter // nil when off; static
+}
+
+// NewBucket returns a full bucket of shape r; if r is off, one that never
+// refuses.
+func NewBucket(r Rate) *Bucket {
+	if r.Off() {
+		return &Bucket{}
+	}
+	return &Bucket{l: rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)}
+}
+
+// Allow takes one token at time now, and reports whether there was one.
+func (b *Bucket) Allow(now time.Time) bool { return b.l == nil || b.l.AllowN(now, 1) }

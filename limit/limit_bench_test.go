@@ -30,7 +30,7 @@ func BenchmarkAllow(b *testing.B) {
 	})
 	b.Run("existing/passing", func(b *testing.B) {
 		b.ReportAllocs()
-		k := limit.New[[32]byte](1e9, 1e9)
+		k := limit.New[[32]byte](limit.Rate{PerSecond: 1e9, Burst: 1e9})
 		key := key(1)
 		for b.Loop() {
 			k.Allow(key, now)
@@ -38,7 +38,7 @@ func BenchmarkAllow(b *testing.B) {
 	})
 	b.Run("existing/refused", func(b *testing.B) {
 		b.ReportAllocs()
-		k := limit.New[[32]byte](1, 1)
+		k := limit.New[[32]byte](limit.Rate{PerSecond: 1, Burst: 1})
 		key := key(1)
 		k.Allow(key, now)
 		for b.Loop() {
@@ -47,7 +47,7 @@ func BenchmarkAllow(b *testing.B) {
 	})
 	b.Run("new", func(b *testing.B) {
 		b.ReportAllocs()
-		k := limit.New[[32]byte](20, 40)
+		k := limit.New[[32]byte](limit.Rate{PerSecond: 20, Burst: 40})
 		var i uint64
 		t := now
 		for b.Loop() {
@@ -61,7 +61,7 @@ func BenchmarkAllow(b *testing.B) {
 	})
 	b.Run("parallel/keys=1024", func(b *testing.B) {
 		b.ReportAllocs()
-		k := limit.New[[32]byte](1e9, 1e9)
+		k := limit.New[[32]byte](limit.Rate{PerSecond: 1e9, Burst: 1e9})
 		for i := range uint64(1024) {
 			k.Allow(key(i), now)
 		}

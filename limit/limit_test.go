@@ -17,7 +17,7 @@ func TestUnlimitedStoresNothing(t *testing.T) {
 		r     rate.Limit
 		burst int
 	}{{0, 10}, {-1, 10}, {10, 0}, {10, -1}, {rate.Inf, 10}} {
-		k := limit.New[int](c.r, c.burst)
+		k := limit.New[int](limit.Rate{PerSecond: float64(c.r), Burst: c.burst})
 		if !k.Unlimited() {
 			t.Errorf("New(%v, %d) is limited", c.r, c.burst)
 		}
@@ -33,7 +33,7 @@ func TestUnlimitedStoresNothing(t *testing.T) {
 }
 
 func TestBurstThenRate(t *testing.T) {
-	k := limit.New[string](2, 3) // 2 tokens/s, 3 at once
+	k := limit.New[string](limit.Rate{PerSecond: 2, Burst: 3}) // 2 tokens/s, 3 at once
 	for i := range 3 {
 		if ok, _ := k.Allow("a", t0); !ok {
 			t.Fatalf("call %d of the burst refused", i)
@@ -65,7 +65,7 @@ func TestBurstThenRate(t *testing.T) {
 
 func TestRefilledEntriesAreSwept(t *testing.T) {
 	const wave = 10_000
-	k := limit.New[int](10, 5) // full again 500ms after the last use
+	k := limit.New[int](limit.Rate{PerSecond: 10, Burst: 5}) // full again 500ms after the last use
 	for i := range wave {
 		k.Allow(i, t0)
 	}
@@ -99,7 +99,7 @@ func TestRefilledEntriesAreSwept(t *testing.T) {
 }
 
 func TestFullShardLetsNewKeysThroughUntracked(t *testing.T) {
-	k := limit.New[int](10, 1) // a used bucket is full again after 100ms
+	k := limit.New[int](limit.Rate{PerSecond: 10, Burst: 1}) // a used bucket is full again after 100ms
 	k.SetMaxEntries(4 * limit.ShardCount)
 	var keys []int // keys of shard 0
 	for i := 0; len(keys) < 6; i++ {
@@ -144,7 +144,7 @@ func TestFullShardLetsNewKeysThroughUntracked(t *testing.T) {
 // with -race.
 func TestConcurrentExactlyBurst(t *testing.T) {
 	const keys, burst, goroutines, calls = 8, 50, 16, 200
-	k := limit.New[int](1, burst)
+	k := limit.New[int](limit.Rate{PerSecond: 1, Burst: burst})
 	var passed [keys]atomic.Int64
 	var wg sync.WaitGroup
 	for g := range goroutines {

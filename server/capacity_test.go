@@ -10,13 +10,14 @@ import (
 
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 )
 
 func TestDeviceCap(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.MaxDevices = 2 })
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.MaxDevices = 2 })
 	a, b := wire.NewToken(), wire.NewToken()
 	ca, _ := e.Dial(t, a, echo("a"))
 	e.Dial(t, b, echo("b"))
@@ -63,7 +64,7 @@ func TestRetryUnderHandshakeSpike(t *testing.T) {
 // TestHandshakeLimitPerSource: one source over its handshake budget is
 // refused; another source, and devices already connected, are not.
 func TestHandshakeLimitPerSource(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.HandshakeIPRate, c.HandshakeIPBurst = 0.01, 2 })
+	e := relaytest.Start(t, func(c *server.Config) { c.HandshakesPerSource = limit.Rate{PerSecond: 0.01, Burst: 2} })
 	first := wire.NewToken()
 	e.Dial(t, first, echo("a"))
 	e.Dial(t, wire.NewToken(), echo("b"))

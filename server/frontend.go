@@ -20,10 +20,10 @@ type deviceConfig struct {
 	CertHashes []string `json:"certHashes"`
 }
 
-func (r *Relay) deviceConfig() []byte {
+func (n *Node) deviceConfig() []byte {
 	c := deviceConfig{CertHashes: []string{}}
-	if r.cfg.CertHashes != nil {
-		for _, h := range r.cfg.CertHashes() {
+	if n.cfg.CertHashes != nil {
+		for _, h := range n.cfg.CertHashes() {
 			c.CertHashes = append(c.CertHashes, base64.StdEncoding.EncodeToString(h[:]))
 		}
 	}
@@ -32,16 +32,16 @@ func (r *Relay) deviceConfig() []byte {
 }
 
 // serveTCP routes HTTPS requests: webhooks, the device page and its config.
-func (r *Relay) serveTCP(ctx *fasthttp.RequestCtx) {
+func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 	// Set last: error responses reset the headers.
-	defer ctx.Response.Header.Set("Alt-Svc", r.altSvc)
+	defer ctx.Response.Header.Set("Alt-Svc", n.altSvc)
 	switch path := string(ctx.Path()); path {
 	case webhook.Path:
-		r.hook.ServeFastHTTP(ctx)
+		n.hook.ServeFastHTTP(ctx)
 	case DeviceConfigPath:
 		ctx.SetContentType("application/json")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
-		ctx.SetBody(r.deviceConfig())
+		ctx.SetBody(n.deviceConfig())
 	default:
 		body, ctype, ok := web.Asset(path)
 		if !ok || !(ctx.IsGet() || ctx.IsHead()) {
@@ -55,11 +55,11 @@ func (r *Relay) serveTCP(ctx *fasthttp.RequestCtx) {
 }
 
 // serveH3Page serves the device page and its config over HTTP/3.
-func (r *Relay) serveH3Page(w http.ResponseWriter, req *http.Request) {
+func (n *Node) serveH3Page(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path == DeviceConfigPath {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		w.Write(r.deviceConfig())
+		w.Write(n.deviceConfig())
 		return
 	}
 	body, ctype, ok := web.Asset(req.URL.Path)

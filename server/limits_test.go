@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
@@ -86,7 +87,7 @@ func TestTokenRateLimit(t *testing.T) {
 	const burst, over = 5, 3
 	// One token per 100 s: nothing refills while the test runs, so the
 	// count is exact.
-	e := relaytest.Start(t, func(c *server.Config) { c.TokenRate, c.TokenBurst = 0.01, burst })
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.PerToken = limit.Rate{PerSecond: 0.01, Burst: burst} })
 	tok, other := wire.NewToken(), wire.NewToken()
 	e.Dial(t, tok, echo("flooded"))
 	e.Dial(t, other, echo("other"))
@@ -135,7 +136,7 @@ func TestTokenRateLimit(t *testing.T) {
 // unaffected; once Retry-After has passed the source gets through again.
 func TestSourceRateLimit(t *testing.T) {
 	const burst, rate = 2, 1 // per second: a refused source stays refused for a while
-	e := relaytest.Start(t, func(c *server.Config) { c.IPRate, c.IPBurst = rate, burst })
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.PerSource = limit.Rate{PerSecond: rate, Burst: burst} })
 	tok := wire.NewToken()
 	e.Dial(t, tok, echo("d"))
 	second := clientFrom(t, e, "127.0.0.2")
@@ -188,7 +189,7 @@ func TestSourceRateLimit(t *testing.T) {
 // prober that hits a token learns nothing it would not by a 200 anyway).
 func TestMissRateLimit(t *testing.T) {
 	const misses = 3
-	e := relaytest.Start(t, func(c *server.Config) { c.MissRate, c.MissBurst = 0.01, misses })
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.Misses = limit.Rate{PerSecond: 0.01, Burst: misses} })
 	known := wire.NewToken()
 	e.Dial(t, known, echo("known"))
 	second := clientFrom(t, e, "127.0.0.2")

@@ -184,31 +184,60 @@ func TestProtoBadFirstFrame(t *testing.T) {
 	}
 }
 
-func TestProtoVersionRefused(t *testing.T) {
+// TestProtoVersionNegotiation: the relay answers a device's LOGIN with the
+// highest minor version both speak. An old device (version 1) and a newer
+// one (version 2, whose LOGIN carries a field version 1 does not know) both
+// get WELCOME version 1; version 0, older than any relay, is refused for
+// good.
+func TestProtoVersionNegotiation(t *testing.T) {
 	e := relaytest.Start(t, nil)
-	c := rawDial(t, e)
-	ctrl := openCtrl(t, c, wire.Login{Version: 2, Token: []byte(wire.NewToken())}.Append(nil))
-	typ, p := readFrame(t, ctrl, wire.MaxControlPayload)
-	if typ != wire.FrameRefuse {
-		t.Fatalf("relay answered a version 2 login with %s, want REFUSE", typ)
+	for _, tc := range []struct {
+		name  string
+		login []byte
+	}{
+		{"old device, version 1", wire.Login{Version: 1, Token: []byte(wire.NewToken())}.Append(nil)},
+		{"newer device, version 2 with an extension field", withLength(append(wire.Login{Version: 2, Token: []byte(wire.NewToken()), Agent: "v2"}.Append(nil), 0x03, 'x', 'y', 'z'))},
+		{"newest device, version 255", wire.Login{Version: 255, Token: []byte(wire.NewToken())}.Append(nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawDial(t, e)
+			ctrl := openCtrl(t, c, tc.login)
+			typ, p := readFrame(t, ctrl, wire.MaxControlPayload)
+			if typ != wire.FrameWelcome {
+				t.Fatalf("relay answered with %s, want WELCOME", typ)
+			}
+			if w, err := wire.ParseWelcome(p); err != nil || w.Version != 1 {
+				t.Fatalf("welcome %+v (%v); want version 1", w, err)
+			}
+		})
 	}
-	if r, err := wire.ParseRefuse(p); err != nil || r.Reason != wire.ReasonVersion {
-		t.Fatalf("refuse %+v (%v); want reason %s", r, err, wire.ReasonVersion)
-	}
-	// The relay ends the control stream after the refusal, then the connection.
-	ctrl.SetReadDeadline(time.Now().Add(protoWait))
-	if _, _, err := wire.ReadFrame(ctrl, wire.MaxControlPayload); err != io.EOF {
-		t.Fatalf("after REFUSE: %v; want the end of the stream", err)
-	}
-	expectClose(t, c, wire.CloseRefused)
-	if n := e.Router().Len(); n != 0 {
-		t.Fatalf("router holds %d sessions after a refused login", n)
-	}
+	t.Run("version 1 with a field it does not define", func(t *testing.T) {
+		c := rawDial(t, e)
+		openCtrl(t, c, withLength(append(wire.Login{Version: 1, Token: []byte(wire.NewToken())}.Append(nil), 0x03, 'x', 'y', 'z')))
+		expectClose(t, c, wire.CloseProtocol)
+	})
+	t.Run("version 0", func(t *testing.T) {
+		c := rawDial(t, e)
+		ctrl := openCtrl(t, c, wire.Login{Version: 0, Token: []byte(wire.NewToken())}.Append(nil))
+		typ, p := readFrame(t, ctrl, wire.MaxControlPayload)
+		if typ != wire.FrameRefuse {
+			t.Fatalf("relay answered a version 0 login with %s, want REFUSE", typ)
+		}
+		if r, err := wire.ParseRefuse(p); err != nil || r.Reason != wire.ReasonVersion {
+			t.Fatalf("refuse %+v (%v); want reason %s", r, err, wire.ReasonVersion)
+		}
+		// The relay ends the control stream after the refusal, then the connection.
+		ctrl.SetReadDeadline(time.Now().Add(protoWait))
+		if _, _, err := wire.ReadFrame(ctrl, wire.MaxControlPayload); err != io.EOF {
+			t.Fatalf("after REFUSE: %v; want the end of the stream", err)
+		}
+		expectClose(t, c, wire.CloseRefused)
+	})
 }
 
 func TestProtoLoginTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	e := relaytest.Start(t, func(c *server.Config) { c.LoginTimeout = timeout })
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.LoginTimeout = timeout })
 	lg := wire.Login{Version: wire.Version, Token: []byte(wire.NewToken())}.Append(nil)
 	cases := []struct {
 		name string
@@ -397,7 +426,7 @@ func TestProtoMessageFrameIsExact(t *testing.T) {
 // alive below it stays.
 func TestProtoIdleTimeout(t *testing.T) {
 	const idle = 400 * time.Millisecond
-	e := relaytest.Start(t, func(c *server.Config) { c.IdleTimeout = idle })
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.IdleTimeout = idle })
 	silent, alive := wire.NewToken(), wire.NewToken()
 	c, _ := login(t, e, silent) // rawDial: no keep-alive
 	e.DialWith(t, alive, echo("alive"), device.Options{KeepAlive: idle / 4})

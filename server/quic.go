@@ -17,7 +17,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
-	"golang.org/x/time/rate"
 )
 
 // ConnectPath is where browsers and other WebTransport devices connect.
@@ -27,45 +26,46 @@ const ConnectPath = "/connect"
 // connections by ALPN: awtrix-relay/1 to the raw QUIC device transport, h3
 // to HTTP/3, which serves webhooks, the device page and WebTransport device
 // sessions.
-func (r *Relay) listenQUIC() error {
+func (n *Node) listenQUIC() error {
 	// Under a handshake spike, make unvalidated sources prove their
 	// address with a Retry round trip first, so that the relay answers no
 	// spoofed Initial with more than it received.
-	spike := rate.NewLimiter(rate.Limit(r.cfg.RetryAbove), max(1, r.cfg.RetryAbove))
-	retries := r.metrics.NewCounter("relay_quic_retries_total")
-	r.quicT = &quic.Transport{Conn: r.udp, VerifySourceAddress: func(net.Addr) bool {
-		if spike.Allow() {
+	// RetryAbove 0 turns this off.
+	spike := limit.NewBucket(limit.Rate{PerSecond: float64(n.cfg.RetryAbove), Burst: n.cfg.RetryAbove})
+	retries := n.metrics.NewCounter("relay_quic_retries_total")
+	n.quicT = &quic.Transport{Conn: n.udp, VerifySourceAddress: func(net.Addr) bool {
+		if spike.Allow(time.Now()) {
 			return false
 		}
 		retries.Inc()
 		return true
 	}}
-	qtls := r.cfg.TLS
-	if r.cfg.UDPTLS != nil {
-		qtls = r.cfg.UDPTLS
+	qtls := n.cfg.TLS
+	if n.cfg.UDPTLS != nil {
+		qtls = n.cfg.UDPTLS
 	}
 	qtls = qtls.Clone()
 	qtls.NextProtos = []string{wire.ALPN, http3.NextProtoH3}
 	var err error
-	if r.quicL, err = r.quicT.Listen(qtls, r.quicConfigPerSource()); err != nil {
+	if n.quicL, err = n.quicT.Listen(qtls, n.quicConfigPerSource()); err != nil {
 		return fmt.Errorf("server: quic listen: %w", err)
 	}
-	r.wt = &webtransport.Server{
+	n.wt = &webtransport.Server{
 		H3: &http3.Server{
-			Handler:        r.h3Mux(),
-			MaxHeaderBytes: r.cfg.MaxHeaderBytes,
+			Handler:        n.h3Mux(),
+			MaxHeaderBytes: n.cfg.MaxHeaderBytes,
 		},
-		CheckOrigin: r.checkOrigin,
+		CheckOrigin: n.checkOrigin,
 	}
 	return nil
 }
 
 // quicConfig serves every ALPN, since quic-go picks the configuration before
 // the handshake names the protocol.
-func (r *Relay) quicConfig() *quic.Config {
+func (n *Node) quicConfig() *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout: r.cfg.HandshakeTimeout,
-		MaxIdleTimeout:       r.cfg.IdleTimeout,
+		HandshakeIdleTimeout: n.cfg.HandshakeTimeout,
+		MaxIdleTimeout:       n.cfg.Session.IdleTimeout,
 		// HTTP/3 callers multiplex requests and a WebTransport device needs
 		// its CONNECT stream plus the control stream. A raw QUIC device
 		// opens only the control stream: the relay never reads any other,
@@ -74,7 +74,7 @@ func (r *Relay) quicConfig() *quic.Config {
 		MaxIncomingUniStreams: 8, // HTTP/3 control and QPACK streams
 		// Replies are at most 64 KiB; small windows keep idle sessions cheap.
 		InitialStreamReceiveWindow:     16 << 10,
-		MaxStreamReceiveWindow:         uint64(max(wire.MaxReplyBody, r.cfg.MaxBody) + 1024),
+		MaxStreamReceiveWindow:         uint64(max(wire.MaxReplyBody, n.cfg.Webhook.MaxBody) + 1024),
 		InitialConnectionReceiveWindow: 32 << 10,
 		MaxConnectionReceiveWindow:     1 << 20,
 		// WebTransport needs both.
@@ -88,16 +88,16 @@ func (r *Relay) quicConfig() *quic.Config {
 var errHandshakeLimit = errors.New("server: source over its handshake rate")
 
 // quicConfigPerSource is quicConfig behind a per-source handshake budget
-// (--handshake-ip-rate), so that one address cannot spend the relay's
+// (HandshakesPerSource, --handshake-ip-rate), so that one address cannot spend the relay's
 // handshake CPU for everyone. Sources are keyed as limit.Source does: many
 // clocks behind one NAT share a budget, hence the generous default.
-func (r *Relay) quicConfigPerSource() *quic.Config {
-	conf := r.quicConfig()
-	perSource := limit.New[netip.Addr](rate.Limit(r.cfg.HandshakeIPRate), r.cfg.HandshakeIPBurst)
+func (n *Node) quicConfigPerSource() *quic.Config {
+	conf := n.quicConfig()
+	perSource := limit.New[netip.Addr](n.cfg.HandshakesPerSource)
 	if perSource.Unlimited() {
 		return conf
 	}
-	refused := r.metrics.NewCounter("relay_quic_handshakes_refused_total")
+	refused := n.metrics.NewCounter("relay_quic_handshakes_refused_total")
 	conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
 		var src netip.Addr
 		if ua, ok := info.RemoteAddr.(*net.UDPAddr); ok {
@@ -112,9 +112,9 @@ func (r *Relay) quicConfigPerSource() *quic.Config {
 	return conf
 }
 
-func (r *Relay) acceptQUIC() error {
+func (n *Node) acceptQUIC() error {
 	for {
-		c, err := r.quicL.Accept(context.Background())
+		c, err := n.quicL.Accept(context.Background())
 		if err != nil {
 			if errors.Is(err, quic.ErrServerClosed) {
 				return nil
@@ -122,14 +122,14 @@ func (r *Relay) acceptQUIC() error {
 			return err
 		}
 		alpn := c.ConnectionState().TLS.NegotiatedProtocol
-		if n := r.quicConns[alpn]; n != nil {
+		if n := n.quicConns[alpn]; n != nil {
 			n.Inc()
 		}
 		switch alpn {
 		case wire.ALPN:
-			r.dev.Handle(transport.QUIC(c), "quic")
+			n.dev.Handle(transport.QUIC(c), "quic")
 		case http3.NextProtoH3:
-			r.conns.Go(func() { r.wt.ServeQUICConn(c) })
+			n.conns.Go(func() { n.wt.ServeQUICConn(c) })
 		default:
 			c.CloseWithError(quic.ApplicationErrorCode(wire.CloseProtocol), "no application protocol")
 		}
@@ -138,32 +138,32 @@ func (r *Relay) acceptQUIC() error {
 
 // h3Mux routes HTTP/3 requests: the same endpoints as the TCP frontend, plus
 // WebTransport device sessions.
-func (r *Relay) h3Mux() http.Handler {
+func (n *Node) h3Mux() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(webhook.Path, r.hook.ServeHTTP)
-	mux.HandleFunc(ConnectPath, r.connectWebTransport)
-	mux.HandleFunc("/", r.serveH3Page)
+	mux.HandleFunc(webhook.Path, n.hook.ServeHTTP)
+	mux.HandleFunc(ConnectPath, n.connectWebTransport)
+	mux.HandleFunc("/", n.serveH3Page)
 	return mux
 }
 
 // connectWebTransport turns a CONNECT request into a device session.
-func (r *Relay) connectWebTransport(w http.ResponseWriter, req *http.Request) {
-	if !r.checkOrigin(req) {
+func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
+	if !n.checkOrigin(req) {
 		webhook.WriteHTTPError(w, webhook.ErrOrigin)
 		return
 	}
-	sess, err := r.wt.Upgrade(w, req)
+	sess, err := n.wt.Upgrade(w, req)
 	if err != nil {
 		webhook.WriteHTTPError(w, webhook.ErrBadRequest)
 		return
 	}
-	r.dev.Handle(transport.WebTransport(sess), "webtransport")
+	n.dev.Handle(transport.WebTransport(sess), "webtransport")
 }
 
 // checkOrigin admits device pages from the relay's own origin and from
 // --allow-origin. Clients that send no Origin are not browsers, so there is
 // no visitor's browser to misuse.
-func (r *Relay) checkOrigin(req *http.Request) bool {
+func (n *Node) checkOrigin(req *http.Request) bool {
 	origin := req.Header.Get("Origin")
-	return origin == "" || origin == "https://"+req.Host || slices.Contains(r.cfg.AllowOrigins, origin)
+	return origin == "" || origin == "https://"+req.Host || slices.Contains(n.cfg.AllowOrigins, origin)
 }

@@ -61,7 +61,7 @@ func TestEveryModeIsDelivered(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.MaxBody = 1024 })
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.MaxBody = 1024 })
 	tok := wire.NewToken()
 	e.Dial(t, tok, echo("d"))
 	other := wire.NewToken()
@@ -121,7 +121,7 @@ func (b *blocker) HandleMessage(_ context.Context, _ string, body []byte) (int, 
 }
 
 func TestBusyDeviceGets503(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.MaxInflight = 2 })
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.MaxInflight = 2 })
 	tok := wire.NewToken()
 	b := newBlocker()
 	e.Dial(t, tok, b)
@@ -160,7 +160,7 @@ func TestBusyDeviceGets503(t *testing.T) {
 }
 
 func TestSilentDeviceGets504(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.AckTimeout = 300 * time.Millisecond })
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.AckTimeout = 300 * time.Millisecond })
 	tok := wire.NewToken()
 	b := newBlocker()
 	defer close(b.release)

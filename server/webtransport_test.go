@@ -34,8 +34,8 @@ var transports = []struct {
 
 func TestWebhooksReachEveryTransportAlike(t *testing.T) {
 	e := relaytest.Start(t, func(c *server.Config) {
-		c.MaxInflight = 1
-		c.AckTimeout = 300 * time.Millisecond
+		c.Session.MaxInflight = 1
+		c.Webhook.AckTimeout = 300 * time.Millisecond
 	})
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
@@ -107,7 +107,7 @@ func h3Client(t *testing.T, e *relaytest.Relay) *http.Client {
 }
 
 func TestWebhookOverHTTP3(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.MaxBody = 1024 })
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.MaxBody = 1024 })
 	tok := wire.NewToken()
 	e.Dial(t, tok, echo("d"))
 	client := h3Client(t, e)

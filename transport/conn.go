@@ -1,7 +1,8 @@
-// Package transport runs device sessions over any stream-multiplexing
-// connection: raw QUIC today, WebTransport next. It owns the relay side of
-// the wire protocol (login, rotation, go-away, one stream per message) and
-// registers each logged-in session with the router.
+// Package transport adapts the connections device sessions ride on, raw
+// QUIC and WebTransport, to one stream-multiplexing interface, Conn, and
+// reads the codes their errors carry. Both sides of the protocol use it:
+// the relay's session server (package session) and devices (package
+// device). It knows nothing of the router or the relay.
 package transport
 
 import (
@@ -110,9 +111,9 @@ func ClosedLocally(err error) bool {
 	return errors.As(err, &ae) && !ae.Remote || errors.As(err, &se) && !se.Remote
 }
 
-// resetByPeer reports whether err is the peer resetting one stream, as
+// ResetByPeer reports whether err is the peer resetting one stream, as
 // opposed to the connection ending.
-func resetByPeer(err error) bool {
+func ResetByPeer(err error) bool {
 	var qe *quic.StreamError
 	var we *webtransport.StreamError
 	return errors.As(err, &qe) && qe.Remote || errors.As(err, &we) && we.Remote

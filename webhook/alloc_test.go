@@ -15,7 +15,12 @@ import (
 // TestMissDoesNotAllocate: a 404 for an unknown token, limits on, costs no
 // allocation (BenchmarkNoDevice measures its time).
 func TestMissDoesNotAllocate(t *testing.T) {
-	h := New(router.New(), Config{IPRate: 1e12, IPBurst: 1 << 30, MissRate: 1e12, MissBurst: 1 << 30})
+	h := newTest(t, router.New(), func(c *Config) {
+		c.PerSource.PerSecond = 1e12
+		c.PerSource.Burst = 1 << 30
+		c.Misses.PerSecond = 1e12
+		c.Misses.Burst = 1 << 30
+	})
 	var req fasthttp.Request
 	req.Header.SetMethod("POST")
 	req.SetRequestURI("/cloud?mode=notify&token=" + wire.NewToken())

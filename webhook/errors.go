@@ -56,6 +56,10 @@ var (
 	ErrDraining      = newError(fasthttp.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)
 	ErrRateLimited   = newError(fasthttp.StatusTooManyRequests, "rate_limited", "too many requests; retry after the seconds in Retry-After", 1)
 	ErrInternal      = newError(fasthttp.StatusInternalServerError, "internal", "internal error", 0)
+	// ErrCallerGone is the outcome of a webhook whose caller hung up
+	// before the device answered; nobody reads the answer, but it is
+	// counted. 499 is nginx's "client closed request".
+	ErrCallerGone = newError(499, "caller_gone", "the caller hung up before the device answered", 0)
 )
 
 // deliveryErrors maps the router's outcomes; the first match wins.

@@ -44,9 +44,9 @@ func FuzzServeFastHTTP(f *testing.F) {
 	f.Add([]byte("POST /cloud?mode=notify&token=" + tok + " HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"))
 	f.Add([]byte("POST /cloud?mode=draw HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\nContent-Length: 5\r\n\r\n{\"a\":"))
 	f.Add([]byte("GET /cloud?mode=notify&token=%00%ff HTTP/1.1\r\nHost: x\r\n\r\n"))
-	h := New(deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
+	h := newTest(f, deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
 		return router.Reply{Status: 200, Body: []byte(`{"ok":true}`)}, nil
-	}), Config{})
+	}), nil)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ctx fasthttp.RequestCtx
 		if err := ctx.Request.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {

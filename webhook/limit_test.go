@@ -89,7 +89,7 @@ func TestSourceKey(t *testing.T) {
 }
 
 func TestTokenLimitIsPerToken(t *testing.T) {
-	h := New(deliverFunc(ok200), Config{TokenRate: 0.001, TokenBurst: 2})
+	h := newTest(t, deliverFunc(ok200), func(c *Config) { c.PerToken.PerSecond = 0.001; c.PerToken.Burst = 2 })
 	a, b := wire.NewToken(), wire.NewToken()
 	for range 2 {
 		if ctx := serveFrom(h, "192.0.2.1:1000", "/cloud?mode=notify&token="+a); ctx.Response.StatusCode() != 200 {
@@ -106,7 +106,7 @@ func TestTokenLimitIsPerToken(t *testing.T) {
 }
 
 func TestSourceLimitIsPerAddress(t *testing.T) {
-	h := New(deliverFunc(ok200), Config{IPRate: 0.001, IPBurst: 2})
+	h := newTest(t, deliverFunc(ok200), func(c *Config) { c.PerSource.PerSecond = 0.001; c.PerSource.Burst = 2 })
 	tok := wire.NewToken()
 	url := "/cloud?mode=notify&token=" + tok
 	serveFrom(h, "[2001:db8::1]:1", url)
@@ -153,7 +153,7 @@ func TestMissLimit(t *testing.T) {
 		{"deliverer", struct{ router.Deliverer }{rt}}, // without: misses come back from Deliver
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := New(c.d, Config{MissRate: 0.001, MissBurst: 3})
+			h := newTest(t, c.d, func(cfg *Config) { cfg.Misses = limit.Rate{PerSecond: 0.001, Burst: 3} })
 			rt.delivers = 0
 			var first []byte
 			for i := range 3 {
@@ -188,7 +188,7 @@ func TestMissLimit(t *testing.T) {
 }
 
 func TestLimitsOff(t *testing.T) {
-	h := New(deliverFunc(ok200), Config{TokenRate: -1, IPRate: -1, MissBurst: -1})
+	h := newTest(t, deliverFunc(ok200), func(c *Config) { c.PerToken = limit.Rate{}; c.PerSource = limit.Rate{}; c.Misses = limit.Rate{} })
 	tok := wire.NewToken()
 	for i := range 1000 {
 		if ctx := serveFrom(h, "192.0.2.1:1", "/cloud?mode=notify&token="+tok); ctx.Response.StatusCode() != 200 {
@@ -201,7 +201,7 @@ func TestLimitsOff(t *testing.T) {
 }
 
 func TestHTTP3FrontendKeysByRemoteAddr(t *testing.T) {
-	h := New(deliverFunc(ok200), Config{IPRate: 0.001, IPBurst: 1})
+	h := newTest(t, deliverFunc(ok200), func(c *Config) { c.PerSource.PerSecond = 0.001; c.PerSource.Burst = 1 })
 	post := func(remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("POST", "/cloud?mode=notify&token="+wire.NewToken(), strings.NewReader(`{}`))
 		r.RemoteAddr = remote

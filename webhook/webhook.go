@@ -19,7 +19,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
@@ -30,34 +32,31 @@ import (
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/time/rate"
 )
 
 // Path is the webhook endpoint; the server routes it to ServeFastHTTP
 // (HTTPS) and ServeHTTP (HTTP/3).
 const Path = "/cloud"
 
-// Config holds the frontend's limits.
+// Config holds the frontend's limits. Start from DefaultConfig: a rate
+// limit set to zero is off (limit.Rate's rule); AckTimeout and MaxBody must
+// be positive.
 type Config struct {
-	// AckTimeout bounds the wait for the device's reply.
+	// AckTimeout bounds the wait for the device's reply (504 after).
 	AckTimeout time.Duration
 	// MaxBody is the largest body the HTTP/3 frontend reads (413 above);
 	// on TCP fasthttp's MaxRequestBodySize enforces it.
 	MaxBody int
+
+	// Rate limits; over one the answer is 429 rate_limited.
+	PerToken  limit.Rate // webhooks per device token, for a connected device
+	PerSource limit.Rate // webhooks per source: an IPv4 address or an IPv6 /64
+	Misses    limit.Rate // no_device answers per source; 429 instead of 404 past it
+
 	// Metrics receives relay_webhooks_total{outcome},
 	// relay_webhook_seconds and the rate limits' series; nil keeps them
 	// private.
 	Metrics *metrics.Set
-
-	// Rate limits: a rate in requests per second and a burst (the bucket's
-	// size) each. Zero takes the default; a negative rate or burst turns
-	// the limit off. Over a limit the answer is 429 rate_limited.
-	TokenRate  float64 // webhooks per device token, for a connected device
-	TokenBurst int
-	IPRate     float64 // webhooks per source: an IPv4 address or an IPv6 /64
-	IPBurst    int
-	MissRate   float64 // no_device answers per source; 429 instead of 404 above
-	MissBurst  int
 }
 
 // Defaults for Config. A clock shows a few messages a second at most, so a
@@ -68,13 +67,34 @@ type Config struct {
 const (
 	DefaultAckTimeout = 5 * time.Second
 	DefaultMaxBody    = 64 << 10
-	DefaultTokenRate  = 20
-	DefaultTokenBurst = 40
-	DefaultIPRate     = 200
-	DefaultIPBurst    = 400
-	DefaultMissRate   = 5
-	DefaultMissBurst  = 20
 )
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		AckTimeout: DefaultAckTimeout,
+		MaxBody:    DefaultMaxBody,
+		PerToken:   limit.Rate{PerSecond: 20, Burst: 40},
+		PerSource:  limit.Rate{PerSecond: 200, Burst: 400},
+		Misses:     limit.Rate{PerSecond: 5, Burst: 20},
+	}
+}
+
+// Check reports the first setting that cannot work.
+func (c *Config) Check() error {
+	if c.AckTimeout <= 0 || c.MaxBody <= 0 {
+		return errors.New("webhook: ack timeout and max body must be positive")
+	}
+	for _, l := range []struct {
+		name string
+		r    limit.Rate
+	}{{"per-token", c.PerToken}, {"per-source", c.PerSource}, {"miss", c.Misses}} {
+		if err := l.r.Check(); err != nil {
+			return fmt.Errorf("webhook: %s limit: %w", l.name, err)
+		}
+	}
+	return nil
+}
 
 // Handler serves webhooks.
 type Handler struct {
@@ -121,14 +141,11 @@ var latencyBuckets = []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 
 // the relay shuts down; requests already in delivery finish.
 func (h *Handler) Drain() { h.draining.Store(true) }
 
-// New returns a Handler delivering through d. The body size limit is the
-// fasthttp server's MaxRequestBodySize, answered by ServerError.
-func New(d router.Deliverer, cfg Config) *Handler {
-	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = DefaultAckTimeout
-	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = DefaultMaxBody
+// New returns a Handler delivering through d. On TCP the body size limit
+// is the fasthttp server's MaxRequestBodySize, answered by ServeError.
+func New(d router.Deliverer, cfg Config) (*Handler, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
@@ -136,9 +153,9 @@ func New(d router.Deliverer, cfg Config) *Handler {
 	h := &Handler{
 		d:       d,
 		cfg:     cfg,
-		tokens:  newLimit[router.Key](cfg.TokenRate, DefaultTokenRate, cfg.TokenBurst, DefaultTokenBurst),
-		sources: newLimit[netip.Addr](cfg.IPRate, DefaultIPRate, cfg.IPBurst, DefaultIPBurst),
-		misses:  newLimit[netip.Addr](cfg.MissRate, DefaultMissRate, cfg.MissBurst, DefaultMissBurst),
+		tokens:  limit.New[router.Key](cfg.PerToken),
+		sources: limit.New[netip.Addr](cfg.PerSource),
+		misses:  limit.New[netip.Addr](cfg.Misses),
 	}
 	h.lookup, _ = d.(lookuper)
 	for _, e := range allErrors {
@@ -159,19 +176,7 @@ func New(d router.Deliverer, cfg Config) *Handler {
 		// callback counter, and without metadata the exposition is the same.
 		cfg.Metrics.NewGauge(`relay_rate_limit_untracked_total`+label, func() float64 { return float64(l.Untracked()) })
 	}
-	return h
-}
-
-// newLimit builds one limit from Config: zero takes the default, a
-// negative rate or burst turns the limit off.
-func newLimit[K comparable](r, defRate float64, burst, defBurst int) *limit.Keyed[K] {
-	if r == 0 {
-		r = defRate
-	}
-	if burst == 0 {
-		burst = defBurst
-	}
-	return limit.New[K](rate.Limit(r), burst)
+	return h, nil
 }
 
 // fail counts a refusal and returns its response and Retry-After.
@@ -198,6 +203,12 @@ type request struct {
 	token []byte // ?token=
 	auth  []byte // Authorization header
 	body  []byte
+
+	// How a frontend learns that the caller hung up during the delivery:
+	// HTTP/3 gives a context that ends then (ctx), HTTP/1.1 a TCP
+	// connection to watch (conn). Either may be nil.
+	ctx  context.Context
+	conn net.Conn
 }
 
 // serve is the webhook logic behind both frontends: limit, check, route,
@@ -239,10 +250,23 @@ func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 	if ok, after := h.tokens.Allow(key, now); !ok {
 		return router.Reply{}, h.rateLimited(limitToken, after)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.AckTimeout)
+	parent := r.ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, h.cfg.AckTimeout)
 	defer cancel()
+	if r.conn != nil {
+		defer watchCaller(r.conn, cancel)()
+	}
 	reply, err := h.d.Deliver(ctx, key, router.Message{Mode: mode, Body: r.body})
-	if err != nil && errors.Is(err, router.ErrNoDevice) {
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.Canceled):
+		// Only the caller cancels before Deliver returns: it hung up,
+		// and the device's stream was reset.
+		err = ErrCallerGone
+	case errors.Is(err, router.ErrNoDevice):
 		err = h.miss(r.src, time.Now(), err)
 	}
 	return reply, err
@@ -279,6 +303,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		token: args.Peek("token"),
 		auth:  ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
 		body:  ctx.PostBody(),
+		conn:  ctx.Conn(),
 	}, start)
 	if err != nil {
 		e, retry := h.fail(err)
@@ -313,6 +338,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			token: []byte(q.Get("token")),
 			auth:  []byte(r.Header.Get("Authorization")),
 			body:  body,
+			ctx:   r.Context(),
 		}, start)
 	}
 	if err != nil {

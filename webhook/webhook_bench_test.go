@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
@@ -28,16 +29,28 @@ func BenchmarkNoDevice(b *testing.B) {
 	}{{"router", rt}, {"plain", struct{ router.Deliverer }{rt}}} {
 		for _, l := range []struct {
 			name string
-			cfg  Config
+			cfg  func(*Config)
 		}{
-			{"on", Config{IPRate: 1e12, IPBurst: 1 << 30, TokenRate: 1e12, TokenBurst: 1 << 30, MissRate: 1e12, MissBurst: 1 << 30}},
-			{"off", Config{IPRate: -1, TokenRate: -1, MissRate: -1}},
+			{"on", func(c *Config) {
+				c.PerSource.PerSecond = 1e12
+				c.PerSource.Burst = 1 << 30
+				c.PerToken.PerSecond = 1e12
+				c.PerToken.Burst = 1 << 30
+				c.Misses.PerSecond = 1e12
+				c.Misses.Burst = 1 << 30
+			}},
+			{"off", func(c *Config) { c.PerSource = limit.Rate{}; c.PerToken = limit.Rate{}; c.Misses = limit.Rate{} }},
 			// A guesser that has used up its misses (default miss limit):
 			// all but 5 answers a second are 429s.
-			{"spent", Config{IPRate: 1e12, IPBurst: 1 << 30, TokenRate: 1e12, TokenBurst: 1 << 30}},
+			{"spent", func(c *Config) {
+				c.PerSource.PerSecond = 1e12
+				c.PerSource.Burst = 1 << 30
+				c.PerToken.PerSecond = 1e12
+				c.PerToken.Burst = 1 << 30
+			}},
 		} {
 			b.Run("deliverer="+d.name+"/limits="+l.name, func(b *testing.B) {
-				h := New(d.d, l.cfg)
+				h := newTest(b, d.d, l.cfg)
 				var req fasthttp.Request
 				req.Header.SetMethod("POST")
 				req.SetRequestURI("/cloud?mode=notify&token=" + wire.NewToken())
@@ -49,7 +62,7 @@ func BenchmarkNoDevice(b *testing.B) {
 					h.ServeFastHTTP(&ctx)
 				}
 				want := 404
-				if l.name == "spent" && b.N > DefaultMissBurst {
+				if l.name == "spent" && b.N > DefaultConfig().Misses.Burst {
 					want = 429
 				}
 				if s := ctx.Response.StatusCode(); s != want && !(want == 429 && s == 404) {

@@ -19,6 +19,21 @@ func (f deliverFunc) Deliver(ctx context.Context, k router.Key, m router.Message
 	return f(ctx, k, m)
 }
 
+// newTest returns a Handler on the default configuration as mutate
+// changes it.
+func newTest(tb testing.TB, d router.Deliverer, mutate func(*Config)) *Handler {
+	tb.Helper()
+	cfg := DefaultConfig()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	h, err := New(d, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
 func serve(h *Handler, method, uri, auth, body string) *fasthttp.RequestCtx {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod(method)
@@ -54,9 +69,9 @@ func TestDeliveryOutcomesMapToStatuses(t *testing.T) {
 		{fmt.Errorf("%w: detail", router.ErrBadReply), 502, "bad_reply"},
 		{fmt.Errorf("surprise"), 500, "internal"},
 	} {
-		h := New(deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
+		h := newTest(t, deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
 			return router.Reply{}, c.err
-		}), Config{})
+		}), nil)
 		ctx := serve(h, "POST", "/cloud?mode=notify&token="+tok, "", `{}`)
 		if ctx.Response.StatusCode() != c.status || code(t, ctx) != c.code {
 			t.Errorf("%v: %d %s; want %d %s", c.err, ctx.Response.StatusCode(), ctx.Response.Body(), c.status, c.code)
@@ -71,13 +86,13 @@ func TestHandlerPassesModeKeyAndBody(t *testing.T) {
 	tok := wire.NewToken()
 	var got router.Message
 	var gotKey router.Key
-	h := New(deliverFunc(func(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
+	h := newTest(t, deliverFunc(func(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("delivery context has no deadline")
 		}
 		got, gotKey = router.Message{Mode: m.Mode, Body: append([]byte(nil), m.Body...)}, k
 		return router.Reply{Status: 201, Body: []byte(`{"ok":1}`)}, nil
-	}), Config{})
+	}), nil)
 	ctx := serve(h, "POST", "/cloud?mode=draw", "Bearer "+tok, `{"draw":[]}`)
 	if ctx.Response.StatusCode() != 201 || string(ctx.Response.Body()) != `{"ok":1}` {
 		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
@@ -91,10 +106,10 @@ func TestHandlerPassesModeKeyAndBody(t *testing.T) {
 }
 
 func TestDrainingRefusesWithRetryAfter(t *testing.T) {
-	h := New(deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
+	h := newTest(t, deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
 		t.Fatal("delivered while draining")
 		return router.Reply{}, nil
-	}), Config{})
+	}), nil)
 	h.Drain()
 	ctx := serve(h, "POST", "/cloud?mode=notify&token="+wire.NewToken(), "", `{}`)
 	if ctx.Response.StatusCode() != 503 || code(t, ctx) != "draining" || len(ctx.Response.Header.Peek("Retry-After")) == 0 {

@@ -18,9 +18,22 @@ import (
 // ALPN is the TLS application protocol of raw QUIC device connections.
 const ALPN = "awtrix-relay/1"
 
-// Version is the protocol version this package speaks inside ALPN's major
-// version. A login with another version is refused with ReasonVersion.
-const Version = 1
+// Minor versions inside ALPN's major version. A device offers the highest
+// it speaks in LOGIN; the session runs at Negotiate's answer, which WELCOME
+// names.
+const (
+	MinVersion = 1 // the oldest this package speaks
+	Version    = 1 // the newest this package speaks
+)
+
+// Negotiate returns the minor version a session runs at when the device
+// offers up to offered: the highest both sides speak. It reports false when
+// there is none (the device is older than MinVersion): the relay then
+// refuses with ReasonVersion.
+func Negotiate(offered uint8) (uint8, bool) {
+	v := min(offered, Version)
+	return v, v >= MinVersion
+}
 
 // HeaderLen is the size of a frame header: type (1) + payload length (4).
 const HeaderLen = 5
@@ -378,7 +391,9 @@ func text(b []byte, what string, p *payload) string {
 }
 
 // ParseLogin decodes a Login payload. It checks the shape only; the token
-// rules are CheckToken's.
+// rules are CheckToken's. A LOGIN that offers a version newer than this
+// package's may carry fields that version defines after the agent: they
+// are skipped, and the session runs at the version both speak.
 func ParseLogin(b []byte) (Login, error) {
 	p := payload{b: b, t: FrameLogin}
 	f := Login{Version: p.u8("version"), Token: p.short("token")}
@@ -387,6 +402,9 @@ func ParseLogin(b []byte) (Login, error) {
 		p.fail("agent longer than 64 bytes")
 	}
 	f.Agent = text(agent, "agent", &p)
+	if p.err == nil && f.Version > Version {
+		p.b = nil
+	}
 	return f, p.done()
 }
 

@@ -12,16 +12,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/server"
-	"github.com/pixelrelay/relay/transport"
-	"github.com/pixelrelay/relay/webhook"
+	"github.com/pixelrelay/relay/session"
+	"github.com/pixelrelay/relay/wire"
 )
 
 const envPrefix = "RELAY"
@@ -34,49 +37,58 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	cfg      server.Config
-	certFile string
-	keyFile  string
-	stateDir string
-	logLevel slog.Level
-
-	takeoversPerMinute float64
-	logFormat          string
+	cfg       server.Config
+	certFile  string
+	keyFile   string
+	stateDir  string
+	logLevel  slog.Level
+	logFormat string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{cfg: server.DefaultConfig()}
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &o.cfg
-	fs.StringVar(&c.Listen, "listen", server.DefaultListen, "`HOST:PORT` for HTTPS webhooks (TCP) and devices (QUIC, UDP)")
-	fs.StringVar(&c.Admin, "admin", server.DefaultAdmin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz); keep it private; empty disables")
+	c, sc, wc := &o.cfg, &o.cfg.Session, &o.cfg.Webhook
+	fs.StringVar(&c.Listen, "listen", c.Listen, "`HOST:PORT` for HTTPS webhooks (TCP) and devices (QUIC, UDP)")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz, /metrics); keep it private; empty disables")
 	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`; without --cert/--key a development CA is used")
 	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` for --cert")
 	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the development CA and certificate (ca.pem is what devices trust)")
-	fs.IntVar(&c.MaxBody, "max-body", transport.DefaultMaxBody, "largest webhook body in `bytes` (413 above)")
-	fs.IntVar(&c.MaxInflight, "max-inflight", transport.DefaultMaxInflight, "messages in flight per device (503 above)")
-	fs.IntVar(&c.MaxDevices, "max-devices", transport.DefaultMaxDevices, "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere")
-	fs.Float64Var(&o.takeoversPerMinute, "takeovers-per-minute", transport.DefaultTakeoverRate*60, "how often a login may replace a live session with the same token, after --takeover-burst; past that the new login is refused and the live one stays (clone fights); 0 disables")
-	fs.IntVar(&c.TakeoverBurst, "takeover-burst", transport.DefaultTakeoverBurst, "takeovers of one token allowed at once before --takeovers-per-minute applies")
-	fs.DurationVar(&c.AckTimeout, "ack-timeout", webhook.DefaultAckTimeout, "wait for a device's reply (504 after)")
-	fs.DurationVar(&c.LoginTimeout, "login-timeout", transport.DefaultLoginTimeout, "from QUIC handshake to a valid device login")
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "QUIC idle timeout of device connections")
-	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "QUIC handshake timeout")
-	fs.Float64Var(&c.HandshakeIPRate, "handshake-ip-rate", server.DefaultHandshakeIPRate, "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; 0 disables")
-	fs.IntVar(&c.HandshakeIPBurst, "handshake-ip-burst", server.DefaultHandshakeIPBurst, "new QUIC connections from one source allowed at once")
-	fs.IntVar(&c.RetryAbove, "retry-above", server.DefaultRetryAbove, "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods)")
-	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", server.DefaultHTTPReadTimeout, "reading one webhook request")
-	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", server.DefaultHTTPIdleTimeout, "idle keep-alive webhook connection")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "request line and headers in `bytes` (431 above)")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGTERM, exit within this")
-	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", server.DefaultReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
-	fs.Float64Var(&c.TokenRate, "token-rate", webhook.DefaultTokenRate, "webhooks per second per device token, refilling a bucket of --token-burst (429 rate_limited above); 0 disables")
-	fs.IntVar(&c.TokenBurst, "token-burst", webhook.DefaultTokenBurst, "webhooks one device token may send at once before --token-rate applies; 0 disables the token limit")
-	fs.Float64Var(&c.IPRate, "ip-rate", webhook.DefaultIPRate, "webhooks per second per source address (an IPv4 address or an IPv6 /64); generous, since many callers can share one egress address; 0 disables")
-	fs.IntVar(&c.IPBurst, "ip-burst", webhook.DefaultIPBurst, "webhooks one source address may send at once before --ip-rate applies; 0 disables the source limit")
-	fs.Float64Var(&c.MissRate, "miss-rate", webhook.DefaultMissRate, "404 no_device answers per second per source address; beyond them unknown tokens get 429 (slows token guessing); 0 disables")
-	fs.IntVar(&c.MissBurst, "miss-burst", webhook.DefaultMissBurst, "404 no_device answers one source address may get at once before --miss-rate applies; 0 disables the miss limit")
+	fs.IntVar(&wc.MaxBody, "max-body", wc.MaxBody, "largest webhook body in `bytes` (413 above)")
+	fs.IntVar(&sc.MaxInflight, "max-inflight", sc.MaxInflight, "messages in flight per device (503 above)")
+	fs.Var(count{&sc.MaxDevices}, "max-devices", "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere; 0 disables the cap")
+	fs.Var(perUnit{&sc.Takeovers.PerSecond, time.Minute}, "takeovers-per-minute", "how often a login may replace a live session with the same token, after --takeover-burst; past that the new login is refused and the live one stays (clone fights); 0 disables")
+	fs.Var(count{&sc.Takeovers.Burst}, "takeover-burst", "takeovers of one token allowed at once before --takeovers-per-minute applies; 0 disables")
+	fs.Var(perUnit{&sc.Rotations.PerSecond, time.Minute}, "rotations-per-minute", "token rotations one device session may make, after --rotation-burst; past that ROTATE is refused (rate_limited); 0 disables")
+	fs.Var(count{&sc.Rotations.Burst}, "rotation-burst", "rotations one session may make at once before --rotations-per-minute applies; 0 disables")
+	fs.DurationVar(&wc.AckTimeout, "ack-timeout", wc.AckTimeout, "wait for a device's reply (504 after)")
+	fs.DurationVar(&sc.LoginTimeout, "login-timeout", sc.LoginTimeout, "from QUIC handshake to a valid device login")
+	fs.DurationVar(&sc.IdleTimeout, "idle-timeout", sc.IdleTimeout, "QUIC idle timeout of device connections")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "QUIC handshake timeout")
+	fs.Var(perUnit{&c.HandshakesPerSource.PerSecond, time.Second}, "handshake-ip-rate", "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; 0 disables")
+	fs.Var(count{&c.HandshakesPerSource.Burst}, "handshake-ip-burst", "new QUIC connections from one source allowed at once; 0 disables")
+	fs.Var(count{&c.RetryAbove}, "retry-above", "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods); 0 disables")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "reading one webhook request")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "idle keep-alive webhook connection")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "request line and headers in `bytes` (431 above)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, exit within this")
+	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", c.ReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
+	fs.Func("goaway-redirect", "`HOST:PORT` (IPv6 as [ADDR]:PORT) that devices sent away on SIGTERM dial next, once; empty: the address they dialled", func(v string) error {
+		if v != "" {
+			if err := wire.CheckRedirect(v); err != nil {
+				return err
+			}
+		}
+		sc.Redirect = v
+		return nil
+	})
+	fs.Var(perUnit{&wc.PerToken.PerSecond, time.Second}, "token-rate", "webhooks per second per device token, refilling a bucket of --token-burst (429 rate_limited above); 0 disables")
+	fs.Var(count{&wc.PerToken.Burst}, "token-burst", "webhooks one device token may send at once before --token-rate applies; 0 disables the token limit")
+	fs.Var(perUnit{&wc.PerSource.PerSecond, time.Second}, "ip-rate", "webhooks per second per source address (an IPv4 address or an IPv6 /64); generous, since many callers can share one egress address; 0 disables")
+	fs.Var(count{&wc.PerSource.Burst}, "ip-burst", "webhooks one source address may send at once before --ip-rate applies; 0 disables the source limit")
+	fs.Var(perUnit{&wc.Misses.PerSecond, time.Second}, "miss-rate", "404 no_device answers per second per source address; beyond them unknown tokens get 429 (slows token guessing); 0 disables")
+	fs.Var(count{&wc.Misses.Burst}, "miss-burst", "404 no_device answers one source address may get at once before --miss-rate applies; 0 disables the miss limit")
 	fs.Func("allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport devices, besides the relay's own page; repeat or separate with commas", func(v string) error {
 		for _, origin := range strings.Split(v, ",") {
 			if origin = strings.TrimSpace(origin); origin != "" {
@@ -99,63 +111,71 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	for name, v := range map[string]int{"--max-body": c.MaxBody, "--max-inflight": c.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes, "--max-devices": c.MaxDevices, "--retry-above": c.RetryAbove} {
+	for name, v := range map[string]int{"--max-body": wc.MaxBody, "--max-inflight": sc.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes} {
 		if v <= 0 {
 			return nil, fmt.Errorf("%s must be positive", name)
 		}
 	}
-	if c.MaxInflight > 0xffff {
+	for name, d := range map[string]time.Duration{"--ack-timeout": wc.AckTimeout, "--login-timeout": sc.LoginTimeout,
+		"--idle-timeout": sc.IdleTimeout, "--handshake-timeout": c.HandshakeTimeout, "--http-read-timeout": c.HTTPReadTimeout,
+		"--http-idle-timeout": c.HTTPIdleTimeout, "--drain-timeout": c.DrainTimeout} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%s must be positive", name)
+		}
+	}
+	if c.ReconnectSpread < 0 {
+		return nil, errors.New("--reconnect-spread must be >= 0")
+	}
+	if sc.MaxInflight > 0xffff {
 		return nil, errors.New("--max-inflight must be at most 65535")
 	}
-	if c.MaxBody > server.MaxBodyLimit {
-		return nil, fmt.Errorf("--max-body must be at most %d", server.MaxBodyLimit)
-	}
-	if err := takeovers(o); err != nil {
-		return nil, err
-	}
-	if err := rateLimits(c); err != nil {
-		return nil, err
+	if wc.MaxBody > session.MaxBodyLimit {
+		return nil, fmt.Errorf("--max-body must be at most %d", session.MaxBodyLimit)
 	}
 	return o, nil
 }
 
-// rateLimits checks the rate-limit flags and turns each 0 into "off": in
-// server.Config zero takes the default and a negative value disables.
-func rateLimits(c *server.Config) error {
-	for _, l := range []struct {
-		name  string
-		rate  *float64
-		burst *int
-	}{
-		{"token", &c.TokenRate, &c.TokenBurst},
-		{"ip", &c.IPRate, &c.IPBurst},
-		{"miss", &c.MissRate, &c.MissBurst},
-		{"handshake-ip", &c.HandshakeIPRate, &c.HandshakeIPBurst},
-	} {
-		if !(*l.rate >= 0) { // NaN too
-			return fmt.Errorf("--%s-rate must be a number >= 0 (0 disables)", l.name)
-		}
-		if *l.burst < 0 {
-			return fmt.Errorf("--%s-burst must be >= 0 (0 disables)", l.name)
-		}
-		if *l.rate == 0 || *l.burst == 0 {
-			*l.rate, *l.burst = -1, -1
-		}
+// perUnit is a flag that sets a rate per second from a count per unit:
+// --takeovers-per-minute 1 is 1/60 per second. Like every rate flag it
+// takes a number >= 0, and 0 turns its limit off.
+type perUnit struct {
+	perSecond *float64
+	unit      time.Duration
+}
+
+func (v perUnit) String() string {
+	if v.perSecond == nil {
+		return ""
 	}
+	return strconv.FormatFloat(*v.perSecond*v.unit.Seconds(), 'g', 6, 64)
+}
+
+func (v perUnit) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0) || math.IsInf(f, 0) {
+		return errors.New("want a number >= 0 (0 disables)")
+	}
+	*v.perSecond = f / v.unit.Seconds()
 	return nil
 }
 
-// takeovers turns --takeovers-per-minute into server.Config's per-second
-// rate, 0 into "off".
-func takeovers(o *options) error {
-	c := &o.cfg
-	if !(o.takeoversPerMinute >= 0) || c.TakeoverBurst < 0 {
-		return errors.New("--takeovers-per-minute and --takeover-burst must be >= 0 (0 disables)")
+// count is a flag for a burst or a cap: a whole number >= 0, where 0 turns
+// its limit off.
+type count struct{ n *int }
+
+func (v count) String() string {
+	if v.n == nil {
+		return ""
 	}
-	c.TakeoverRate = o.takeoversPerMinute / 60
-	if c.TakeoverRate == 0 || c.TakeoverBurst == 0 {
-		c.TakeoverRate, c.TakeoverBurst = -1, -1
+	return strconv.Itoa(*v.n)
+}
+
+func (v count) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return errors.New("want a whole number >= 0 (0 disables)")
 	}
+	*v.n = n
 	return nil
 }
 

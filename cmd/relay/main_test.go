@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,10 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/limit"
+	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/session"
+	"github.com/pixelrelay/relay/webhook"
 )
 
 func TestHelpNamesEveryEnvVar(t *testing.T) {
@@ -37,8 +42,8 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.cfg.MaxBody != 1024 || o.cfg.AckTimeout != 3*time.Second {
-		t.Fatalf("max body %d, ack timeout %v; want 1024 from env, 3s from the flag", o.cfg.MaxBody, o.cfg.AckTimeout)
+	if o.cfg.Webhook.MaxBody != 1024 || o.cfg.Webhook.AckTimeout != 3*time.Second {
+		t.Fatalf("max body %d, ack timeout %v; want 1024 from env, 3s from the flag", o.cfg.Webhook.MaxBody, o.cfg.Webhook.AckTimeout)
 	}
 }
 
@@ -48,22 +53,41 @@ func TestRateLimitFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := o.cfg
-	if c.TokenRate != 20 || c.TokenBurst != 40 || c.IPRate != 200 || c.IPBurst != 400 || c.MissRate != 5 || c.MissBurst != 20 {
-		t.Fatalf("defaults: token %v/%d, ip %v/%d, miss %v/%d; want 20/40, 200/400, 5/20",
-			c.TokenRate, c.TokenBurst, c.IPRate, c.IPBurst, c.MissRate, c.MissBurst)
+	if c.Webhook != webhook.DefaultConfig() || c.HandshakesPerSource != server.DefaultConfig().HandshakesPerSource {
+		t.Fatalf("defaults: %+v, handshakes %+v; want the packages' defaults", c.Webhook, c.HandshakesPerSource)
+	}
+	if got, want := c.Session.Takeovers, session.DefaultConfig().Takeovers; math.Abs(got.PerSecond-want.PerSecond) > 1e-9 || got.Burst != want.Burst {
+		t.Fatalf("takeovers %+v, want %+v", got, want)
 	}
 	t.Setenv("RELAY_IP_RATE", "1000")
-	if o, err = parse([]string{"--token-rate", "0", "--miss-burst", "0", "--token-burst", "5"}, io.Discard); err != nil {
+	t.Setenv("RELAY_ROTATIONS_PER_MINUTE", "30")
+	if o, err = parse([]string{"--token-rate", "0", "--miss-burst", "0", "--token-burst", "5", "--takeover-burst", "0"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	c = o.cfg
-	// 0 disables: server.Config spells "off" as negative, since its zero
-	// means "default".
-	if c.TokenRate >= 0 || c.TokenBurst >= 0 || c.MissRate >= 0 || c.MissBurst >= 0 {
-		t.Fatalf("token %v/%d, miss %v/%d; want both off (negative)", c.TokenRate, c.TokenBurst, c.MissRate, c.MissBurst)
+	// 0 disables, in the flags as in the configuration: one rule.
+	if !c.Webhook.PerToken.Off() || !c.Webhook.Misses.Off() || !c.Session.Takeovers.Off() {
+		t.Fatalf("token %+v, miss %+v, takeovers %+v; want all off", c.Webhook.PerToken, c.Webhook.Misses, c.Session.Takeovers)
 	}
-	if c.IPRate != 1000 || c.IPBurst != 400 {
-		t.Fatalf("ip %v/%d; want 1000 from the environment, 400", c.IPRate, c.IPBurst)
+	if c.Webhook.PerSource != (limit.Rate{PerSecond: 1000, Burst: 400}) {
+		t.Fatalf("ip %+v; want 1000 from the environment, 400", c.Webhook.PerSource)
+	}
+	if r := c.Session.Rotations; r.PerSecond != 0.5 || r.Burst != session.DefaultConfig().Rotations.Burst {
+		t.Fatalf("rotations %+v; want 30 a minute from the environment", r)
+	}
+}
+
+func TestGoAwayRedirect(t *testing.T) {
+	for _, ok := range []string{"relay2.example:8443", "[2001:db8::1]:443", "192.0.2.7:1"} {
+		o, err := parse([]string{"--goaway-redirect", ok}, io.Discard)
+		if err != nil || o.cfg.Session.Redirect != ok {
+			t.Errorf("--goaway-redirect %s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"relay2.example", "2001:db8::1:443", "relay2.example:0", "relay2.example:http", "a b:1", ":443"} {
+		if _, err := parse([]string{"--goaway-redirect", bad}, io.Discard); err == nil {
+			t.Errorf("--goaway-redirect %q: no error", bad)
+		}
 	}
 }
 
@@ -87,7 +111,9 @@ func TestAllowOrigins(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
-		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"},
+		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"}, {"--ip-rate", "+Inf"},
+		{"--max-devices", "-1"}, {"--takeovers-per-minute", "-1"}, {"--rotation-burst", "1.5"}, {"--ack-timeout", "0s"},
+		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"},
 		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/server"
 )
 
@@ -31,9 +32,9 @@ const drainTimeout = 2 * time.Second
 
 // Relay is a relay node serving on loopback until Stop or the end of the
 // test that started it. The exported fields are static after Start; the
-// Addr field is the embedded server.Relay's Addr().String().
+// Addr field is the embedded server.Node's Addr().String().
 type Relay struct {
-	*server.Relay
+	*server.Node
 
 	Addr   string       // HOST:PORT, TCP (HTTPS) and UDP (QUIC)
 	CAFile string       // the development CA, PEM
@@ -69,7 +70,8 @@ func Start(tb testing.TB, mutate func(*server.Config)) *Relay {
 //
 //	r := relaytest.Start(t, relaytest.NoLimits)
 func NoLimits(c *server.Config) {
-	c.TokenRate, c.IPRate, c.MissRate, c.HandshakeIPRate = -1, -1, -1, -1
+	c.Webhook.PerToken, c.Webhook.PerSource, c.Webhook.Misses = limit.Rate{}, limit.Rate{}, limit.Rate{}
+	c.HandshakesPerSource = limit.Rate{}
 }
 
 // StartDev is Start with a mutate that also sees the relay's development
@@ -86,13 +88,11 @@ func StartDev(tb testing.TB, mutate func(*server.Config, *certs.Dev)) *Relay {
 		tb.Fatalf("relaytest: CA pool: %v", err)
 	}
 	logs := &Buffer{}
-	cfg := server.Config{
-		Listen:       "127.0.0.1:0",
-		Admin:        "127.0.0.1:0",
-		TLS:          dev.TLS,
-		Logger:       debugLogger(logs),
-		DrainTimeout: drainTimeout,
-	}
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TLS = dev.TLS
+	cfg.Logger = debugLogger(logs)
+	cfg.DrainTimeout = drainTimeout
 	logger := cfg.Logger
 	if mutate != nil {
 		mutate(&cfg, dev)
@@ -129,7 +129,7 @@ func (r *Relay) run(tb testing.TB) {
 		tb.Fatalf("relaytest: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.Relay, r.tb, r.cancel, r.done = s, tb, cancel, make(chan error, 1)
+	r.Node, r.tb, r.cancel, r.done = s, tb, cancel, make(chan error, 1)
 	r.Addr = s.Addr().String()
 	// Tests post from dozens of goroutines at once; keep their connections.
 	r.HTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: r.TLS.Clone(), MaxIdleConnsPerHost: 64}}

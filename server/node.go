@@ -1,0 +1,370 @@
+// Package server assembles a relay node (Node): one address serving HTTPS
+// webhooks over TCP (fasthttp) and device sessions, HTTP/3 and WebTransport
+// over QUIC on UDP, the router between them, and a private admin listener
+// for health checks, metrics and profiles.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/pixelrelay/relay/limit"
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/session"
+	"github.com/pixelrelay/relay/webhook"
+	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
+	"github.com/valyala/fasthttp"
+)
+
+// Config configures a relay node. Start from DefaultConfig and change what
+// differs. The rule for every limit in it, and in its Session and Webhook
+// parts, is limit.Rate's: zero turns a limit off. Timeouts and sizes must be
+// positive; New says which one is not.
+type Config struct {
+	Listen string      // HOST:PORT for both TCP (HTTPS) and UDP (QUIC, HTTP/3, WebTransport)
+	Admin  string      // HOST:PORT of the plain-HTTP admin listener; "" disables it
+	TLS    *tls.Config // the relay's certificate; NextProtos are set here
+	// UDPTLS, if set, serves the UDP side instead of TLS: in development a
+	// short-lived certificate that browsers accept by its hash.
+	UDPTLS *tls.Config
+	// CertHashes, if set, returns the SHA-256 hashes of the UDP side's
+	// certificates, which the device page passes to WebTransport as
+	// serverCertificateHashes. Nil with certificates browsers trust.
+	CertHashes func() [][32]byte
+	// AllowOrigins lists the web origins (scheme://host[:port]) whose pages
+	// may open WebTransport device sessions; the relay's own page always may.
+	AllowOrigins []string
+
+	// Session holds the device sessions' limits. New sets its MaxBody from
+	// Webhook.MaxBody (the one body limit of the node), its Logger and its
+	// Metrics.
+	Session session.Config
+	// Webhook holds the frontend's limits. New sets its Metrics.
+	Webhook webhook.Config
+
+	HTTPReadTimeout  time.Duration // reading one request, headers and body
+	HTTPIdleTimeout  time.Duration // keep-alive connection with no request
+	MaxHeaderBytes   int           // request line and headers (431 above)
+	DrainTimeout     time.Duration // SIGTERM to exit, at most
+	ReconnectSpread  time.Duration // devices told to come back within this window; 0: at once
+	HandshakeTimeout time.Duration // QUIC handshake
+	// RetryAbove is the rate of new QUIC connections per second above
+	// which unvalidated sources must first answer a Retry; 0: never.
+	RetryAbove int
+	// HandshakesPerSource bounds new QUIC connections from one source (an
+	// IPv4 address, an IPv6 /64).
+	HandshakesPerSource limit.Rate
+
+	Logger *slog.Logger // nil discards
+}
+
+// Defaults for Config.
+const (
+	DefaultListen           = ":8443"
+	DefaultAdmin            = "127.0.0.1:9443"
+	DefaultHTTPReadTimeout  = 10 * time.Second
+	DefaultHTTPIdleTimeout  = 60 * time.Second
+	DefaultMaxHeaderBytes   = 8 << 10
+	DefaultDrainTimeout     = 15 * time.Second
+	DefaultReconnectSpread  = 10 * time.Second
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultRetryAbove       = 200
+)
+
+// DefaultConfig returns the production defaults; TLS is left to the caller.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           DefaultListen,
+		Admin:            DefaultAdmin,
+		Session:          session.DefaultConfig(),
+		Webhook:          webhook.DefaultConfig(),
+		HTTPReadTimeout:  DefaultHTTPReadTimeout,
+		HTTPIdleTimeout:  DefaultHTTPIdleTimeout,
+		MaxHeaderBytes:   DefaultMaxHeaderBytes,
+		DrainTimeout:     DefaultDrainTimeout,
+		ReconnectSpread:  DefaultReconnectSpread,
+		HandshakeTimeout: DefaultHandshakeTimeout,
+		RetryAbove:       DefaultRetryAbove,
+		// A NAT full of clocks reconnecting after an outage: 1,000
+		// devices are back in 20 s with jittered backoff.
+		HandshakesPerSource: limit.Rate{PerSecond: 50, Burst: 200},
+	}
+}
+
+// check reports the first node-level setting that cannot work; the parts
+// check their own.
+func (c *Config) check() error {
+	switch {
+	case c.TLS == nil:
+		return errors.New("server: no TLS configuration")
+	case c.Listen == "":
+		return errors.New("server: no listen address")
+	case c.HTTPReadTimeout <= 0, c.HTTPIdleTimeout <= 0, c.DrainTimeout <= 0, c.HandshakeTimeout <= 0:
+		return errors.New("server: HTTP read, HTTP idle, drain and handshake timeouts must be positive")
+	case c.MaxHeaderBytes <= 0:
+		return errors.New("server: max header bytes must be positive")
+	case c.ReconnectSpread < 0, c.RetryAbove < 0:
+		return errors.New("server: reconnect spread and retry-above must be >= 0")
+	case c.Webhook.MaxBody > session.MaxBodyLimit:
+		return fmt.Errorf("server: max body %d over the protocol's limit of %d bytes", c.Webhook.MaxBody, session.MaxBodyLimit)
+	}
+	if err := c.HandshakesPerSource.Check(); err != nil {
+		return fmt.Errorf("server: handshakes per source: %w", err)
+	}
+	return nil
+}
+
+// Node is one relay node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	router *router.Router
+	dev    *session.Server
+	hook   *webhook.Handler
+
+	metrics   *metrics.Set                // this node's series, served at /metrics
+	quicConns map[string]*metrics.Counter // accepted QUIC connections by ALPN; static
+
+	tcp   net.Listener
+	udp   net.PacketConn
+	quicT *quic.Transport
+	quicL *quic.Listener
+	wt    *webtransport.Server // HTTP/3 and WebTransport on the QUIC listener
+	http  *fasthttp.Server
+	admin *http.Server
+	adml  net.Listener
+	conns sync.WaitGroup // HTTP/3 connections being served
+
+	altSvc string // Alt-Svc header advertising HTTP/3; static
+
+	mu       sync.Mutex // guards draining
+	draining bool
+}
+
+// New checks cfg and binds the node's listeners. Serve with Run.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: metrics.NewSet(), quicConns: make(map[string]*metrics.Counter)}
+	sc := cfg.Session
+	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
+	var err error
+	if n.dev, err = session.New(n.router, sc); err != nil {
+		return nil, err
+	}
+	wc := cfg.Webhook
+	wc.Metrics = n.metrics
+	if n.hook, err = webhook.New(n.router, wc); err != nil {
+		return nil, err
+	}
+	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
+		n.quicConns[alpn] = n.metrics.NewCounter(`relay_quic_connections_total{alpn="` + alpn + `"}`)
+	}
+
+	if n.tcp, n.udp, err = listenPair(cfg.Listen); err != nil {
+		return nil, err
+	}
+	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, n.udp.LocalAddr().(*net.UDPAddr).Port)
+	if err := n.listenQUIC(); err != nil {
+		n.closeListeners()
+		return nil, err
+	}
+	n.http = &fasthttp.Server{
+		Handler:                      n.serveTCP,
+		ErrorHandler:                 n.hook.ServeError,
+		MaxRequestBodySize:           cfg.Webhook.MaxBody,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		ReadTimeout:                  cfg.HTTPReadTimeout,
+		WriteTimeout:                 cfg.Webhook.AckTimeout + cfg.HTTPReadTimeout,
+		IdleTimeout:                  cfg.HTTPIdleTimeout,
+		NoDefaultServerHeader:        true,
+		DisablePreParseMultipartForm: true,
+		// fasthttp's own log lines name the peer's address; we never log one.
+		Logger: discardLogger{},
+	}
+	if cfg.Admin != "" {
+		if n.adml, err = net.Listen("tcp", cfg.Admin); err != nil {
+			n.closeListeners()
+			return nil, fmt.Errorf("server: admin listen: %w", err)
+		}
+		n.admin = &http.Server{Handler: n.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return n, nil
+}
+
+// listenPair binds TCP and UDP on the same port. With port 0 it takes the
+// kernel's TCP choice and retries if that UDP port is taken.
+func listenPair(addr string) (net.Listener, net.PacketConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: listen address %q: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: listen tcp: %w", err)
+		}
+		p := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, p))
+		if err == nil {
+			return tcp, udp, nil
+		}
+		tcp.Close()
+		if i+1 >= tries {
+			return nil, nil, fmt.Errorf("server: listen udp: %w", err)
+		}
+	}
+}
+
+// Addr is the relay's public address (TCP and UDP share the port).
+func (n *Node) Addr() net.Addr { return n.tcp.Addr() }
+
+// AdminAddr is the admin listener's address, or nil.
+func (n *Node) AdminAddr() net.Addr {
+	if n.adml == nil {
+		return nil
+	}
+	return n.adml.Addr()
+}
+
+// Router exposes the node's router (for the cluster backend and tests).
+func (n *Node) Router() *router.Router { return n.router }
+
+// Run serves until ctx ends, then drains: new webhooks get 503, devices are
+// sent away with spread-out reconnect delays, in-flight deliveries finish,
+// and Run returns within DrainTimeout.
+func (n *Node) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("server: %s: %w", name, err)
+			}
+		}()
+	}
+	serve("https", func() error { return n.http.Serve(tls.NewListener(n.tcp, n.httpTLS())) })
+	serve("quic", n.acceptQUIC)
+	if n.admin != nil {
+		serve("admin", func() error {
+			if err := n.admin.Serve(n.adml); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	n.shutdown()
+	wg.Wait()
+	return err
+}
+
+func (n *Node) httpTLS() *tls.Config {
+	t := n.cfg.TLS.Clone()
+	t.NextProtos = []string{"http/1.1"}
+	return t
+}
+
+// shutdown drains and closes everything, bounded by DrainTimeout.
+func (n *Node) shutdown() {
+	n.mu.Lock()
+	n.draining = true
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+	defer cancel()
+
+	n.log.Info("relay draining", "devices", n.dev.Len(), "timeout", n.cfg.DrainTimeout)
+	n.hook.Drain()
+	// The QUIC listener stays open while devices leave, so that a device
+	// dialling now learns at once (REFUSE draining) to go elsewhere or
+	// come back later, instead of waiting out a handshake timeout.
+	n.dev.Drain(ctx, n.cfg.ReconnectSpread)
+	n.quicL.Close()
+	n.http.ShutdownWithContext(ctx)
+	n.wt.Close()
+	n.quicT.Close() // ends what is left
+	n.conns.Wait()
+	n.dev.Wait()
+	n.closeListeners()
+	if n.admin != nil {
+		n.admin.Shutdown(ctx)
+	}
+	n.log.Info("relay stopped")
+}
+
+func (n *Node) closeListeners() {
+	if n.quicT != nil {
+		n.quicT.Close()
+	}
+	if n.udp != nil {
+		n.udp.Close()
+	}
+	if n.tcp != nil {
+		n.tcp.Close()
+	}
+	if n.adml != nil {
+		n.adml.Close()
+	}
+}
+
+func (n *Node) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	// Profiles are for operators: the admin listener is never public.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		n.metrics.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		n.mu.Lock()
+		draining := n.draining
+		n.mu.Unlock()
+		if draining {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}

@@ -1,0 +1,215 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/transport"
+	"github.com/pixelrelay/relay/wire"
+)
+
+// device is one logged-in device session. It implements router.Device.
+type device struct {
+	srv  *Server        // static after construction
+	conn transport.Conn // static after construction
+	kind string         // transport name, for logs and metrics; static
+	id   uint64         // per-process sequence number; never derived from the token
+
+	ctrl   transport.Stream // control stream, set before the session is registered
+	ctrlMu sync.Mutex       // serializes writes to ctrl
+
+	version uint8      // negotiated minor version; set before the session is registered
+	key     router.Key // owned by the control loop (Server.Serve)
+
+	mu       sync.Mutex    // guards the fields below
+	inflight int           // messages between OpenStream and reply
+	idle     chan struct{} // if set, closed when inflight drops to 0
+}
+
+// begin counts a message in, unless the device is at its cap.
+func (d *device) begin() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inflight >= d.srv.cfg.MaxInflight {
+		return false
+	}
+	d.inflight++
+	return true
+}
+
+func (d *device) end() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inflight--; d.inflight == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
+}
+
+// settled returns a channel closed once no message is in flight.
+func (d *device) settled() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.idle == nil {
+		d.idle = make(chan struct{})
+		if d.inflight == 0 {
+			close(d.idle)
+			c := d.idle
+			d.idle = nil
+			return c
+		}
+	}
+	return d.idle
+}
+
+// writeCtrl writes one encoded control frame, bounded by ControlWriteTimeout
+// so that a device that stopped reading cannot wedge a caller.
+func (d *device) writeCtrl(frame []byte) error {
+	return d.writeCtrlBy(time.Now().Add(d.srv.cfg.ControlWriteTimeout), frame)
+}
+
+func (d *device) writeCtrlBy(deadline time.Time, frame []byte) error {
+	d.ctrlMu.Lock()
+	defer d.ctrlMu.Unlock()
+	d.ctrl.SetWriteDeadline(deadline)
+	_, err := d.ctrl.Write(frame)
+	return err
+}
+
+// Deliver sends m on a fresh stream and waits for the device's reply until
+// ctx ends. When ctx is canceled (the caller went away) or its deadline
+// passes, the stream is reset with 0x1 both ways; the error is router.
+// ErrTimeout for the deadline and wraps context.Cause(ctx) for a cancel.
+// Deliver never keeps m.Body after returning.
+func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
+	if !d.begin() {
+		return router.Reply{}, router.ErrBusy
+	}
+	defer d.end()
+
+	str, err := d.conn.OpenStream(ctx)
+	if err != nil {
+		return router.Reply{}, d.deliveryErr(ctx, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		str.SetDeadline(dl)
+	}
+	// Wakes every blocked read and write at once on a cancel; the error
+	// path below resets the stream.
+	stop := context.AfterFunc(ctx, func() { str.SetDeadline(time.Now()) })
+	defer stop()
+
+	var hdr [wire.HeaderLen + 1 + wire.MaxModeLen]byte
+	if _, err = str.Write(wire.AppendMessageHeader(hdr[:0], m.Mode, len(m.Body))); err == nil {
+		if _, err = str.Write(m.Body); err == nil {
+			err = str.Close()
+		}
+	}
+	var rep wire.Reply
+	if err == nil {
+		rep, err = readReply(str)
+	}
+	if err == nil && errors.Is(ctx.Err(), context.Canceled) {
+		// The reply raced the cancel: nobody is left to take it.
+		err = ctx.Err()
+	}
+	if err != nil {
+		str.Abort(wire.StreamCancelled)
+		if isProtocolErr(err) {
+			d.closeProtocol(err)
+			return router.Reply{}, fmt.Errorf("%w: %v", router.ErrBadReply, err)
+		}
+		return router.Reply{}, d.deliveryErr(ctx, err)
+	}
+	if !json.Valid(rep.Body) {
+		return router.Reply{}, fmt.Errorf("%w: reply body is not JSON", router.ErrBadReply)
+	}
+	return router.Reply{Status: int(rep.Status), Body: rep.Body}, nil
+}
+
+// readReply reads the device's REPLY frame and the end of the stream that
+// must follow it.
+func readReply(str transport.Stream) (wire.Reply, error) {
+	t, p, err := wire.ReadFrame(str, 2+wire.MaxReplyBody)
+	if err == io.EOF {
+		err = fmt.Errorf("%w: stream ended without a reply", wire.ErrMalformed)
+	}
+	if err != nil {
+		return wire.Reply{}, err
+	}
+	if err := wire.Expect(t, wire.FrameReply); err != nil {
+		return wire.Reply{}, err
+	}
+	rep, err := wire.ParseReply(p)
+	if err != nil {
+		return wire.Reply{}, err
+	}
+	var one [1]byte
+	switch n, err := str.Read(one[:]); {
+	case n > 0:
+		return wire.Reply{}, fmt.Errorf("%w: data after REPLY", wire.ErrMalformed)
+	case err != io.EOF:
+		return wire.Reply{}, err
+	}
+	return rep, nil
+}
+
+// deliveryErr maps a stream failure to the router's outcomes.
+func (d *device) deliveryErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return fmt.Errorf("session: delivery canceled: %w", context.Cause(ctx))
+	case errors.Is(err, os.ErrDeadlineExceeded), ctx.Err() != nil:
+		return router.ErrTimeout
+	case transport.ResetByPeer(err):
+		// The device reset the stream: it refused the message.
+		return fmt.Errorf("%w: %v", router.ErrBadReply, err)
+	}
+	// Anything else ends the whole connection, whose context may not
+	// have caught up yet.
+	return router.ErrGone
+}
+
+func isProtocolErr(err error) bool {
+	return errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge) ||
+		errors.Is(err, wire.ErrUnexpected) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// closeProtocol ends a connection whose peer broke the protocol. The error
+// text names frame types and sizes only, never content.
+func (d *device) closeProtocol(err error) {
+	d.srv.protoErrs.Inc()
+	d.srv.log.Info("device session closed: protocol error", "session", d.id, "transport", d.kind, "err", err)
+	d.conn.Close(wire.CloseProtocol, err.Error())
+}
+
+// Close implements router.Device. A replaced session learns why from the
+// close code; a GOAWAY frame would race the close and add nothing.
+func (d *device) Close(reason router.CloseReason) {
+	if reason == router.Replaced {
+		d.srv.takeovers.Inc()
+		d.conn.Close(wire.CloseReplaced, wire.ReasonReplaced.String())
+	}
+}
+
+// goAway tells the device to leave and come back after delay, to redirect
+// if set. The device hangs up itself once its messages are answered; one
+// that cannot even be told before ctx ends or ControlWriteTimeout passes
+// is closed now.
+func (d *device) goAway(ctx context.Context, reason wire.Reason, delay time.Duration, redirect string) {
+	deadline := time.Now().Add(d.srv.cfg.ControlWriteTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	frame := wire.GoAway{Reason: reason, ReconnectAfter: delay, Redirect: redirect, Message: "relay is restarting"}.Append(nil)
+	if err := d.writeCtrlBy(deadline, frame); err != nil {
+		d.conn.Close(wire.CloseGoingAway, reason.String())
+	}
+}

@@ -1,0 +1,488 @@
+// Package session is the relay's side of the device protocol: it logs
+// devices in over any transport.Conn, binds each live session in the
+// router, serves rotations, delivers messages on a stream each, and sends
+// every device away when the node drains.
+//
+// The device's side of the same protocol is package device; what both share
+// is the wire format (package wire) and the connection adapters (package
+// transport). Nothing here is linked into a device.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/pixelrelay/relay/limit"
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/transport"
+	"github.com/pixelrelay/relay/wire"
+	"golang.org/x/sync/errgroup"
+)
+
+// Config holds the session limits. Start from DefaultConfig: a limit set
+// to zero is off (limit.Rate's rule), every timeout must be positive.
+type Config struct {
+	// MaxBody is the largest message body, announced in WELCOME. A node
+	// sets it from its webhook body limit.
+	MaxBody int
+	// MaxInflight is the messages open at once per device; more get
+	// router.ErrBusy. At most 65535 (WELCOME's field).
+	MaxInflight int
+	// MaxDevices caps live sessions; more logins get relay_full. 0: no cap.
+	MaxDevices int
+	// Takeovers bounds, per token, how often a login may replace a live
+	// session with the same token. Past it, the new login is refused
+	// (rate_limited) and the incumbent stays: two devices with a copied
+	// token cannot fight in a reconnect storm.
+	Takeovers limit.Rate
+	// Rotations bounds ROTATEs per session; past it a ROTATE is refused
+	// (rate_limited) and the session keeps its token.
+	Rotations limit.Rate
+	// LoginTimeout runs from the accepted connection to a valid LOGIN.
+	LoginTimeout time.Duration
+	// IdleTimeout is the transport's idle timeout, announced in WELCOME.
+	// The QUIC listener enforces it; this package only tells devices.
+	IdleTimeout time.Duration
+	// ControlWriteTimeout bounds writing one control frame, so that a
+	// device that stopped reading cannot wedge its session or a drain.
+	ControlWriteTimeout time.Duration
+	// RefuseLinger is how long a refused device may read why before the
+	// relay closes; 0 closes at once.
+	RefuseLinger time.Duration
+	// Redirect, if set, is the host:port that GOAWAY names on drain.
+	Redirect string
+
+	// Logger receives session events, never a token; nil discards.
+	Logger *slog.Logger
+	// Metrics receives the relay_devices_*, relay_logins_*, takeover,
+	// rotation and go-away series; nil keeps them private.
+	Metrics *metrics.Set
+}
+
+// Defaults.
+const (
+	DefaultMaxBody      = 64 << 10
+	DefaultMaxInflight  = 32
+	DefaultMaxDevices   = 100_000
+	DefaultLoginTimeout = 10 * time.Second
+	DefaultIdleTimeout  = 60 * time.Second
+)
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxBody:     DefaultMaxBody,
+		MaxInflight: DefaultMaxInflight,
+		MaxDevices:  DefaultMaxDevices,
+		// One takeover a minute after a burst of three: enough for a
+		// device whose old session has not timed out yet to come back at
+		// once, a few times over.
+		Takeovers: limit.Rate{PerSecond: 1.0 / 60, Burst: 3},
+		// A person pressing "new token" a few times in a row, then one
+		// every ten seconds: a device cannot churn the router in a loop.
+		Rotations:           limit.Rate{PerSecond: 1.0 / 10, Burst: 5},
+		LoginTimeout:        DefaultLoginTimeout,
+		IdleTimeout:         DefaultIdleTimeout,
+		ControlWriteTimeout: 2 * time.Second,
+		RefuseLinger:        time.Second,
+	}
+}
+
+// Check reports the first setting that cannot work.
+func (c *Config) Check() error {
+	switch {
+	case c.MaxBody <= 0 || c.MaxBody > MaxBodyLimit:
+		return fmt.Errorf("session: max body %d outside 1..%d", c.MaxBody, MaxBodyLimit)
+	case c.MaxInflight <= 0 || c.MaxInflight > 0xffff:
+		return fmt.Errorf("session: max in-flight %d outside 1..65535", c.MaxInflight)
+	case c.MaxDevices < 0:
+		return fmt.Errorf("session: max devices %d: want >= 0 (0: no cap)", c.MaxDevices)
+	case c.LoginTimeout <= 0, c.IdleTimeout <= 0, c.ControlWriteTimeout <= 0, c.RefuseLinger < 0:
+		return errors.New("session: login, idle and control-write timeouts must be positive, the refuse linger >= 0")
+	}
+	if err := c.Takeovers.Check(); err != nil {
+		return fmt.Errorf("session: takeovers: %w", err)
+	}
+	if err := c.Rotations.Check(); err != nil {
+		return fmt.Errorf("session: rotations: %w", err)
+	}
+	if c.Redirect != "" {
+		if err := wire.CheckRedirect(c.Redirect); err != nil {
+			return fmt.Errorf("session: %w", err)
+		}
+	}
+	return nil
+}
+
+// MaxBodyLimit is the largest MaxBody a MESSAGE frame can carry.
+const MaxBodyLimit = wire.MaxPayload - 1 - wire.MaxModeLen
+
+// Server runs device sessions for every transport and binds them in the
+// router.
+type Server struct {
+	router *router.Router // static
+	cfg    Config         // static
+	log    *slog.Logger   // static
+
+	draining atomic.Bool
+	nextID   atomic.Uint64
+	sessions sync.WaitGroup // goroutines started by Handle
+
+	mu      sync.Mutex           // guards the fields below
+	closed  bool                 // Drain began: track admits no one
+	live    map[*device]struct{} // logged-in sessions, for Drain
+	emptied chan struct{}        // if set, closed when live becomes empty
+
+	count atomic.Int64 // live sessions, all transports; checked against MaxDevices
+
+	// Metrics; static after New.
+	connected map[string]*atomic.Int64 // live sessions by transport
+	logins    map[string]*metrics.Counter
+	refusals  map[wire.Reason]*metrics.Counter
+	takeovers *metrics.Counter
+	rotations *metrics.Counter
+	goAways   *metrics.Counter
+	protoErrs *metrics.Counter         // connections closed for breaking the protocol
+	noLogin   *metrics.Counter         // connections closed for not logging in in time
+	clones    *limit.Keyed[router.Key] // takeovers per token
+}
+
+// Transports names the transports sessions come over, for metrics labels.
+var Transports = []string{"quic", "webtransport"}
+
+// New returns a Server that registers sessions in r.
+func New(r *router.Router, cfg Config) (*Server, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	s := &Server{router: r, cfg: cfg, log: cfg.Logger,
+		live:      make(map[*device]struct{}),
+		connected: make(map[string]*atomic.Int64),
+		logins:    make(map[string]*metrics.Counter),
+		refusals:  make(map[wire.Reason]*metrics.Counter),
+		clones:    limit.New[router.Key](cfg.Takeovers),
+	}
+	m := cfg.Metrics
+	for _, t := range Transports {
+		n := new(atomic.Int64)
+		s.connected[t] = n
+		m.NewGauge(`relay_devices_connected{transport="`+t+`"}`, func() float64 { return float64(n.Load()) })
+		s.logins[t] = m.NewCounter(`relay_logins_total{transport="` + t + `"}`)
+	}
+	for r := wire.ReasonVersion; r <= wire.ReasonInternal; r++ {
+		s.refusals[r] = m.NewCounter(`relay_login_refusals_total{reason="` + r.String() + `"}`)
+	}
+	s.takeovers = m.NewCounter("relay_takeovers_total")
+	s.rotations = m.NewCounter("relay_rotations_total")
+	s.goAways = m.NewCounter("relay_goaways_total")
+	s.protoErrs = m.NewCounter("relay_protocol_errors_total")
+	s.noLogin = m.NewCounter("relay_login_timeouts_total")
+	return s, nil
+}
+
+// Handle runs c's session in its own goroutine. kind names the transport,
+// one of Transports.
+func (s *Server) Handle(c transport.Conn, kind string) {
+	s.sessions.Go(func() { s.Serve(c, kind) })
+}
+
+// Serve runs one device connection to its end: login, registration, the
+// control loop, and unregistration.
+func (s *Server) Serve(c transport.Conn, kind string) {
+	d := &device{srv: s, conn: c, kind: kind, id: s.nextID.Add(1)}
+	defer c.Close(wire.CloseNormal, "")
+
+	if !s.login(d) {
+		return
+	}
+	s.logins[kind].Inc()
+	s.connected[kind].Add(1)
+	s.log.Debug("device session opened", "session", d.id, "transport", kind, "version", d.version)
+	err := s.controlLoop(d)
+	// Free the slot before the router forgets the session, so that anyone
+	// who sees the device gone can also log in again.
+	s.connected[kind].Add(-1)
+	s.count.Add(-1)
+	s.router.Unregister(d.key, d)
+	if err == io.EOF {
+		// The device ended its control stream: after a GOAWAY, once it
+		// has answered its messages. Read those answers to the end, then
+		// close: a close from the device could overtake its last replies.
+		<-d.settled()
+		c.Close(wire.CloseNormal, "")
+	}
+	s.forget(d)
+	s.log.Debug("device session closed", "session", d.id, "transport", kind, "cause", err)
+}
+
+// track adds a logged-in session to the set Drain walks, unless a drain
+// has begun: a login that passed the early check while Drain took its
+// snapshot is refused rather than missed.
+func (s *Server) track(d *device) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.live[d] = struct{}{}
+	return true
+}
+
+func (s *Server) forget(d *device) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, d)
+	if len(s.live) == 0 && s.emptied != nil {
+		close(s.emptied)
+		s.emptied = nil
+	}
+}
+
+// login reads the LOGIN frame, checks it, registers the session and
+// welcomes the device. It reports whether the session is live.
+func (s *Server) login(d *device) bool {
+	c := d.conn
+	ctx, cancel := context.WithTimeout(c.Context(), s.cfg.LoginTimeout)
+	defer cancel()
+	ctrl, err := c.AcceptStream(ctx)
+	if err != nil {
+		if c.Context().Err() == nil {
+			s.noLogin.Inc()
+			c.Close(wire.CloseLoginTimeout, "no login in time")
+		}
+		return false
+	}
+	d.ctrl = ctrl
+	deadline, _ := ctx.Deadline()
+	ctrl.SetReadDeadline(deadline)
+	t, p, err := wire.ReadFrame(ctrl, wire.MaxControlPayload)
+	if err == io.EOF {
+		err = fmt.Errorf("%w: control stream ended before LOGIN", wire.ErrMalformed)
+	}
+	if err == nil {
+		err = wire.Expect(t, wire.FrameLogin)
+	}
+	var login wire.Login
+	if err == nil {
+		login, err = wire.ParseLogin(p)
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.noLogin.Inc()
+		c.Close(wire.CloseLoginTimeout, "no login in time")
+		return false
+	case err != nil:
+		d.closeProtocol(err)
+		return false
+	}
+	version, ok := wire.Negotiate(login.Version)
+	switch {
+	case !ok:
+		s.refuse(d, wire.ReasonVersion, fmt.Sprintf("protocol version %d not spoken; this relay speaks %d..%d", login.Version, wire.MinVersion, wire.Version))
+		return false
+	case s.draining.Load():
+		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
+		return false
+	}
+	if err := wire.CheckToken(login.Token); err != nil {
+		s.refuse(d, wire.ReasonToken, err.Error())
+		return false
+	}
+	d.version = version
+	d.key = router.KeyOf(login.Token)
+	clear(p) // the token's last copy in relay memory
+	// Count the session before it is registered, so that a burst of
+	// logins cannot overshoot the cap. A takeover replaces a session that
+	// already counts: a device whose old session is not yet timed out can
+	// always come back.
+	takeover := s.router.Lookup(d.key) != nil
+	if takeover {
+		if ok, _ := s.clones.Allow(d.key, time.Now()); !ok {
+			s.refuse(d, wire.ReasonLimited, "token in use by another live session; taking it over too often")
+			return false
+		}
+	}
+	if n := s.count.Add(1); s.cfg.MaxDevices > 0 && n > int64(s.cfg.MaxDevices) && !takeover {
+		s.count.Add(-1)
+		s.refuse(d, wire.ReasonFull, "relay at its device capacity; try later or elsewhere")
+		return false
+	}
+	if !s.track(d) {
+		s.count.Add(-1)
+		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
+		return false
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	s.router.Register(d.key, d)
+	welcome := wire.Welcome{
+		Version:     version,
+		MaxBody:     uint32(s.cfg.MaxBody),
+		MaxInflight: uint16(s.cfg.MaxInflight),
+		IdleTimeout: s.cfg.IdleTimeout,
+	}
+	if err := d.writeCtrl(welcome.Append(nil)); err != nil {
+		s.router.Unregister(d.key, d)
+		s.count.Add(-1)
+		s.forget(d)
+		return false
+	}
+	return true
+}
+
+// refuse tells the device why it is turned away, gives it RefuseLinger to
+// read that and hang up, and closes the connection. The close reason repeats
+// the Reason for devices that see the close before the frame.
+func (s *Server) refuse(d *device, r wire.Reason, msg string) {
+	s.log.Debug("device login refused", "session", d.id, "transport", d.kind, "reason", r)
+	s.refusals[r].Inc()
+	if d.writeCtrl(wire.Refuse{Reason: r, Message: msg}.Append(nil)) == nil && s.cfg.RefuseLinger > 0 {
+		d.ctrl.Close()
+		t := time.NewTimer(s.cfg.RefuseLinger)
+		select {
+		case <-d.conn.Context().Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	d.conn.Close(wire.CloseRefused, r.String())
+}
+
+// controlLoop serves the device's control frames until the connection ends.
+func (s *Server) controlLoop(d *device) error {
+	var rotations *limit.Bucket // made on the first ROTATE: most sessions never rotate
+	for {
+		t, p, err := wire.ReadFrame(d.ctrl, wire.MaxControlPayload)
+		if err == nil {
+			err = wire.Expect(t, wire.FrameRotate)
+		}
+		var rot wire.Rotate
+		if err == nil {
+			rot, err = wire.ParseRotate(p)
+		}
+		if err != nil {
+			if isProtocolErr(err) {
+				d.closeProtocol(err)
+			}
+			return err
+		}
+		if rotations == nil {
+			rotations = limit.NewBucket(s.cfg.Rotations)
+		}
+		if !rotations.Allow(time.Now()) {
+			s.log.Debug("device rotation refused: too many", "session", d.id, "transport", d.kind)
+			err = d.writeCtrl(wire.Refuse{Reason: wire.ReasonLimited, Message: "too many rotations; try again later"}.Append(nil))
+		} else {
+			err = s.rotate(d, rot.Token)
+		}
+		clear(p)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// rotate rebinds d to tok and answers the device. An error ends the
+// session.
+func (s *Server) rotate(d *device, tok []byte) error {
+	if err := wire.CheckToken(tok); err != nil {
+		return d.writeCtrl(wire.Refuse{Reason: wire.ReasonToken, Message: err.Error()}.Append(nil))
+	}
+	key := router.KeyOf(tok)
+	switch err := s.router.Rotate(d.key, key, d); {
+	case errors.Is(err, router.ErrTokenInUse):
+		return d.writeCtrl(wire.Refuse{Reason: wire.ReasonInUse, Message: "token in use"}.Append(nil))
+	case err != nil:
+		return err // replaced meanwhile: the connection is closing
+	}
+	d.key = key
+	s.rotations.Inc()
+	s.log.Debug("device token rotated", "session", d.id, "transport", d.kind)
+	return d.writeCtrl(wire.AppendRotated(nil))
+}
+
+// goAwayWorkers bounds the GOAWAY writes of a drain in flight at once: each
+// is a few bytes into a stream buffer, unless a device stopped reading.
+const goAwayWorkers = 64
+
+// Drain refuses new logins and sends every device a GOAWAY with a
+// reconnect delay drawn uniformly from [0, spread), so that they do not all
+// return at once. Devices finish their messages and hang up. Drain returns
+// once every session has ended; when ctx ends first, it closes the
+// sessions still open with 0x4 and returns once they are gone.
+func (s *Server) Drain(ctx context.Context, spread time.Duration) {
+	s.draining.Store(true)
+	s.mu.Lock()
+	s.closed = true
+	live := make([]*device, 0, len(s.live))
+	for d := range s.live {
+		live = append(live, d)
+	}
+	emptied := make(chan struct{})
+	if len(s.live) == 0 {
+		close(emptied)
+	} else {
+		s.emptied = emptied
+	}
+	s.mu.Unlock()
+
+	s.log.Info("sending devices away", "devices", len(live), "spread", spread)
+	var g errgroup.Group
+	g.SetLimit(goAwayWorkers)
+	for _, d := range live {
+		if ctx.Err() != nil {
+			break
+		}
+		var delay time.Duration
+		if spread > 0 {
+			delay = rand.N(spread)
+		}
+		g.Go(func() error {
+			d.goAway(ctx, wire.ReasonDraining, delay, s.cfg.Redirect)
+			s.goAways.Inc()
+			return nil
+		})
+	}
+	g.Wait()
+
+	select {
+	case <-emptied:
+		return
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	left := make([]*device, 0, len(s.live))
+	for d := range s.live {
+		left = append(left, d)
+	}
+	s.mu.Unlock()
+	s.log.Info("drain timeout: closing devices still connected", "devices", len(left))
+	for _, d := range left {
+		d.conn.Close(wire.CloseGoingAway, wire.ReasonDraining.String())
+	}
+	<-emptied
+}
+
+// Len returns the number of logged-in sessions.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}
+
+// Wait waits for every session started by Handle to end.
+func (s *Server) Wait() { s.sessions.Wait() }

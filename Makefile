@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: help run test jstest check fmt vet bench fuzz build clean loadtest
+.PHONY: help run test stress jstest check fmt vet bench fuzz build clean loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -11,8 +11,19 @@ help: ## list the targets
 run: ## run the relay on embedded defaults (:8443, dev CA in ./relay-state)
 	$(GO) run ./cmd/relay
 
-test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) and the page's JS
-	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(PKGS)
+# gotestsum runs go test and, at the end, lists every skipped test with its
+# reason: a skip is never silent, with or without -v.
+GOTEST   = $(GO) tool gotestsum --format pkgname-and-test-fails --format-icons text --
+
+test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
+	$(GOTEST) -race -shuffle=on -count=1 -timeout 10m $(PKGS)
+
+# The session layer's stress run (issue 8): every package whose tests drive
+# real QUIC sessions, ten times over, under the race detector.
+STRESS ?= ./transport ./session ./server ./device
+
+stress: ## STRESS packages -race -count=10 (slow; not part of make test)
+	$(GOTEST) -race -shuffle=on -count=10 -timeout 60m $(STRESS)
 
 jstest: ## the device page's JavaScript unit tests (node --test, no npm packages)
 	node --test --test-timeout=60000 web/static/

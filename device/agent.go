@@ -99,6 +99,28 @@ func (b Backoff) wait(attempt int) time.Duration {
 	return rand.N(d) + 1
 }
 
+// afterSession decides what follows a session that lasted d and ended with
+// err, when attempt reconnects had failed before it: how long to wait, the
+// attempt count the next try starts from, and a redirect to dial once.
+//
+// A GOAWAY is the relay's wait, not ours, and starts the backoff over: the
+// relay was fine, just leaving (PROTOCOL §8). Any other end is a failed
+// attempt, unless the session lasted StableAfter, which also starts over.
+func (b Backoff) afterSession(err error, d time.Duration, attempt int) (wait time.Duration, next int, redirect string) {
+	var ga *GoAwayError
+	if errors.As(err, &ga) {
+		return ga.ReconnectAfter, 0, ga.Redirect
+	}
+	stable := b.StableAfter
+	if stable <= 0 {
+		stable = DefaultBackoffStable
+	}
+	if d >= stable {
+		attempt = 0
+	}
+	return b.wait(attempt), attempt + 1, ""
+}
+
 // Agent keeps one device session up: it dials, serves, and reconnects
 // forever, and rotates the token on request.
 type Agent struct {
@@ -171,24 +193,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		stable := a.Backoff.StableAfter
-		if stable <= 0 {
-			stable = DefaultBackoffStable
-		}
-		if time.Since(start) >= stable {
-			attempt = 0
-		}
-		var ga *GoAwayError
-		wait := a.Backoff.wait(attempt)
-		if errors.As(err, &ga) {
-			// Sent away by a relay that is fine, just leaving: the wait is
-			// the relay's, and the backoff starts over.
-			wait, attempt = ga.ReconnectAfter, 0
-			if ga.Redirect != "" {
-				addr = ga.Redirect
-			}
-		} else {
-			attempt++
+		var wait time.Duration
+		var redirect string
+		wait, attempt, redirect = a.Backoff.afterSession(err, time.Since(start), attempt)
+		if redirect != "" {
+			addr = redirect
 		}
 		a.log().Warn("relay connection ended", "err", err, "retry_in", wait.Round(time.Millisecond))
 		if !sleep(ctx, wait) {

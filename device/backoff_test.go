@@ -101,3 +101,39 @@ func TestBackoffWaitLargeBaseDoesNotOverflow(t *testing.T) {
 		}
 	}
 }
+
+func TestAfterSession(t *testing.T) {
+	b := Backoff{Base: time.Second, Max: time.Minute, StableAfter: time.Minute}
+	goAway := &GoAwayError{}
+	goAway.ReconnectAfter, goAway.Redirect = 3*time.Second, "[2001:db8::1]:8443"
+	for _, tc := range []struct {
+		name        string
+		err         error
+		lasted      time.Duration
+		attempt     int
+		maxWait     time.Duration // waits are jittered in (0, maxWait]
+		next        int
+		redirect    string
+		exactWait   bool
+		wantExactly time.Duration
+	}{
+		{name: "go-away starts the backoff over", err: goAway, lasted: time.Second, attempt: 7,
+			exactWait: true, wantExactly: 3 * time.Second, next: 0, redirect: "[2001:db8::1]:8443"},
+		{name: "short session counts as a failure", err: ErrReplaced, lasted: time.Second, attempt: 2,
+			maxWait: 4 * time.Second, next: 3},
+		{name: "stable session starts over", err: ErrReplaced, lasted: time.Minute, attempt: 5,
+			maxWait: time.Second, next: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 100 {
+				wait, next, redirect := b.afterSession(tc.err, tc.lasted, tc.attempt)
+				if next != tc.next || redirect != tc.redirect {
+					t.Fatalf("next attempt %d, redirect %q; want %d, %q", next, redirect, tc.next, tc.redirect)
+				}
+				if tc.exactWait && wait != tc.wantExactly || !tc.exactWait && (wait <= 0 || wait > tc.maxWait) {
+					t.Fatalf("wait %v", wait)
+				}
+			}
+		})
+	}
+}

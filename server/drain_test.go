@@ -158,3 +158,71 @@ func TestDrainingRelayIsNotReady(t *testing.T) {
 	}
 	<-stopped
 }
+
+// TestLoginWhileDrainingIsRefused: a device that dials a draining relay
+// completes its handshake and is refused with draining at once, on every
+// transport, instead of waiting out a dial timeout.
+func TestLoginWhileDrainingIsRefused(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.DrainTimeout = time.Minute })
+	// A raw device that takes its GOAWAY but does not leave keeps the
+	// relay draining until it does.
+	c, ctrl := login(t, e, wire.NewToken())
+	stopped := make(chan struct{})
+	go func() { e.Stop(); close(stopped) }()
+	if typ, _ := readFrame(t, ctrl, wire.MaxControlPayload); typ != wire.FrameGoAway {
+		t.Fatalf("relay sent %s, want GOAWAY", typ)
+	}
+
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			opt := tr.opt
+			opt.TLS = e.TLS
+			// Without the refusal the dial would end at this timeout.
+			opt.LoginTimeout = protoWait
+			began := time.Now()
+			_, err := device.Dial(context.Background(), e.Addr, wire.NewToken(), opt)
+			var re *device.RefusedError
+			if !errors.As(err, &re) || re.Reason != wire.ReasonDraining || re.Permanent() {
+				t.Fatalf("dial while draining: %v; want a transient refusal, %s", err, wire.ReasonDraining)
+			}
+			t.Logf("refused after %v", time.Since(began))
+		})
+	}
+
+	ctrl.Close() // the held device leaves; the drain ends
+	expectClose(t, c, wire.CloseNormal)
+	<-stopped
+}
+
+// TestGoAwayRedirectMovesDevices: with --goaway-redirect, a relay that
+// drains sends its devices to the named relay, which they reach at once.
+func TestGoAwayRedirectMovesDevices(t *testing.T) {
+	next := relaytest.Start(t, nil)
+	e := next.Sibling(t, func(c *server.Config) {
+		c.Session.Redirect = next.Addr
+		c.ReconnectSpread = 0
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := &device.Agent{
+		Addr:    e.Addr,
+		Options: device.Options{TLS: e.TLS},
+		Handler: echo("moved"),
+		Tokens:  device.FileStore{Path: filepath.Join(t.TempDir(), "token")},
+		// Only the redirect can bring it back before the test's end.
+		Backoff: device.Backoff{Base: time.Hour, Max: time.Hour},
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	relaytest.WaitFor(t, func() bool { return e.Router().Len() == 1 })
+	e.Stop()
+	relaytest.WaitFor(t, func() bool { return next.Router().Len() == 1 })
+	tok, err := a.Tokens.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, body := next.Post(t, "notify", tok, `{}`); s != 200 {
+		t.Fatalf("webhook to the relay redirected to: %d %s", s, body)
+	}
+}

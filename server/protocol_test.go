@@ -7,7 +7,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -15,10 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
-	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 )
@@ -235,34 +232,6 @@ func TestProtoVersionNegotiation(t *testing.T) {
 	})
 }
 
-func TestProtoLoginTimeout(t *testing.T) {
-	const timeout = 300 * time.Millisecond
-	e := relaytest.Start(t, func(c *server.Config) { c.Session.LoginTimeout = timeout })
-	lg := wire.Login{Version: wire.Version, Token: []byte(wire.NewToken())}.Append(nil)
-	cases := []struct {
-		name string
-		sent []byte // on the control stream; nil opens none
-	}{
-		{"no control stream", nil},
-		{"half a header", lg[:3]},
-		{"header without payload", lg[:wire.HeaderLen]},
-		{"payload cut short", lg[:len(lg)-1]},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := rawDial(t, e)
-			began := time.Now()
-			if tc.sent != nil {
-				openCtrl(t, c, tc.sent)
-			}
-			expectClose(t, c, wire.CloseLoginTimeout)
-			if d := time.Since(began); d < timeout/2 {
-				t.Fatalf("closed after %v, before the login timeout of %v", d, timeout)
-			}
-		})
-	}
-}
-
 func TestProtoBadControlFrameAfterLogin(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	cases := []struct {
@@ -421,65 +390,20 @@ func TestProtoMessageFrameIsExact(t *testing.T) {
 	}
 }
 
-// TestProtoIdleTimeout: a device that goes silent (no keep-alive) is
-// dropped after --idle-timeout, and its token answers 404; one that keeps
-// alive below it stays.
-func TestProtoIdleTimeout(t *testing.T) {
-	const idle = 400 * time.Millisecond
-	e := relaytest.Start(t, func(c *server.Config) { c.Session.IdleTimeout = idle })
-	silent, alive := wire.NewToken(), wire.NewToken()
-	c, _ := login(t, e, silent) // rawDial: no keep-alive
-	e.DialWith(t, alive, echo("alive"), device.Options{KeepAlive: idle / 4})
-	start := time.Now()
-	relaytest.WaitFor(t, func() bool { return e.Router().Lookup(router.KeyOf([]byte(silent))) == nil })
-	if d := time.Since(start); d < idle/2 {
-		t.Fatalf("silent device dropped after %v, before the idle timeout %v", d, idle)
+// TestProtoEmptyControlStreamIsAProtocolError: a control stream that a
+// device opens and ends at once, without a byte, breaks the protocol like
+// any other LOGIN cut short (§6.1): close 0x1, counted.
+func TestProtoEmptyControlStreamIsAProtocolError(t *testing.T) {
+	e := relaytest.Start(t, nil)
+	before := metric(t, e, "relay_protocol_errors_total")
+	c := rawDial(t, e)
+	s, err := c.OpenStream()
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.CloseWithError(wire.CloseNormal, "")
-	if s, body := e.Post(t, "notify", silent, `{}`); s != 404 || relaytest.ErrorCode(t, body) != "no_device" {
-		t.Fatalf("silent device's token: %d %s", s, body)
-	}
-	// The keep-alive device outlived several idle timeouts.
-	if time.Since(start) < 2*idle {
-		relaytest.WaitFor(t, func() bool { return time.Since(start) > 2*idle })
-	}
-	if s, _ := e.Post(t, "notify", alive, `{}`); s != 200 {
-		t.Fatalf("keep-alive device: %d, want 200", s)
-	}
-}
-
-// TestProtoHandshakeTimeout: a client that stalls mid-handshake is dropped
-// after --handshake-timeout; finishing the handshake later does not revive
-// it. (The client stalls in its certificate check; its own handshake
-// timeout is much longer.)
-func TestProtoHandshakeTimeout(t *testing.T) {
-	const hs = 300 * time.Millisecond
-	e := relaytest.Start(t, func(c *server.Config) { c.HandshakeTimeout = hs })
-	dial := func(stall time.Duration) error {
-		tlsConf := e.TLS.Clone()
-		tlsConf.NextProtos = []string{wire.ALPN}
-		tlsConf.VerifyConnection = func(tls.ConnectionState) error {
-			time.Sleep(stall) // the stall under test, not synchronization
-			return nil
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := quic.DialAddr(ctx, e.Addr, tlsConf, &quic.Config{HandshakeIdleTimeout: 8 * time.Second})
-		if err != nil {
-			return err
-		}
-		defer c.CloseWithError(0, "")
-		// The handshake is done on the client's side; the relay proves it
-		// still has the connection by accepting the control stream.
-		ctrl := openCtrl(t, c, wire.Login{Version: wire.Version, Token: []byte(wire.NewToken())}.Append(nil))
-		ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
-		_, _, err = wire.ReadFrame(ctrl, wire.MaxControlPayload)
-		return err
-	}
-	if err := dial(0); err != nil {
-		t.Fatalf("a prompt handshake failed: %v", err)
-	}
-	if err := dial(4 * hs); err == nil {
-		t.Fatal("a handshake stalled past the relay's timeout still logged in")
+	s.Close()
+	expectClose(t, c, wire.CloseProtocol)
+	if n := metric(t, e, "relay_protocol_errors_total"); n != before+1 {
+		t.Fatalf("relay_protocol_errors_total went from %v to %v, want one more", before, n)
 	}
 }

@@ -159,15 +159,29 @@ func TestBusyDeviceGets503(t *testing.T) {
 	}
 }
 
+// TestSilentDeviceGets504 runs over real sockets for every transport; the
+// timeout's exact instant is session.TestAckTimeout's, in virtual time.
+// Nothing else runs on this relay, so its short ack timeout bounds no
+// other answer.
 func TestSilentDeviceGets504(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.AckTimeout = 300 * time.Millisecond })
-	tok := wire.NewToken()
-	b := newBlocker()
-	defer close(b.release)
-	e.Dial(t, tok, b)
-	status, body := e.Post(t, "notify", tok, `{}`)
-	if status != 504 || relaytest.ErrorCode(t, body) != "timeout" {
-		t.Fatalf("%d %s; want 504 timeout", status, body)
+	const ack = time.Second
+	e := relaytest.Start(t, func(c *server.Config) { c.Webhook.AckTimeout = ack })
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			tok := wire.NewToken()
+			b := newBlocker()
+			defer close(b.release)
+			e.DialWith(t, tok, b, tr.opt)
+			began := time.Now()
+			status, body := e.Post(t, "notify", tok, `{}`)
+			if status != 504 || relaytest.ErrorCode(t, body) != "timeout" {
+				t.Fatalf("%d %s; want 504 timeout", status, body)
+			}
+			if d := time.Since(began); d < ack {
+				t.Fatalf("504 after %v, before the ack timeout %v", d, ack)
+			}
+		})
 	}
 }
 

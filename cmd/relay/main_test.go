@@ -19,7 +19,12 @@ import (
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/webhook"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, relaytest.LeakOptions...)
+}
 
 func TestHelpNamesEveryEnvVar(t *testing.T) {
 	var out bytes.Buffer

@@ -117,6 +117,24 @@ func (r *Relay) Restart(tb testing.TB) *Relay {
 	return next
 }
 
+// Sibling starts another relay beside r, on new loopback addresses, with
+// the same certificates and configuration as mutate changes it: devices and
+// callers that trust r trust it too. It runs until Stop or the end of the
+// test.
+func (r *Relay) Sibling(tb testing.TB, mutate func(*server.Config)) *Relay {
+	tb.Helper()
+	next := &Relay{CAFile: r.CAFile, TLS: r.TLS, Logs: &Buffer{}, cfg: r.cfg, ownLog: r.ownLog}
+	next.cfg.Listen, next.cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
+	if next.ownLog {
+		next.cfg.Logger = debugLogger(next.Logs)
+	}
+	if mutate != nil {
+		mutate(&next.cfg)
+	}
+	next.run(tb)
+	return next
+}
+
 func debugLogger(b *Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -71,7 +71,7 @@ func (f FileStore) Save(tok string) error {
 }
 
 // Backoff shapes reconnects: exponential with full jitter (a uniform wait
-// in [0, min(Max, Base*2^n))), reset after a connection that stayed up
+// in (0, min(Max, Base*2^n)]), reset after a connection that stayed up
 // StableAfter. Zero fields take the defaults.
 type Backoff struct {
 	Base, Max, StableAfter time.Duration

@@ -175,6 +175,9 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 	} else {
 		tlsConf.NextProtos = []string{wire.ALPN}
 		qc, err := dial(ctx, addr, tlsConf, qconf)
+		if noALPN(err) {
+			return nil, &RefusedError{Reason: wire.ReasonVersion, Message: "the relay speaks no " + wire.ALPN + " (TLS no_application_protocol)"}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("device: dial %s: %w", addr, err)
 		}
@@ -200,10 +203,18 @@ func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, 
 	if _, err := ctrl.Write(wire.Login{Version: wire.Version, Token: []byte(token), Agent: agent}.Append(nil)); err != nil {
 		return nil, fmt.Errorf("device: send login: %w", err)
 	}
+	// A relay that breaks the protocol at login is closed with 0x1 (§7.1).
+	broken := func(err error) (*Conn, error) {
+		tc.Close(wire.CloseProtocol, err.Error())
+		return nil, err
+	}
 	t, p, err := wire.ReadFrame(ctrl, wire.MaxControlPayload)
 	if err != nil {
 		if code, reason, ok := transport.PeerCloseCode(err); ok && code == wire.CloseRefused {
 			return nil, &RefusedError{Reason: reasonByName(reason), Message: "closed: " + reason}
+		}
+		if err == io.EOF || errors.Is(err, wire.ErrTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return broken(fmt.Errorf("%w: reading WELCOME: %v", wire.ErrMalformed, err))
 		}
 		return nil, fmt.Errorf("device: read welcome: %w", err)
 	}
@@ -212,25 +223,22 @@ func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, 
 	case wire.FrameRefuse:
 		r, err := wire.ParseRefuse(p)
 		if err != nil {
-			return nil, err
+			return broken(err)
 		}
 		return nil, &RefusedError{Reason: r.Reason, Message: r.Message}
 	default:
-		return nil, wire.Expect(t, wire.FrameWelcome)
+		return broken(wire.Expect(t, wire.FrameWelcome))
 	}
 	w, err := wire.ParseWelcome(p)
 	if err != nil {
-		tc.Close(wire.CloseProtocol, err.Error())
-		return nil, err
+		return broken(err)
 	}
 	// The relay answers with the highest version both speak, never more
 	// than offered; one below MinVersion is a relay too old for this
 	// device, which no retry fixes.
 	switch {
 	case w.Version > wire.Version:
-		err := fmt.Errorf("%w: WELCOME version %d above the %d offered", wire.ErrMalformed, w.Version, wire.Version)
-		tc.Close(wire.CloseProtocol, err.Error())
-		return nil, err
+		return broken(fmt.Errorf("%w: WELCOME version %d above the %d offered", wire.ErrMalformed, w.Version, wire.Version))
 	case w.Version < wire.MinVersion:
 		tc.Close(wire.CloseNormal, "")
 		return nil, &RefusedError{Reason: wire.ReasonVersion, Message: fmt.Sprintf("relay speaks only version %d; this device needs %d..%d", w.Version, wire.MinVersion, wire.Version)}
@@ -246,6 +254,15 @@ func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, 
 	}
 	go c.readControl()
 	return c, nil
+}
+
+// noALPN reports whether err is a handshake the relay failed with TLS alert
+// no_application_protocol (QUIC CRYPTO_ERROR 0x178): it speaks no version
+// of the protocol this device offered, which no retry fixes (§1).
+func noALPN(err error) bool {
+	const noApplicationProtocol = 0x100 + 120
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.Remote && te.ErrorCode == noApplicationProtocol
 }
 
 // reasonByName recovers a Reason from a close reason text.
@@ -456,7 +473,11 @@ func (c *Conn) handle(str transport.Stream, h Handler) {
 		}
 	}
 	if err != nil {
-		str.Abort(wire.StreamProtocol)
+		code := uint32(wire.StreamProtocol)
+		if errors.Is(err, wire.ErrTooLarge) {
+			code = wire.StreamTooLarge
+		}
+		str.Abort(code)
 		return
 	}
 	status, reply := safeHandle(c.conn.Context(), h, m)

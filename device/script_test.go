@@ -178,3 +178,88 @@ func TestGoAwayLinger(t *testing.T) {
 		}
 	})
 }
+
+// TestUnexpectedFrameAtLogin: a relay that answers LOGIN with anything but
+// WELCOME or REFUSE breaks the protocol; the device closes with 0x1.
+func TestUnexpectedFrameAtLogin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		code := make(chan quic.ApplicationErrorCode, 1)
+		net := scripted(t, func(c *quic.Conn, ctrl *quic.Stream) {
+			ctrl.Write(wire.AppendRotated(nil))
+			code <- closedByDevice(t, c)
+		})
+		if _, err := dialScripted(net); !errors.Is(err, wire.ErrUnexpected) {
+			t.Fatalf("dial: %v, want an unexpected-frame error", err)
+		}
+		if got := <-code; got != wire.CloseProtocol {
+			t.Fatalf("device closed with 0x%x, want 0x%x", got, wire.CloseProtocol)
+		}
+	})
+}
+
+// TestOversizedMessageIsResetTooLarge: a MESSAGE over WELCOME.max_body is
+// reset with 0x3, "too large" (§7.4), a malformed one with 0x2.
+func TestOversizedMessageIsResetTooLarge(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		code quic.StreamErrorCode
+	}{
+		{"over max_body", wire.Message{Mode: "notify", Body: make([]byte, 2*welcome.MaxBody)}.Append(nil), wire.StreamTooLarge},
+		{"empty mode", wire.Message{Mode: "", Body: []byte(`{}`)}.Append(nil), wire.StreamProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				got := make(chan error, 1)
+				net := scripted(t, func(c *quic.Conn, ctrl *quic.Stream) {
+					ctrl.Write(welcome.Append(nil))
+					s, err := c.OpenStream()
+					if err != nil {
+						got <- err
+						return
+					}
+					s.Write(tc.msg)
+					s.Close()
+					_, err = io.ReadAll(s)
+					got <- err
+					ctrl.Write(wire.GoAway{Reason: wire.ReasonDraining}.Append(nil))
+					wire.ReadFrame(ctrl, wire.MaxControlPayload) // the device's FIN
+				})
+				c, err := dialScripted(net)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go c.Serve(context.Background(), device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) {
+					t.Error("the handler saw a message the device must refuse")
+					return 200, nil
+				}))
+				var se *quic.StreamError
+				if err := <-got; !errors.As(err, &se) || !se.Remote || se.ErrorCode != tc.code {
+					t.Fatalf("the relay's read: %v, want a reset 0x%x from the device", err, tc.code)
+				}
+			})
+		})
+	}
+}
+
+// TestNoCommonALPNIsPermanent: a relay that speaks no ALPN the device
+// offers fails the handshake with no_application_protocol, which the device
+// treats like unsupported_version: permanent (§1, §8).
+func TestNoCommonALPNIsPermanent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := vnet.New(t, 1, latency)
+		tr := &quic.Transport{Conn: net.Relay}
+		tlsConf := net.ServerTLS.Clone()
+		tlsConf.NextProtos = []string{"awtrix-relay/9"}
+		ln, err := tr.Listen(tlsConf, &quic.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { ln.Close(); tr.Close() }()
+		_, err = dialScripted(net)
+		var re *device.RefusedError
+		if !errors.As(err, &re) || re.Reason != wire.ReasonVersion || !re.Permanent() {
+			t.Fatalf("dial: %v, want a permanent version refusal", err)
+		}
+	})
+}

@@ -145,15 +145,16 @@ type Server struct {
 	count atomic.Int64 // live sessions, all transports; checked against MaxDevices
 
 	// Metrics; static after New.
-	connected map[string]*atomic.Int64 // live sessions by transport
-	logins    map[string]*metrics.Counter
-	refusals  map[wire.Reason]*metrics.Counter
-	takeovers *metrics.Counter
-	rotations *metrics.Counter
-	goAways   *metrics.Counter
-	protoErrs *metrics.Counter         // connections closed for breaking the protocol
-	noLogin   *metrics.Counter         // connections closed for not logging in in time
-	clones    *limit.Keyed[router.Key] // takeovers per token
+	connected  map[string]*atomic.Int64 // live sessions by transport
+	logins     map[string]*metrics.Counter
+	refusals   map[wire.Reason]*metrics.Counter
+	takeovers  *metrics.Counter
+	rotations  *metrics.Counter
+	rotRefused map[wire.Reason]*metrics.Counter // refused ROTATEs by reason
+	goAways    *metrics.Counter
+	protoErrs  *metrics.Counter         // connections closed for breaking the protocol
+	noLogin    *metrics.Counter         // connections closed for not logging in in time
+	clones     *limit.Keyed[router.Key] // takeovers per token
 }
 
 // Transports names the transports sessions come over, for metrics labels.
@@ -171,11 +172,12 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 		cfg.Metrics = metrics.NewSet()
 	}
 	s := &Server{router: r, cfg: cfg, log: cfg.Logger,
-		live:      make(map[*device]struct{}),
-		connected: make(map[string]*atomic.Int64),
-		logins:    make(map[string]*metrics.Counter),
-		refusals:  make(map[wire.Reason]*metrics.Counter),
-		clones:    limit.New[router.Key](cfg.Takeovers),
+		live:       make(map[*device]struct{}),
+		connected:  make(map[string]*atomic.Int64),
+		logins:     make(map[string]*metrics.Counter),
+		refusals:   make(map[wire.Reason]*metrics.Counter),
+		rotRefused: make(map[wire.Reason]*metrics.Counter),
+		clones:     limit.New[router.Key](cfg.Takeovers),
 	}
 	m := cfg.Metrics
 	for _, t := range Transports {
@@ -189,6 +191,9 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 	}
 	s.takeovers = m.NewCounter("relay_takeovers_total")
 	s.rotations = m.NewCounter("relay_rotations_total")
+	for _, r := range []wire.Reason{wire.ReasonToken, wire.ReasonInUse, wire.ReasonLimited} {
+		s.rotRefused[r] = m.NewCounter(`relay_rotation_refusals_total{reason="` + r.String() + `"}`)
+	}
 	s.goAways = m.NewCounter("relay_goaways_total")
 	s.protoErrs = m.NewCounter("relay_protocol_errors_total")
 	s.noLogin = m.NewCounter("relay_login_timeouts_total")
@@ -271,6 +276,7 @@ func (s *Server) login(d *device) bool {
 	deadline, _ := ctx.Deadline()
 	ctrl.SetReadDeadline(deadline)
 	t, p, err := wire.ReadFrame(ctrl, wire.MaxControlPayload)
+	defer clear(p) // the token's only copy in relay memory, refused or not
 	if err == io.EOF {
 		err = fmt.Errorf("%w: control stream ended before LOGIN", wire.ErrMalformed)
 	}
@@ -286,7 +292,11 @@ func (s *Server) login(d *device) bool {
 		s.noLogin.Inc()
 		c.Close(wire.CloseLoginTimeout, "no login in time")
 		return false
+	case err != nil && c.Context().Err() != nil:
+		return false // the connection ended; nothing to close or count
 	case err != nil:
+		// A malformed LOGIN, or a control stream the device ended or
+		// reset before one: the control stream is never reset (§7.4).
 		d.closeProtocol(err)
 		return false
 	}
@@ -305,7 +315,6 @@ func (s *Server) login(d *device) bool {
 	}
 	d.version = version
 	d.key = router.KeyOf(login.Token)
-	clear(p) // the token's last copy in relay memory
 	// Count the session before it is registered, so that a burst of
 	// logins cannot overshoot the cap. A takeover replaces a session that
 	// already counts: a device whose old session is not yet timed out can
@@ -385,7 +394,7 @@ func (s *Server) controlLoop(d *device) error {
 		}
 		if !rotations.Allow(time.Now()) {
 			s.log.Debug("device rotation refused: too many", "session", d.id, "transport", d.kind)
-			err = d.writeCtrl(wire.Refuse{Reason: wire.ReasonLimited, Message: "too many rotations; try again later"}.Append(nil))
+			err = s.refuseRotation(d, wire.ReasonLimited, "too many rotations; try again later")
 		} else {
 			err = s.rotate(d, rot.Token)
 		}
@@ -400,12 +409,12 @@ func (s *Server) controlLoop(d *device) error {
 // session.
 func (s *Server) rotate(d *device, tok []byte) error {
 	if err := wire.CheckToken(tok); err != nil {
-		return d.writeCtrl(wire.Refuse{Reason: wire.ReasonToken, Message: err.Error()}.Append(nil))
+		return s.refuseRotation(d, wire.ReasonToken, err.Error())
 	}
 	key := router.KeyOf(tok)
 	switch err := s.router.Rotate(d.key, key, d); {
 	case errors.Is(err, router.ErrTokenInUse):
-		return d.writeCtrl(wire.Refuse{Reason: wire.ReasonInUse, Message: "token in use"}.Append(nil))
+		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
 	case err != nil:
 		return err // replaced meanwhile: the connection is closing
 	}
@@ -413,6 +422,12 @@ func (s *Server) rotate(d *device, tok []byte) error {
 	s.rotations.Inc()
 	s.log.Debug("device token rotated", "session", d.id, "transport", d.kind)
 	return d.writeCtrl(wire.AppendRotated(nil))
+}
+
+// refuseRotation answers a ROTATE with REFUSE; the session keeps its token.
+func (s *Server) refuseRotation(d *device, r wire.Reason, msg string) error {
+	s.rotRefused[r].Inc()
+	return d.writeCtrl(wire.Refuse{Reason: r, Message: msg}.Append(nil))
 }
 
 // goAwayWorkers bounds the GOAWAY writes of a drain in flight at once: each

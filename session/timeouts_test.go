@@ -182,6 +182,9 @@ func TestRotationLimit(t *testing.T) {
 		if e.router.Lookup(router.KeyOf([]byte(tok))) == nil {
 			t.Fatal("the refused rotation unbound the current token")
 		}
+		if n := counter(e, `relay_rotation_refusals_total{reason="rate_limited"}`); n != 1 {
+			t.Fatalf("relay_rotation_refusals_total{reason=rate_limited} = %d, want 1", n)
+		}
 		time.Sleep(10 * time.Second)
 		if err := conn.Rotate(context.Background(), wire.NewToken()); err != nil {
 			t.Fatalf("rotation after the refill: %v", err)

@@ -41,6 +41,7 @@ func main() {
 type options struct {
 	relay      string
 	ca         string
+	serverName string
 	tokenFile  string
 	forward    string
 	forwardAPI string
@@ -56,6 +57,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.relay, "relay", "localhost:8443", "relay `HOST:PORT` (UDP)")
 	fs.StringVar(&o.transport, "transport", "quic", "quic (raw QUIC, ALPN awtrix-relay/1) or webtransport (HTTP/3 at https://RELAY/connect)")
+	fs.StringVar(&o.serverName, "server-name", "", "`name` the relay's certificate must carry, when it differs from --relay's host: e.g. localhost for a development relay reached at another address; empty checks --relay's host")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the relay's certificate (the relay's relay-state/ca.pem in development); empty uses the system roots")
 	fs.StringVar(&o.tokenFile, "token-file", "device-token", "`file` holding the device token; created (mode 0600) on first run")
 	fs.StringVar(&o.forward, "forward", "", "base `URL` of the clock's local HTTP API, e.g. http://192.168.1.50; empty prints messages on stdout")
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
 
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: o.serverName}
 	if o.ca != "" {
 		if tlsConf.RootCAs, err = certs.CAPool(o.ca); err != nil {
 			return err

@@ -148,3 +148,32 @@ func TestFlagErrors(t *testing.T) {
 		t.Fatalf("DEVICE_RELAY: %v %+v", err, o)
 	}
 }
+
+// TestServerName: --server-name is the name checked against the relay's
+// certificate. The development certificate names localhost and the
+// loopback addresses, so dialling 127.0.0.1 (an IP: no SNI) works as it is
+// and with --server-name localhost, and fails verification with a name the
+// certificate does not carry.
+func TestServerName(t *testing.T) {
+	f := startRelayAndAgent(t, "--server-name", "localhost")
+	if status, _ := f.post(t, f.token(t), `{}`); status != 200 {
+		t.Fatalf("webhook with --server-name localhost: %d", status)
+	}
+
+	stderr := &relaytest.Buffer{}
+	args := []string{"--relay", f.relay.Addr, "--ca", f.relay.CAFile, "--token-file", filepath.Join(t.TempDir(), "token"),
+		"--server-name", "relay.example"}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, io.Discard, stderr, make(chan os.Signal)) }()
+	relaytest.WaitFor(t, func() bool {
+		return strings.Contains(stderr.String(), "relay.example") && strings.Contains(stderr.String(), "certificate")
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("device run: %v", err)
+	}
+	if n := f.relay.Router().Len(); n != 1 {
+		t.Fatalf("%d devices routed; the one with the wrong name must not be", n)
+	}
+}

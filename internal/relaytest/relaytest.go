@@ -4,7 +4,7 @@
 // A test starts a relay with Start, talks to it over HTTPS (Post, Do) and
 // QUIC (Dial), and leaves the rest to tb.Cleanup:
 //
-//	r := relaytest.Start(t, func(c *server.Config) { c.MaxBody = 1024 })
+//	r := relaytest.Start(t, func(c *server.Config) { c.Webhook.MaxBody = 1024 })
 //	r.Dial(t, tok, handler)
 //	status, body := r.Post(t, "notify", tok, `{"text":"hi"}`)
 //

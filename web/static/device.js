@@ -114,8 +114,10 @@ export class Device {
         }
         let wait;
         if (end.goaway) {
-          // The relay spread the delays already: wait exactly, count no attempt (§6.6).
+          // The relay spread the delays already: wait exactly, and start
+          // the backoff over: the relay was fine, just leaving (§6.6, §8).
           wait = end.goaway.reconnectAfter;
+          attempt = 0;
           if (validRedirect(end.goaway.redirect)) redirect = end.goaway.redirect;
         } else {
           if (end.welcomed && Date.now() - started >= STABLE_AFTER_MS) attempt = 0;
@@ -269,7 +271,13 @@ class Session {
     }
     wire.expect(first.type, wire.FrameWelcome);
     const w = wire.parseWelcome(first.payload);
-    if (w.version !== wire.Version) throw new ProtocolError(`WELCOME version ${w.version}, want ${wire.Version}`);
+    // The relay answers with the newest version both speak (§1).
+    if (w.version > wire.Version) throw new ProtocolError(`WELCOME version ${w.version} above the ${wire.Version} offered`);
+    if (w.version < wire.MinVersion) {
+      const why = `relay speaks only version ${w.version}; this page needs ${wire.MinVersion}..${wire.Version}`;
+      this.#close(wire.CloseNormal, '', { why, reason: 'unsupported_version', permanent: true });
+      return;
+    }
     this.#limit = 1 + wire.MaxModeLen + w.maxBody;
     this.welcomed = true;
     welcomed();
@@ -277,7 +285,8 @@ class Session {
 
     for (;;) {
       const f = await frames.readFrame(wire.MaxControlPayload);
-      if (!f) return; // the relay ended the control stream; its close follows
+      // The relay ends its control stream only after REFUSE (§2.2).
+      if (!f) throw new ProtocolError('relay ended the control stream');
       switch (f.type) {
         case wire.FrameRotated:
           wire.parseRotated(f.payload);

@@ -269,3 +269,37 @@ test('GOAWAY: finish, end the control stream, let the relay close, wait reconnec
   await eventually(() => FakeWT.sessions.length === 2, 'a reconnect');
   assert.equal(FakeWT.sessions[1].url, 'https://relay2.test:8443/connect');
 });
+
+test('the relay ending the control stream of a live session is a protocol error: close 0x1', async () => {
+  const { d, wt, control } = await start();
+  await control.writer.write(WELCOME);
+  await eventually(() => d.state === 'connected', 'connected');
+  await control.writer.close();
+  await eventually(() => wt.closeInfo, 'close');
+  assert.equal(wt.closeInfo.closeCode, wire.CloseProtocol);
+  await eventually(() => FakeWT.sessions.length === 2, 'a reconnect within the first backoff (< 500 ms)');
+});
+
+test('WELCOME above the version offered is a protocol error; below the oldest is permanent', async () => {
+  {
+    const { wt, control } = await start();
+    await control.writer.write(wire.encodeWelcome({ version: wire.Version + 1, maxBody: 65536, maxInflight: 32, idleTimeout: 60 }));
+    await eventually(() => wt.closeInfo, 'close');
+    assert.equal(wt.closeInfo.closeCode, wire.CloseProtocol);
+    // It reconnects (a transient error); refuse it for good to end its loop.
+    await eventually(() => FakeWT.sessions.at(-1) !== wt, 'a reconnect');
+    const next = FakeWT.sessions.at(-1);
+    await next.controlOpened;
+    next.relayClose(wire.CloseRefused, 'bad_token');
+  }
+  {
+    const { d, wt, control, states } = await start();
+    const before = FakeWT.sessions.length;
+    await control.writer.write(wire.encodeWelcome({ version: wire.MinVersion - 1, maxBody: 65536, maxInflight: 32, idleTimeout: 60 }));
+    await eventually(() => d.state === 'disconnected', 'disconnected');
+    assert.equal(wt.closeInfo.closeCode, wire.CloseNormal);
+    assert.match(states.at(-1)[1], /relay speaks only version 0/);
+    await new Promise((r) => setTimeout(r, 600)); // longer than the first backoff
+    assert.equal(FakeWT.sessions.length, before, 'no retry');
+  }
+});

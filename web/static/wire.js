@@ -7,6 +7,9 @@
 // u32 big-endian) and the payload; all integers are big-endian.
 
 export const ALPN = 'awtrix-relay/1';
+// Minor versions (PROTOCOL.md §1): the device offers the newest it speaks;
+// WELCOME names the one in force, never above the offer.
+export const MinVersion = 1;
 export const Version = 1;
 export const HeaderLen = 5;
 

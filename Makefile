@@ -13,7 +13,7 @@ run: ## run the relay on embedded defaults (:8443, dev CA in ./relay-state)
 
 # gotestsum runs go test and, at the end, lists every skipped test with its
 # reason: a skip is never silent, with or without -v.
-GOTEST   = $(GO) tool gotestsum --format pkgname-and-test-fails --format-icons text --
+GOTEST   = $(GO) tool gotestsum --format pkgname-and-test-fails --format-icons text --format-hide-empty-pkg --
 
 test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
 	$(GOTEST) -race -shuffle=on -count=1 -timeout 10m $(PKGS)

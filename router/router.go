@@ -39,13 +39,16 @@ type Reply struct {
 // Delivery outcomes. Implementations of Device and Deliverer return these
 // (wrapped or not) so that the frontend maps them to responses in one place.
 var (
-	ErrNoDevice   = errors.New("router: no device for token")
-	ErrBusy       = errors.New("router: device has too many messages in flight")
-	ErrTimeout    = errors.New("router: device did not answer in time")
-	ErrGone       = errors.New("router: device disconnected before answering")
-	ErrBadReply   = errors.New("router: device sent an invalid reply")
-	ErrTokenInUse = errors.New("router: token is bound to another session")
-	ErrNotBound   = errors.New("router: session is not bound to that token")
+	ErrNoDevice = errors.New("router: no device for token")
+	ErrBusy     = errors.New("router: device has too many messages in flight")
+	ErrTimeout  = errors.New("router: device did not answer in time")
+	ErrGone     = errors.New("router: device disconnected before answering")
+	ErrBadReply = errors.New("router: device sent an invalid reply")
+	// ErrUnavailable: the device may be connected to another node, which
+	// cannot be reached now (the cluster's message bus is down).
+	ErrUnavailable = errors.New("router: the other relay nodes cannot be reached")
+	ErrTokenInUse  = errors.New("router: token is bound to another session")
+	ErrNotBound    = errors.New("router: session is not bound to that token")
 )
 
 // CloseReason says why the router ends a session.

@@ -16,9 +16,11 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/pixelrelay/relay/cluster"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
@@ -55,6 +57,13 @@ type Config struct {
 	Session session.Config
 	// Webhook holds the frontend's limits. New sets its Metrics.
 	Webhook webhook.Config
+	// Cluster, with URLs, makes the node one of several over NATS; New
+	// sets its Logger and Metrics. Without URLs the node is alone and
+	// never touches NATS.
+	Cluster cluster.Config
+	// ReadyNeedsCluster makes /readyz answer 503 while a clustered node
+	// is not connected to NATS (it still serves its own devices).
+	ReadyNeedsCluster bool
 
 	HTTPReadTimeout  time.Duration // reading one request, headers and body
 	HTTPIdleTimeout  time.Duration // keep-alive connection with no request
@@ -92,6 +101,7 @@ func DefaultConfig() Config {
 		Admin:            DefaultAdmin,
 		Session:          session.DefaultConfig(),
 		Webhook:          webhook.DefaultConfig(),
+		Cluster:          cluster.DefaultConfig(),
 		HTTPReadTimeout:  DefaultHTTPReadTimeout,
 		HTTPIdleTimeout:  DefaultHTTPIdleTimeout,
 		MaxHeaderBytes:   DefaultMaxHeaderBytes,
@@ -135,6 +145,7 @@ type Node struct {
 	router *router.Router
 	dev    *session.Server
 	hook   *webhook.Handler
+	peers  *cluster.Cluster // nil on a node alone
 
 	metrics   *metrics.Set                // this node's series, served at /metrics
 	quicConns map[string]*metrics.Counter // accepted QUIC connections by ALPN; static
@@ -153,6 +164,8 @@ type Node struct {
 
 	mu       sync.Mutex // guards draining
 	draining bool
+
+	aborted atomic.Bool // Abort: the next shutdown is a crash's
 }
 
 // New checks cfg and binds the node's listeners. Serve with Run.
@@ -166,13 +179,27 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: metrics.NewSet(), quicConns: make(map[string]*metrics.Counter)}
 	sc := cfg.Session
 	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
+	var deliverer router.Deliverer = n.router
 	var err error
+	if len(cfg.Cluster.URLs) > 0 {
+		cc := cfg.Cluster
+		cc.Logger, cc.Metrics = cfg.Logger, n.metrics
+		if n.peers, err = cluster.New(n.router, cc); err != nil {
+			return nil, err
+		}
+		sc.Directory, deliverer = n.peers, n.peers
+	}
 	if n.dev, err = session.New(n.router, sc); err != nil {
+		n.closePeers()
 		return nil, err
+	}
+	if n.peers != nil {
+		n.peers.Start(n.dev)
 	}
 	wc := cfg.Webhook
 	wc.Metrics = n.metrics
-	if n.hook, err = webhook.New(n.router, wc); err != nil {
+	if n.hook, err = webhook.New(deliverer, wc); err != nil {
+		n.closePeers()
 		return nil, err
 	}
 	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
@@ -180,11 +207,13 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	if n.tcp, n.udp, err = listenPair(cfg.Listen); err != nil {
+		n.closePeers()
 		return nil, err
 	}
 	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, n.udp.LocalAddr().(*net.UDPAddr).Port)
 	if err := n.listenQUIC(); err != nil {
 		n.closeListeners()
+		n.closePeers()
 		return nil, err
 	}
 	n.http = &fasthttp.Server{
@@ -203,6 +232,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Admin != "" {
 		if n.adml, err = net.Listen("tcp", cfg.Admin); err != nil {
 			n.closeListeners()
+			n.closePeers()
 			return nil, fmt.Errorf("server: admin listen: %w", err)
 		}
 		n.admin = &http.Server{Handler: n.adminMux(), ReadHeaderTimeout: 5 * time.Second}
@@ -299,7 +329,14 @@ func (n *Node) shutdown() {
 	n.mu.Lock()
 	n.draining = true
 	n.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+	drain := n.cfg.DrainTimeout
+	if n.aborted.Load() {
+		// A crash: the other nodes lose every binding of this one at once,
+		// and the devices get no GOAWAY.
+		n.closePeers()
+		drain = 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 
 	n.log.Info("relay draining", "devices", n.dev.Len(), "timeout", n.cfg.DrainTimeout)
@@ -314,11 +351,25 @@ func (n *Node) shutdown() {
 	n.quicT.Close() // ends what is left
 	n.conns.Wait()
 	n.dev.Wait()
+	// Last: the sessions that left have unbound their tokens over NATS.
+	n.closePeers()
 	n.closeListeners()
 	if n.admin != nil {
 		n.admin.Shutdown(ctx)
 	}
 	n.log.Info("relay stopped")
+}
+
+// Abort makes the end of Run's context a crash instead of a drain: the
+// node leaves the cluster at once and drops its devices without GOAWAY.
+// Tests kill nodes with it.
+func (n *Node) Abort() { n.aborted.Store(true) }
+
+// closePeers leaves the cluster, if the node is in one.
+func (n *Node) closePeers() {
+	if n.peers != nil {
+		n.peers.Close()
+	}
 }
 
 func (n *Node) closeListeners() {
@@ -358,6 +409,10 @@ func (n *Node) adminMux() *http.ServeMux {
 		n.mu.Unlock()
 		if draining {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if n.cfg.ReadyNeedsCluster && n.peers != nil && !n.peers.Connected() {
+			http.Error(w, "cluster unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pixelrelay/relay/router"
@@ -25,8 +26,9 @@ type device struct {
 	ctrl   transport.Stream // control stream, set before the session is registered
 	ctrlMu sync.Mutex       // serializes writes to ctrl
 
-	version uint8      // negotiated minor version; set before the session is registered
-	key     router.Key // owned by the control loop (Server.Serve)
+	version uint8       // negotiated minor version; set before the session is registered
+	key     router.Key  // owned by the control loop (Server.Serve)
+	leaving atomic.Bool // a GOAWAY was sent: the device is moving
 
 	mu       sync.Mutex    // guards the fields below
 	inflight int           // messages between OpenStream and reply
@@ -209,6 +211,7 @@ func (d *device) goAway(ctx context.Context, reason wire.Reason, delay time.Dura
 		deadline = dl
 	}
 	frame := wire.GoAway{Reason: reason, ReconnectAfter: delay, Redirect: redirect, Message: "relay is restarting"}.Append(nil)
+	d.leaving.Store(true)
 	if err := d.writeCtrlBy(deadline, frame); err != nil {
 		d.conn.Close(wire.CloseGoingAway, reason.String())
 	}

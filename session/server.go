@@ -60,6 +60,9 @@ type Config struct {
 	RefuseLinger time.Duration
 	// Redirect, if set, is the host:port that GOAWAY names on drain.
 	Redirect string
+	// Directory, if set, makes this node one of several (package
+	// cluster); nil serves this node's devices alone.
+	Directory Directory
 
 	// Logger receives session events, never a token; nil discards.
 	Logger *slog.Logger
@@ -152,6 +155,7 @@ type Server struct {
 	rotations  *metrics.Counter
 	rotRefused map[wire.Reason]*metrics.Counter // refused ROTATEs by reason
 	goAways    *metrics.Counter
+	moves      *metrics.Counter         // sessions that moved to another node after GOAWAY
 	protoErrs  *metrics.Counter         // connections closed for breaking the protocol
 	noLogin    *metrics.Counter         // connections closed for not logging in in time
 	clones     *limit.Keyed[router.Key] // takeovers per token
@@ -195,6 +199,7 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 		s.rotRefused[r] = m.NewCounter(`relay_rotation_refusals_total{reason="` + r.String() + `"}`)
 	}
 	s.goAways = m.NewCounter("relay_goaways_total")
+	s.moves = m.NewCounter("relay_moves_total")
 	s.protoErrs = m.NewCounter("relay_protocol_errors_total")
 	s.noLogin = m.NewCounter("relay_login_timeouts_total")
 	return s, nil
@@ -223,7 +228,7 @@ func (s *Server) Serve(c transport.Conn, kind string) {
 	// who sees the device gone can also log in again.
 	s.connected[kind].Add(-1)
 	s.count.Add(-1)
-	s.router.Unregister(d.key, d)
+	s.unbind(d)
 	if err == io.EOF {
 		// The device ended its control stream: after a GOAWAY, once it
 		// has answered its messages. Read those answers to the end, then
@@ -233,6 +238,16 @@ func (s *Server) Serve(c transport.Conn, kind string) {
 	}
 	s.forget(d)
 	s.log.Debug("device session closed", "session", d.id, "transport", kind, "cause", err)
+}
+
+// unbind unbinds d's token here and, if this node still held it (no
+// takeover or move came first), on every node.
+func (s *Server) unbind(d *device) {
+	if s.router.Unregister(d.key, d) && s.cfg.Directory != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
+		defer cancel()
+		s.cfg.Directory.Unbind(ctx, d.key)
+	}
 }
 
 // track adds a logged-in session to the set Drain walks, unless a drain
@@ -338,6 +353,26 @@ func (s *Server) login(d *device) bool {
 	}
 	ctrl.SetReadDeadline(time.Time{})
 	s.router.Register(d.key, d)
+	if dir := s.cfg.Directory; dir != nil {
+		// Bind here first, then take the token from any other node: no
+		// instant in which no node routes it.
+		dir.Bind(ctx, d.key)
+		if !takeover {
+			claim, err := dir.Claim(ctx, d.key)
+			if errors.Is(err, ErrTakeoverLimited) {
+				s.unbind(d)
+				s.count.Add(-1)
+				s.forget(d)
+				s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
+				return false
+			}
+			if claim == Taken {
+				// Spend this node's budget too: a clone fight between
+				// nodes is damped as it is on one.
+				s.clones.Allow(d.key, time.Now())
+			}
+		}
+	}
 	welcome := wire.Welcome{
 		Version:     version,
 		MaxBody:     uint32(s.cfg.MaxBody),
@@ -345,7 +380,7 @@ func (s *Server) login(d *device) bool {
 		IdleTimeout: s.cfg.IdleTimeout,
 	}
 	if err := d.writeCtrl(welcome.Append(nil)); err != nil {
-		s.router.Unregister(d.key, d)
+		s.unbind(d)
 		s.count.Add(-1)
 		s.forget(d)
 		return false
@@ -412,11 +447,23 @@ func (s *Server) rotate(d *device, tok []byte) error {
 		return s.refuseRotation(d, wire.ReasonToken, err.Error())
 	}
 	key := router.KeyOf(tok)
+	dir := s.cfg.Directory
+	ctx, cancel := context.WithTimeout(d.conn.Context(), s.cfg.ControlWriteTimeout)
+	defer cancel()
+	if dir != nil && key != d.key && dir.Held(ctx, key) {
+		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
+	}
 	switch err := s.router.Rotate(d.key, key, d); {
 	case errors.Is(err, router.ErrTokenInUse):
 		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
 	case err != nil:
 		return err // replaced meanwhile: the connection is closing
+	}
+	if dir != nil && key != d.key {
+		// The new token reaches this node from everywhere, and the old
+		// one from nowhere, before ROTATED says so.
+		dir.Bind(ctx, key)
+		dir.Unbind(ctx, d.key)
 	}
 	d.key = key
 	s.rotations.Inc()

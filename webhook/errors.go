@@ -72,6 +72,7 @@ var deliveryErrors = []struct {
 	{router.ErrTimeout, newError(fasthttp.StatusGatewayTimeout, "timeout", "device did not answer in time", 0)},
 	{router.ErrGone, newError(fasthttp.StatusBadGateway, "device_gone", "device disconnected before answering", 0)},
 	{router.ErrBadReply, newError(fasthttp.StatusBadGateway, "bad_reply", "device sent an invalid reply", 0)},
+	{router.ErrUnavailable, newError(fasthttp.StatusServiceUnavailable, "cluster_unavailable", "the relay cannot reach its other nodes; retry shortly", 1)},
 }
 
 // retryError is a refusal whose Retry-After is known only when it happens:

@@ -1,0 +1,503 @@
+// Package cluster makes several relay nodes one service, over NATS: a
+// webhook that reaches one node for a device connected to another is a NATS
+// request, and the device's reply comes back as the NATS reply.
+//
+// Routing is by interest, not by a directory: a node subscribes, for each of
+// its devices, to the subject PREFIX.dev.<hex of SHA-256(token)> (never the
+// token), in one queue group, so that each request reaches one node. A
+// request nobody is subscribed to comes back at once as "no responders":
+// the device is connected nowhere, 404. Logins and rotations use the same
+// subjects: a login claims its token from whichever node holds it (which
+// closes that session, or lets a device sent away with GOAWAY move), a
+// rotation asks whether its new token is held anywhere.
+//
+// NATS carries message bodies and replies but stores nothing: no
+// JetStream, no KV. Whoever may subscribe to the subjects can read the
+// bodies, so the connection takes NATS TLS and credentials.
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/session"
+)
+
+// Config configures a node's NATS connection. Start from DefaultConfig.
+type Config struct {
+	// URLs are NATS servers (nats://host:4222, tls://host:4222); one is
+	// enough, a client learns the rest of a NATS cluster from it.
+	URLs []string
+	// Creds is a NATS credentials file (user JWT and NKey seed).
+	Creds string
+	// CA is a PEM file of the CA that signed the NATS servers'
+	// certificates; Cert and Key, a client certificate, if the servers
+	// ask for one.
+	CA, Cert, Key string
+	// Subject prefixes every subject: the nodes of one cluster share it,
+	// and two clusters on one NATS keep apart with two.
+	Subject string
+	// Name names this node's connection in NATS monitoring.
+	Name string
+	// ClaimTimeout bounds how long a login waits for another node to let
+	// its token go, and a rotation for the answer whether its new token is
+	// held; past it the login goes on.
+	ClaimTimeout time.Duration
+	// MaxServing bounds the requests from other nodes served at once;
+	// more are answered busy.
+	MaxServing int
+
+	Logger  *slog.Logger // nil discards
+	Metrics *metrics.Set // nil keeps the series private
+}
+
+// Defaults.
+const (
+	DefaultSubject      = "relay"
+	DefaultClaimTimeout = 2 * time.Second
+	DefaultMaxServing   = 10_000
+)
+
+// DefaultConfig returns the defaults; URLs are the caller's.
+func DefaultConfig() Config {
+	return Config{Subject: DefaultSubject, ClaimTimeout: DefaultClaimTimeout, MaxServing: DefaultMaxServing}
+}
+
+// Releaser is the node's session server, which answers other nodes'
+// claims for its tokens (session.Server.Release).
+type Releaser interface {
+	Release(ctx context.Context, key router.Key) (session.Claim, error)
+}
+
+// Cluster is this node's part of the cluster. It implements
+// router.Deliverer for the webhook frontend and session.Directory for the
+// session server.
+type Cluster struct {
+	cfg   Config         // static
+	local *router.Router // static
+	nc    *nats.Conn     // static after New
+	log   *slog.Logger   // static
+	rel   Releaser       // set by Start, before any subscription exists
+
+	mu   sync.Mutex // guards subs
+	subs map[router.Key]*nats.Subscription
+
+	in      chan *nats.Msg // every subscription's messages
+	serving chan struct{}  // a slot per request from another node being served
+	wg      sync.WaitGroup // the dispatcher and the requests it serves
+	closed  chan struct{}
+	close   sync.Once
+
+	out    map[string]*metrics.Counter // outgoing deliveries by outcome; static
+	served map[string]*metrics.Counter // requests from other nodes by op; static
+}
+
+// The headers of the cluster's messages. A delivery request carries the
+// mode and the time left; its reply the device's status, or the router
+// error that stood in for one.
+const (
+	hdrOp      = "Relay-Op"      // claim or held; absent: deliver
+	hdrMode    = "Relay-Mode"    // a delivery's mode
+	hdrTimeout = "Relay-Timeout" // a delivery's time left, in milliseconds
+	hdrStatus  = "Relay-Status"  // the device's HTTP-like status
+	hdrError   = "Relay-Error"   // a router error's code instead of a reply
+	hdrClaim   = "Relay-Claim"   // the answer to a claim: free, taken, moved, limited
+	hdrHeld    = "Relay-Held"    // the answer to held: yes or no
+
+	opClaim = "claim"
+	opHeld  = "held"
+	queue   = "relay" // every node's device subscriptions form this queue group
+	limited = "limited"
+	// replyMargin is kept from a delivery's time left on the serving
+	// node, so that its "timeout" reaches the caller's node before the
+	// caller's own deadline.
+	replyMargin = 20 * time.Millisecond
+)
+
+// errorCodes names the router errors that cross the bus.
+var errorCodes = []struct {
+	code string
+	err  error
+}{
+	{"no_device", router.ErrNoDevice},
+	{"busy", router.ErrBusy},
+	{"timeout", router.ErrTimeout},
+	{"device_gone", router.ErrGone},
+	{"bad_reply", router.ErrBadReply},
+	{"unavailable", router.ErrUnavailable},
+}
+
+// outcomes are the labels of relay_cluster_deliveries_total.
+var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gone", "bad_reply", "unavailable", "cancelled"}
+
+// New connects to NATS and returns the node's part of the cluster. It
+// returns without waiting for NATS: a node whose NATS is down starts,
+// serves its own devices, and joins when NATS is back.
+func New(local *router.Router, cfg Config) (*Cluster, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("cluster: no NATS URL")
+	}
+	if cfg.Subject == "" || strings.ContainsAny(cfg.Subject, " *>") {
+		return nil, fmt.Errorf("cluster: subject prefix %q: want a NATS subject without wildcards", cfg.Subject)
+	}
+	if cfg.ClaimTimeout <= 0 || cfg.MaxServing <= 0 {
+		return nil, errors.New("cluster: claim timeout and max serving must be positive")
+	}
+	if (cfg.Cert == "") != (cfg.Key == "") {
+		return nil, errors.New("cluster: a NATS client certificate needs its key, and the other way round")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	c := &Cluster{cfg: cfg, local: local, log: cfg.Logger,
+		subs:    make(map[router.Key]*nats.Subscription),
+		in:      make(chan *nats.Msg, 4096),
+		serving: make(chan struct{}, cfg.MaxServing),
+		closed:  make(chan struct{}),
+		out:     make(map[string]*metrics.Counter),
+		served:  make(map[string]*metrics.Counter),
+	}
+	for _, o := range outcomes {
+		c.out[o] = cfg.Metrics.NewCounter(`relay_cluster_deliveries_total{outcome="` + o + `"}`)
+	}
+	for _, op := range []string{"deliver", opClaim, opHeld, "busy"} {
+		c.served[op] = cfg.Metrics.NewCounter(`relay_cluster_served_total{op="` + op + `"}`)
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		// A node's own claims must reach the other nodes, never itself.
+		nats.NoEcho(),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		// A NATS server that stopped answering is noticed in seconds,
+		// not the default minutes.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			c.log.Warn("cluster: NATS disconnected; remote deliveries answer 503 until it is back", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.log.Info("cluster: NATS connected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.log.Warn("cluster: NATS error", "err", err)
+		}),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	if cfg.CA != "" {
+		opts = append(opts, nats.RootCAs(cfg.CA))
+	}
+	if cfg.Cert != "" {
+		opts = append(opts, nats.ClientCert(cfg.Cert, cfg.Key))
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: NATS: %w", err)
+	}
+	c.nc = nc
+	cfg.Metrics.NewGauge("relay_cluster_connected", func() float64 {
+		if nc.IsConnected() {
+			return 1
+		}
+		return 0
+	})
+	return c, nil
+}
+
+// Start serves other nodes' requests for this node's devices, answering
+// claims through rel. Call it once, before the first Bind.
+func (c *Cluster) Start(rel Releaser) {
+	c.rel = rel
+	c.wg.Go(c.dispatch)
+}
+
+// Connected reports whether the node is connected to NATS now.
+func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
+
+// Close leaves the cluster: it closes the NATS connection (every
+// subscription with it) and waits for the requests being served.
+func (c *Cluster) Close() {
+	c.close.Do(func() {
+		c.nc.Close()
+		close(c.closed)
+	})
+	c.wg.Wait()
+}
+
+func (c *Cluster) subject(key router.Key) string {
+	return c.cfg.Subject + ".dev." + hex.EncodeToString(key[:])
+}
+
+// keyOf parses a device subject back into its key.
+func (c *Cluster) keyOf(subject string) (router.Key, bool) {
+	var k router.Key
+	h, ok := strings.CutPrefix(subject, c.cfg.Subject+".dev.")
+	if !ok || len(h) != 2*len(k) {
+		return k, false
+	}
+	_, err := hex.Decode(k[:], []byte(h))
+	return k, err == nil
+}
+
+// Deliver implements router.Deliverer: a device on this node directly, as
+// if there were no cluster; any other over NATS.
+func (c *Cluster) Deliver(ctx context.Context, key router.Key, m router.Message) (router.Reply, error) {
+	if d := c.local.Lookup(key); d != nil {
+		return d.Deliver(ctx, m)
+	}
+	rep, err := c.deliverRemote(ctx, key, m)
+	c.out[outcomeOf(ctx, err)].Inc()
+	return rep, err
+}
+
+func outcomeOf(ctx context.Context, err error) string {
+	if err == nil {
+		return "delivered"
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "cancelled"
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	return "unavailable"
+}
+
+func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Message) (router.Reply, error) {
+	if !c.nc.IsConnected() {
+		return router.Reply{}, router.ErrUnavailable
+	}
+	msg := nats.NewMsg(c.subject(key))
+	msg.Header.Set(hdrMode, m.Mode)
+	if dl, ok := ctx.Deadline(); ok {
+		msg.Header.Set(hdrTimeout, strconv.FormatInt(time.Until(dl).Milliseconds(), 10))
+	}
+	msg.Data = m.Body
+	rep, err := c.nc.RequestMsgWithContext(ctx, msg)
+	switch {
+	case err == nil:
+	case errors.Is(err, nats.ErrNoResponders):
+		return router.Reply{}, router.ErrNoDevice
+	case errors.Is(ctx.Err(), context.Canceled):
+		return router.Reply{}, fmt.Errorf("cluster: delivery canceled: %w", context.Cause(ctx))
+	case ctx.Err() != nil, errors.Is(err, nats.ErrTimeout):
+		return router.Reply{}, router.ErrTimeout
+	default:
+		return router.Reply{}, fmt.Errorf("%w: %v", router.ErrUnavailable, err)
+	}
+	if code := rep.Header.Get(hdrError); code != "" {
+		for _, e := range errorCodes {
+			if e.code == code {
+				return router.Reply{}, e.err
+			}
+		}
+		return router.Reply{}, fmt.Errorf("%w: unknown error %q from another node", router.ErrBadReply, code)
+	}
+	status, err := strconv.Atoi(rep.Header.Get(hdrStatus))
+	if err != nil || status < 200 || status > 599 {
+		return router.Reply{}, fmt.Errorf("%w: status %q from another node", router.ErrBadReply, rep.Header.Get(hdrStatus))
+	}
+	return router.Reply{Status: status, Body: rep.Data}, nil
+}
+
+// Bind implements session.Directory: it subscribes to key's subject and
+// waits until the NATS server has the interest.
+func (c *Cluster) Bind(ctx context.Context, key router.Key) {
+	c.mu.Lock()
+	if _, ok := c.subs[key]; ok {
+		c.mu.Unlock()
+		return
+	}
+	sub, err := c.nc.ChanQueueSubscribe(c.subject(key), queue, c.in)
+	if err != nil {
+		c.mu.Unlock()
+		c.log.Warn("cluster: subscribe failed; the device is reachable on this node only", "err", err)
+		return
+	}
+	c.subs[key] = sub
+	c.mu.Unlock()
+	c.flush(ctx)
+}
+
+// Unbind implements session.Directory: it unsubscribes from key's subject
+// and waits until the NATS server knows.
+func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
+	c.mu.Lock()
+	sub := c.subs[key]
+	delete(c.subs, key)
+	c.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	sub.Unsubscribe()
+	c.flush(ctx)
+}
+
+// flush waits until the NATS server has processed what this node sent
+// (subscriptions included), if it is connected; while it is not, nats.go
+// sends every subscription again once it is.
+func (c *Cluster) flush(ctx context.Context) {
+	if c.nc.IsConnected() {
+		c.nc.FlushWithContext(ctx)
+	}
+}
+
+// Claim implements session.Directory: it asks the node that holds key to
+// let it go. Without an answer (no other node holds it, NATS is down, the
+// holder does not answer in ClaimTimeout) the token is Free.
+func (c *Cluster) Claim(ctx context.Context, key router.Key) (session.Claim, error) {
+	rep, ok := c.ask(ctx, key, opClaim)
+	if !ok {
+		return session.Free, nil
+	}
+	switch rep.Header.Get(hdrClaim) {
+	case "taken":
+		return session.Taken, nil
+	case "moved":
+		return session.Moved, nil
+	case limited:
+		return session.Free, session.ErrTakeoverLimited
+	}
+	return session.Free, nil
+}
+
+// Held implements session.Directory.
+func (c *Cluster) Held(ctx context.Context, key router.Key) bool {
+	rep, ok := c.ask(ctx, key, opHeld)
+	return ok && rep.Header.Get(hdrHeld) == "yes"
+}
+
+// ask sends op for key to the node that holds it and returns the answer;
+// false when there is none.
+func (c *Cluster) ask(ctx context.Context, key router.Key, op string) (*nats.Msg, bool) {
+	if !c.nc.IsConnected() {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ClaimTimeout)
+	defer cancel()
+	msg := nats.NewMsg(c.subject(key))
+	msg.Header.Set(hdrOp, op)
+	rep, err := c.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		if !errors.Is(err, nats.ErrNoResponders) {
+			c.log.Warn("cluster: no answer from the node holding a token", "op", op, "err", err)
+		}
+		return nil, false
+	}
+	return rep, true
+}
+
+// dispatch hands each request from another node to a goroutine of its
+// own: a delivery may wait for its device for seconds.
+func (c *Cluster) dispatch() {
+	for {
+		select {
+		case <-c.closed:
+			return
+		case m := <-c.in:
+			select {
+			case c.serving <- struct{}{}:
+			default:
+				c.served["busy"].Inc()
+				respondError(m, router.ErrBusy)
+				continue
+			}
+			c.wg.Go(func() {
+				defer func() { <-c.serving }()
+				c.serve(m)
+			})
+		}
+	}
+}
+
+// serve answers one request from another node for one of this node's
+// tokens.
+func (c *Cluster) serve(m *nats.Msg) {
+	key, ok := c.keyOf(m.Subject)
+	if !ok {
+		return
+	}
+	switch m.Header.Get(hdrOp) {
+	case opClaim:
+		c.served[opClaim].Inc()
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ClaimTimeout)
+		defer cancel()
+		claim, err := c.rel.Release(ctx, key)
+		answer := claim.String()
+		if errors.Is(err, session.ErrTakeoverLimited) {
+			answer = limited
+		}
+		rep := nats.NewMsg(m.Reply)
+		rep.Header.Set(hdrClaim, answer)
+		m.RespondMsg(rep)
+	case opHeld:
+		c.served[opHeld].Inc()
+		rep := nats.NewMsg(m.Reply)
+		held := "no"
+		if c.local.Lookup(key) != nil {
+			held = "yes"
+		}
+		rep.Header.Set(hdrHeld, held)
+		m.RespondMsg(rep)
+	default:
+		c.served["deliver"].Inc()
+		c.serveDelivery(key, m)
+	}
+}
+
+func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
+	d := c.local.Lookup(key)
+	if d == nil {
+		respondError(m, router.ErrNoDevice)
+		return
+	}
+	left, err := strconv.ParseInt(m.Header.Get(hdrTimeout), 10, 64)
+	if err != nil || left <= 0 {
+		respondError(m, router.ErrTimeout)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(left)*time.Millisecond-replyMargin)
+	defer cancel()
+	rep, err := d.Deliver(ctx, router.Message{Mode: m.Header.Get(hdrMode), Body: m.Data})
+	if err != nil {
+		respondError(m, err)
+		return
+	}
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(hdrStatus, strconv.Itoa(rep.Status))
+	r.Data = rep.Body
+	m.RespondMsg(r)
+}
+
+// respondError answers m with the code of err, one of the router's
+// outcomes.
+func respondError(m *nats.Msg, err error) {
+	code := "bad_reply"
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			code = e.code
+			break
+		}
+	}
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(hdrError, code)
+	m.RespondMsg(r)
+}

@@ -1,0 +1,92 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pixelrelay/relay/router"
+)
+
+// A Directory makes one service of several relay nodes: a token is bound on
+// one node, and webhooks for it on every other node reach that node.
+// Package cluster implements it over NATS. Without one (Config.Directory
+// nil) a node serves its own devices alone.
+//
+// The session server calls it around the router's own binding, in an order
+// that leaves no gap: a login binds its token here, then claims it from any
+// other node; a rotation binds the new token, then unbinds the old one,
+// before ROTATED. A Directory that cannot reach its peers degrades to this
+// node alone rather than refuse logins: its methods then return at once.
+type Directory interface {
+	// Bind makes webhooks for key, on every node, reach this node. It
+	// returns once that holds, or when ctx ends.
+	Bind(ctx context.Context, key router.Key)
+	// Unbind undoes Bind. It returns once no node sends key here any more,
+	// or when ctx ends.
+	Unbind(ctx context.Context, key router.Key)
+	// Claim asks whichever other node holds key to let it go (Node.Release
+	// there), and says how it went.
+	Claim(ctx context.Context, key router.Key) (Claim, error)
+	// Held reports whether another node holds key.
+	Held(ctx context.Context, key router.Key) bool
+}
+
+// Claim is how a node answered for a token another node logged in with.
+type Claim uint8
+
+const (
+	// Free: the node did not hold the token.
+	Free Claim = iota
+	// Taken: its session was closed as replaced (a takeover).
+	Taken
+	// Moved: its session had been sent away with GOAWAY and was
+	// reconnecting elsewhere: the token was unbound there and its messages
+	// in flight finish, without a takeover (make-before-break).
+	Moved
+)
+
+func (c Claim) String() string {
+	switch c {
+	case Free:
+		return "free"
+	case Taken:
+		return "taken"
+	case Moved:
+		return "moved"
+	}
+	return "claim(?)"
+}
+
+// ErrTakeoverLimited answers a Claim for a token whose live session has
+// been taken over too often (Config.Takeovers): the incumbent stays and the
+// new login is refused with rate_limited, cluster-wide as on one node.
+var ErrTakeoverLimited = errors.New("session: token taken over too often; the live session stays")
+
+// Release answers another node's Claim for key: a session here that was
+// sent away moves, one that is live is taken over unless key's takeover
+// budget is spent (ErrTakeoverLimited).
+func (s *Server) Release(ctx context.Context, key router.Key) (Claim, error) {
+	d, _ := s.router.Lookup(key).(*device)
+	if d == nil {
+		return Free, nil
+	}
+	if d.leaving.Load() {
+		// The device was told to go and is logging in elsewhere before it
+		// leaves: stop routing here; its messages in flight finish and it
+		// hangs up as after any GOAWAY.
+		if s.router.Unregister(key, d) {
+			s.cfg.Directory.Unbind(ctx, key)
+		}
+		s.moves.Inc()
+		return Moved, nil
+	}
+	if ok, _ := s.clones.Allow(key, time.Now()); !ok {
+		return Free, ErrTakeoverLimited
+	}
+	if s.router.Unregister(key, d) {
+		s.cfg.Directory.Unbind(ctx, key)
+	}
+	d.Close(router.Replaced)
+	return Taken, nil
+}

@@ -271,4 +271,3 @@ func ready(t *testing.T, e *relaytest.Relay) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-

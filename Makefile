@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: help run test stress jstest check fmt vet bench fuzz build clean loadtest
+.PHONY: help run cluster test stress jstest check fmt vet bench fuzz build clean loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -14,6 +14,24 @@ run: ## run the relay on embedded defaults (:8443, dev CA in ./relay-state)
 # gotestsum runs go test and, at the end, lists every skipped test with its
 # reason: a skip is never silent, with or without -v.
 GOTEST   = $(GO) tool gotestsum --format pkgname-and-test-fails --format-icons text --format-hide-empty-pkg --
+
+# make cluster: a NATS server (go tool nats-server, from go.mod) and three
+# relay nodes on loopback sharing one development CA; Ctrl-C stops them all.
+NATS_PORT ?= 4222
+
+cluster: ## a NATS server and three relay nodes (:8443 :8444 :8445, admin :9443..:9445); Ctrl-C stops all
+	$(GO) build -o bin/ ./cmd/relay
+	@bash -c 'trap "trap - INT TERM EXIT; kill 0 2>/dev/null" INT TERM EXIT; \
+	  $(GO) tool nats-server -a 127.0.0.1 -p $(NATS_PORT) & \
+	  for i in 0 1 2; do \
+	    bin/relay --listen :844$$((3+i)) --admin 127.0.0.1:944$$((3+i)) --nats nats://127.0.0.1:$(NATS_PORT) \
+	      --nats-name node$$i --state-dir ./relay-state & \
+	    [ $$i = 0 ] && for t in $$(seq 50); do [ -s relay-state/server-key.pem ] && break; sleep 0.1; done; \
+	  done; \
+	  echo; echo "cluster: NATS on 127.0.0.1:$(NATS_PORT); relays on :8443 :8444 :8445 (HTTPS + QUIC), admin on 127.0.0.1:9443..9445"; \
+	  echo "cluster: go run ./cmd/device --relay localhost:8443,localhost:8444,localhost:8445 --ca relay-state/ca.pem"; \
+	  echo "cluster: a webhook to any node reaches a device on any node; Ctrl-C stops everything"; \
+	  wait'
 
 test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
 	$(GOTEST) -race -shuffle=on -count=1 -timeout 10m $(PKGS)

@@ -2,13 +2,16 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -123,8 +126,16 @@ func (b Backoff) afterSession(err error, d time.Duration, attempt int) (wait tim
 
 // Agent keeps one device session up: it dials, serves, and reconnects
 // forever, and rotates the token on request.
+//
+// Addr may name several relays, "a.example:8443,b.example:8443", and a name
+// may resolve to several addresses: the agent goes round them, one per
+// attempt. On GOAWAY it moves: after the relay's delay it logs in on
+// another relay (the GOAWAY's redirect, or the next address that is not
+// the one it leaves), and only then leaves the old session, whose
+// messages in flight finish: the token is never unknown in between
+// (make-before-break, PROTOCOL §6.6).
 type Agent struct {
-	Addr    string     // relay HOST:PORT
+	Addr    string     // relay HOST:PORT; several separated by commas
 	Options Options    // passed to Dial
 	Handler Handler    // answers messages
 	Tokens  TokenStore // the device's token
@@ -136,6 +147,7 @@ type Agent struct {
 	lockOnce sync.Once
 	lock     chan struct{} // a mutex Rotate can give up on: held from token load to a live session, and by Rotate
 	conn     *Conn         // live connection or nil; guarded by lock
+	next     int           // the next address to dial, round the list; guarded by lock
 }
 
 // acquire takes the agent's lock unless ctx ends first.
@@ -161,43 +173,56 @@ func (a *Agent) log() *slog.Logger {
 // Run connects and serves until ctx ends. It returns early only for
 // refusals that retrying cannot fix (a bad token, an unsupported version).
 func (a *Agent) Run(ctx context.Context) error {
-	addr, attempt := a.Addr, 0
+	var (
+		c        *Conn  // the session to serve; nil: connect first
+		attempt  int    // failed attempts since the last good session
+		redirect string // a GOAWAY's redirect, for the next dial only
+	)
 	for {
-		c, err := a.connect(ctx, addr)
-		addr = a.Addr // a go-away redirect holds for one dial
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if c == nil {
+			var err error
+			c, err = a.connect(ctx, redirect, nil)
+			redirect = ""
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if permanent(err) {
+					return err
+				}
+				wait := a.Backoff.wait(attempt)
+				attempt++
+				a.log().Warn("relay connection failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+				if !sleep(ctx, wait) {
+					return nil
+				}
+				continue
 			}
-			if permanent(err) {
-				return err
-			}
-			wait := a.Backoff.wait(attempt)
-			attempt++
-			a.log().Warn("relay connection failed", "err", err, "retry_in", wait.Round(time.Millisecond))
-			if !sleep(ctx, wait) {
-				return nil
-			}
-			continue
 		}
-		a.log().Info("connected to relay", "relay", a.Addr, "max_body", c.Welcome().MaxBody)
+		a.log().Info("connected to relay", "relay", c.RemoteAddr().String(), "max_body", c.Welcome().MaxBody)
 		if a.OnSession != nil {
 			a.OnSession(c)
 		}
 		start := time.Now()
-		err = c.Serve(ctx, a.Handler)
-		if a.acquire(ctx) == nil {
-			a.conn = nil
-			a.release()
-		}
+		next, err := a.serve(ctx, c)
 		if ctx.Err() != nil {
+			if next != nil {
+				next.Close()
+			}
 			return nil
 		}
+		if next != nil {
+			a.log().Info("moved to another relay after go-away")
+			c, attempt = next, 0
+			continue
+		}
+		c = nil
 		var wait time.Duration
-		var redirect string
 		wait, attempt, redirect = a.Backoff.afterSession(err, time.Since(start), attempt)
-		if redirect != "" {
-			addr = redirect
+		var ga *GoAwayError
+		if errors.As(err, &ga) {
+			// The move failed, and the relay's delay is spent already.
+			wait = 0
 		}
 		a.log().Warn("relay connection ended", "err", err, "retry_in", wait.Round(time.Millisecond))
 		if !sleep(ctx, wait) {
@@ -206,9 +231,55 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// serve answers c's messages until the session ends, and returns why. On
+// GOAWAY it moves: it waits the relay's delay, logs in elsewhere, then
+// leaves c; next is the new session, or nil if the move did not work (the
+// caller then reconnects as after any go-away).
+func (a *Agent) serve(ctx context.Context, c *Conn) (next *Conn, err error) {
+	served := make(chan error, 1)
+	go func() { served <- c.Serve(ctx, a.Handler) }()
+	defer a.forget(c)
+	select {
+	case err := <-served:
+		return nil, err
+	case <-c.GoingAway():
+	}
+	g := c.GoAway()
+	t := time.NewTimer(g.ReconnectAfter)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case err = <-served: // the relay closed early; move all the same
+		served <- err
+	}
+	t.Stop()
+	var moveErr error
+	if ctx.Err() == nil {
+		next, moveErr = a.connect(ctx, g.Redirect, c.RemoteAddr())
+	}
+	c.Leave()
+	err = <-served
+	if moveErr != nil {
+		a.log().Warn("move after go-away failed", "err", moveErr)
+	}
+	return next, err
+}
+
+// forget clears c as the agent's live session, unless a move replaced it.
+func (a *Agent) forget(c *Conn) {
+	if a.acquire(context.Background()) == nil {
+		if a.conn == c {
+			a.conn = nil
+		}
+		a.release()
+	}
+}
+
 // connect loads the token and dials with it, holding the agent's lock so
-// that a rotation cannot slip between the two.
-func (a *Agent) connect(ctx context.Context, addr string) (*Conn, error) {
+// that a rotation cannot slip between the two. It dials redirect if set,
+// else the next of the agent's addresses, skipping avoid (the relay a
+// move leaves) when there is another.
+func (a *Agent) connect(ctx context.Context, redirect string, avoid net.Addr) (*Conn, error) {
 	if err := a.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -217,12 +288,75 @@ func (a *Agent) connect(ctx context.Context, addr string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := Dial(ctx, addr, tok, a.Options)
+	target := relayAddr{addr: redirect}
+	if redirect == "" {
+		target = a.pick(ctx, avoid)
+	}
+	opt := a.Options
+	opt.MoveFirst = true
+	if target.name != "" && (opt.TLS == nil || opt.TLS.ServerName == "") {
+		// Dialled by address, verified by the name that resolved to it.
+		tc := &tls.Config{}
+		if opt.TLS != nil {
+			tc = opt.TLS.Clone()
+		}
+		tc.ServerName = target.name
+		opt.TLS = tc
+	}
+	c, err := Dial(ctx, target.addr, tok, opt)
 	if err != nil {
 		return nil, err
 	}
 	a.conn = c
 	return c, nil
+}
+
+// relayAddr is one address to dial, and the name it was resolved from.
+type relayAddr struct{ addr, name string }
+
+// pick returns the next address to dial, round every address of every
+// relay in Addr, skipping avoid when there is another. Names are resolved
+// on each call, so that a name whose addresses change is followed.
+func (a *Agent) pick(ctx context.Context, avoid net.Addr) relayAddr {
+	var all []relayAddr
+	for _, relay := range strings.Split(a.Addr, ",") {
+		relay = strings.TrimSpace(relay)
+		host, port, err := net.SplitHostPort(relay)
+		if err != nil || net.ParseIP(host) != nil {
+			all = append(all, relayAddr{addr: relay})
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupHost(ctx, host)
+		if err != nil || len(ips) < 2 {
+			all = append(all, relayAddr{addr: relay}) // Dial resolves it, or says why not
+			continue
+		}
+		for _, ip := range ips {
+			all = append(all, relayAddr{addr: net.JoinHostPort(ip, port), name: host})
+		}
+	}
+	for range all {
+		r := all[a.next%len(all)]
+		a.next++
+		if avoid == nil || len(all) == 1 || !sameAddr(r.addr, avoid) {
+			return r
+		}
+	}
+	return all[0]
+}
+
+// sameAddr reports whether addr (HOST:PORT, HOST an IP or a name) is a.
+func sameAddr(addr string, a net.Addr) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return addr == a.String()
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.Equal(ua.IP) && port == strconv.Itoa(ua.Port)
 }
 
 // Rotate switches the device to a fresh token: over the live session if

@@ -54,6 +54,11 @@ type Options struct {
 	// WebTransport dials https://ADDR/connect over HTTP/3 instead of raw
 	// QUIC; the protocol inside is the same.
 	WebTransport bool
+	// MoveFirst keeps a session that got GOAWAY answering messages until
+	// Leave is called, so that the caller can log in elsewhere first
+	// (make-before-break, PROTOCOL §6.6). Without it the session leaves
+	// at once. The Agent sets it.
+	MoveFirst bool
 }
 
 // Defaults for Options.
@@ -115,6 +120,10 @@ type Conn struct {
 	goAwayF  wire.GoAway   // written before goAway is closed
 	ctrlDone chan struct{} // closed when the control reader ends
 	ctrlErr  error         // written before ctrlDone is closed
+
+	moveFirst bool          // Options.MoveFirst; static
+	left      chan struct{} // closed by leave: Serve hangs up
+	leaveOnce sync.Once
 }
 
 // Dial connects to the relay at addr (HOST:PORT, UDP) and logs in with
@@ -184,7 +193,7 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 		tc = transport.QUIC(qc)
 		cleanup = func() { qc.CloseWithError(wire.CloseNormal, "") }
 	}
-	c, err := login(ctx, tc, token, opt.Agent)
+	c, err := login(ctx, tc, token, opt)
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -192,7 +201,7 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 	return c, nil
 }
 
-func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, error) {
+func login(ctx context.Context, tc transport.Conn, token string, opt Options) (*Conn, error) {
 	ctrl, err := tc.OpenStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("device: open control stream: %w", err)
@@ -200,7 +209,7 @@ func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, 
 	if dl, ok := ctx.Deadline(); ok {
 		ctrl.SetDeadline(dl)
 	}
-	if _, err := ctrl.Write(wire.Login{Version: wire.Version, Token: []byte(token), Agent: agent}.Append(nil)); err != nil {
+	if _, err := ctrl.Write(wire.Login{Version: wire.Version, Token: []byte(token), Agent: opt.Agent}.Append(nil)); err != nil {
 		return nil, fmt.Errorf("device: send login: %w", err)
 	}
 	// A relay that breaks the protocol at login is closed with 0x1 (§7.1).
@@ -251,6 +260,9 @@ func login(ctx context.Context, tc transport.Conn, token, agent string) (*Conn, 
 		rotated:  make(chan error, 1),
 		goAway:   make(chan struct{}),
 		ctrlDone: make(chan struct{}),
+		left:     make(chan struct{}),
+
+		moveFirst: opt.MoveFirst,
 	}
 	go c.readControl()
 	return c, nil
@@ -327,6 +339,9 @@ func (c *Conn) readControl() {
 			default:
 				c.goAwayF = g
 				close(c.goAway)
+				if !c.moveFirst {
+					c.Leave()
+				}
 			}
 		default:
 			c.protocolError(fmt.Errorf("%w: %s on the control stream", wire.ErrUnexpected, t))
@@ -365,14 +380,15 @@ func (c *Conn) Rotate(ctx context.Context, token string) error {
 }
 
 // Serve answers messages with h until the connection ends or ctx is done.
-// After a GoAway it lets running handlers finish, hangs up and returns a
-// *GoAwayError; a takeover returns ErrReplaced.
+// After a GOAWAY it hangs up (at once, or with Options.MoveFirst when Leave
+// is called) and returns a *GoAwayError; a takeover returns ErrReplaced.
+//
+// Hanging up is ending the control stream: the relay then reads the reply
+// to every message it has opened and closes. Messages that arrive until
+// then are answered too, since the relay waits for them; if the relay does
+// not close within 10 s, Serve closes with 0x4.
 func (c *Conn) Serve(ctx context.Context, h Handler) error {
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex // guards leaving and orders wg.Add before wg.Wait
-		leaving bool       // after GoAway: no new handlers
-	)
+	var wg sync.WaitGroup // the handlers; Wait only once the accept loop ended
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close(wire.CloseNormal, "") })
 	defer stop()
@@ -384,18 +400,7 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 				accepted <- err
 				return
 			}
-			mu.Lock()
-			if leaving {
-				mu.Unlock()
-				str.Abort(wire.StreamCancelled)
-				continue
-			}
-			wg.Add(1)
-			mu.Unlock()
-			go func() {
-				defer wg.Done()
-				c.handle(str, h)
-			}()
+			wg.Go(func() { c.handle(str, h) })
 		}
 	}()
 	select {
@@ -407,15 +412,9 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 			return ctx.Err()
 		}
 		return c.closeCause(err)
-	case <-c.goAway:
-		// Answer what has arrived, refuse what comes after, then leave.
-		mu.Lock()
-		leaving = true
-		mu.Unlock()
-		wg.Wait()
-		// Say "done" by ending the control stream and let the relay close
-		// once it has read every reply: closing here could drop replies
-		// still in flight. Close anyway if the relay does not.
+	case <-c.left:
+		// Closing here could drop replies still in flight: say "done"
+		// and leave the close to the relay.
 		c.ctrlMu.Lock()
 		c.ctrl.Close()
 		c.ctrlMu.Unlock()
@@ -427,9 +426,32 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		}
 		t.Stop()
 		<-accepted
-		return &GoAwayError{c.goAwayF}
+		select {
+		case <-c.goAway:
+			return &GoAwayError{c.goAwayF}
+		default:
+			return ErrClosed
+		}
 	}
 }
+
+// GoingAway is closed when the relay sends GOAWAY; GoAway then says what
+// it asked for.
+func (c *Conn) GoingAway() <-chan struct{} { return c.goAway }
+
+// GoAway returns the relay's GOAWAY, once GoingAway is closed.
+func (c *Conn) GoAway() wire.GoAway {
+	<-c.goAway
+	return c.goAwayF
+}
+
+// Leave hangs up gracefully: Serve ends the control stream, answers what
+// still arrives, and returns once the relay has closed. With
+// Options.MoveFirst, call it after a GOAWAY once logged in elsewhere.
+func (c *Conn) Leave() { c.leaveOnce.Do(func() { close(c.left) }) }
+
+// RemoteAddr is the relay's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 
 // closeCause turns a connection error into the package's errors.
 func (c *Conn) closeCause(err error) error {

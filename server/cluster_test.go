@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,4 +273,84 @@ func ready(t *testing.T, e *relaytest.Relay) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestClusterDrainMovesDevicesWithoutAGap: a node of a cluster drains while
+// webhooks flow to the others; its devices move to them, logging in there
+// before they leave (make-before-break), and every webhook is answered 200.
+func TestClusterDrainMovesDevicesWithoutAGap(t *testing.T) {
+	const devices = 12
+	_, nodes := cluster(t, 3, func(c *server.Config) {
+		c.ReconnectSpread = 500 * time.Millisecond
+		relaytest.NoLimits(c)
+	})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	addrs := a.Addr + "," + b.Addr + "," + c.Addr
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var agents sync.WaitGroup
+	defer agents.Wait()
+	defer cancel()
+	tokens := make([]string, devices)
+	for i := range devices {
+		store := device.FileStore{Path: filepath.Join(t.TempDir(), "token")}
+		tok, err := store.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[i] = tok
+		ag := &device.Agent{
+			Addr:    addrs, // each agent starts on a, the first
+			Options: device.Options{TLS: a.TLS, WebTransport: i%2 == 1},
+			Handler: echo(fmt.Sprint(i)),
+			Tokens:  store,
+			Backoff: device.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		}
+		agents.Go(func() { ag.Run(ctx) })
+	}
+	relaytest.WaitFor(t, func() bool { return a.Router().Len() == devices })
+
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	stop := make(chan struct{})
+	var callers sync.WaitGroup
+	for w := range 4 {
+		callers.Go(func() {
+			to := []*relaytest.Relay{b, c}[w%2]
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := tokens[(w+i)%devices]
+				s, body := to.Post(t, "notify", tok, `{}`)
+				key := fmt.Sprint(s)
+				if s != 200 {
+					key += " " + relaytest.ErrorCode(t, body)
+				}
+				mu.Lock()
+				outcomes[key]++
+				mu.Unlock()
+			}
+		})
+	}
+	a.Stop() // drains: GOAWAY, devices move, a exits
+	relaytest.WaitFor(t, func() bool { return b.Router().Len()+c.Router().Len() == devices })
+	close(stop)
+	callers.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("webhooks during the drain: %v", outcomes)
+	for k, n := range outcomes {
+		if k != "200" {
+			t.Errorf("%d webhooks answered %s", n, k)
+		}
+	}
+	if outcomes["200"] == 0 {
+		t.Fatal("no webhook was sent during the drain")
+	}
+	if n := metric(t, b, "relay_moves_total") + metric(t, c, "relay_moves_total"); n != 0 {
+		t.Errorf("moves counted on the surviving nodes: %v; they belong to the node that drained", n)
+	}
 }

@@ -55,7 +55,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("device", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.relay, "relay", "localhost:8443", "relay `HOST:PORT` (UDP)")
+	fs.StringVar(&o.relay, "relay", "localhost:8443", "relay `HOST:PORT` (UDP); several separated by commas, and a name with several addresses, are tried in turn, and a go-away moves to another")
 	fs.StringVar(&o.transport, "transport", "quic", "quic (raw QUIC, ALPN awtrix-relay/1) or webtransport (HTTP/3 at https://RELAY/connect)")
 	fs.StringVar(&o.serverName, "server-name", "", "`name` the relay's certificate must carry, when it differs from --relay's host: e.g. localhost for a development relay reached at another address; empty checks --relay's host")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the relay's certificate (the relay's relay-state/ca.pem in development); empty uses the system roots")

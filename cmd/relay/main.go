@@ -100,6 +100,23 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		return nil
 	})
+	cc := &o.cfg.Cluster
+	fs.Func("nats", "NATS server `URL`s (nats://host:4222, tls://host:4222; several separated by commas): makes this node one of a cluster; empty: a node alone that never touches NATS", func(v string) error {
+		cc.URLs = cc.URLs[:0]
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				cc.URLs = append(cc.URLs, u)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&cc.Creds, "nats-creds", "", "NATS credentials `file` (user JWT and NKey seed)")
+	fs.StringVar(&cc.CA, "nats-ca", "", "PEM `file` of the CA that signed the NATS servers' certificates (TLS)")
+	fs.StringVar(&cc.Cert, "nats-cert", "", "PEM client certificate `file` for NATS servers that ask for one")
+	fs.StringVar(&cc.Key, "nats-key", "", "PEM private key `file` for --nats-cert")
+	fs.StringVar(&cc.Subject, "nats-subject", cc.Subject, "`prefix` of the cluster's NATS subjects; the nodes of one cluster share it")
+	fs.StringVar(&cc.Name, "nats-name", "", "this node's `name` in NATS monitoring; empty: the host name")
+	fs.BoolVar(&c.ReadyNeedsCluster, "ready-needs-cluster", false, "/readyz answers 503 while this clustered node has no NATS connection (it still serves its own devices)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {
@@ -107,6 +124,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if (o.certFile == "") != (o.keyFile == "") {
 		return nil, errors.New("--cert and --key go together")
+	}
+	if (cc.Cert == "") != (cc.Key == "") {
+		return nil, errors.New("--nats-cert and --nats-key go together")
+	}
+	if len(cc.URLs) == 0 && (cc.Creds != "" || cc.CA != "" || cc.Cert != "" || c.ReadyNeedsCluster) {
+		return nil, errors.New("--nats-creds, --nats-ca, --nats-cert and --ready-needs-cluster need --nats")
+	}
+	if cc.Name == "" {
+		cc.Name, _ = os.Hostname()
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)

@@ -162,3 +162,25 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestNATSFlags(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil || len(o.cfg.Cluster.URLs) != 0 {
+		t.Fatalf("default: %v %v; want a node alone", o.cfg.Cluster.URLs, err)
+	}
+	t.Setenv("RELAY_NATS", "nats://n1.example:4222, tls://n2.example:4222")
+	o, err = parse([]string{"--nats-ca", "ca.pem", "--nats-subject", "clocks", "--ready-needs-cluster"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg.Cluster
+	if len(c.URLs) != 2 || c.URLs[1] != "tls://n2.example:4222" || c.CA != "ca.pem" || c.Subject != "clocks" || !o.cfg.ReadyNeedsCluster || c.Name == "" {
+		t.Fatalf("cluster config %+v, ready %v", c, o.cfg.ReadyNeedsCluster)
+	}
+	t.Setenv("RELAY_NATS", "")
+	for _, args := range [][]string{{"--nats-creds", "x.creds"}, {"--ready-needs-cluster"}, {"--nats", "nats://a:4222", "--nats-cert", "c.pem"}} {
+		if _, err := parse(args, io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}

@@ -113,6 +113,7 @@ const (
 	hdrError   = "Relay-Error"   // a router error's code instead of a reply
 	hdrClaim   = "Relay-Claim"   // the answer to a claim: free, taken, moved, limited
 	hdrHeld    = "Relay-Held"    // the answer to held: yes or no
+	hdrHop     = "Relay-Hop"     // set on a delivery forwarded once already
 
 	opClaim = "claim"
 	opHeld  = "held"
@@ -178,7 +179,9 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
-		// A node's own claims must reach the other nodes, never itself.
+		// A node asks the others, never itself: a request that comes back
+		// to a node that no longer holds the token would answer no_device
+		// where another node may.
 		nats.NoEcho(),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -187,8 +190,10 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 		// not the default minutes.
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			c.log.Warn("cluster: NATS disconnected; remote deliveries answer 503 until it is back", "err", err)
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				c.log.Warn("cluster: NATS disconnected; remote deliveries answer 503 until it is back", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.log.Info("cluster: NATS connected", "server", nc.ConnectedUrlRedacted())
@@ -230,14 +235,22 @@ func (c *Cluster) Start(rel Releaser) {
 // Connected reports whether the node is connected to NATS now.
 func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
 
-// Close leaves the cluster: it closes the NATS connection (every
-// subscription with it) and waits for the requests being served.
+// Close leaves the cluster: it unsubscribes what is left, answers every
+// request already routed here, then closes the NATS connection.
 func (c *Cluster) Close() {
 	c.close.Do(func() {
-		c.nc.Close()
+		c.mu.Lock()
+		subs := c.subs
+		c.subs = nil
+		c.mu.Unlock()
+		for _, sub := range subs {
+			sub.Drain()
+		}
+		c.flush(context.Background())
 		close(c.closed)
+		c.wg.Wait()
+		c.nc.Close()
 	})
-	c.wg.Wait()
 }
 
 func (c *Cluster) subject(key router.Key) string {
@@ -261,7 +274,7 @@ func (c *Cluster) Deliver(ctx context.Context, key router.Key, m router.Message)
 	if d := c.local.Lookup(key); d != nil {
 		return d.Deliver(ctx, m)
 	}
-	rep, err := c.deliverRemote(ctx, key, m)
+	rep, err := c.deliverRemote(ctx, key, m, false)
 	c.out[outcomeOf(ctx, err)].Inc()
 	return rep, err
 }
@@ -281,12 +294,17 @@ func outcomeOf(ctx context.Context, err error) string {
 	return "unavailable"
 }
 
-func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Message) (router.Reply, error) {
+// deliverRemote sends m to the node holding key; forwarded marks a request
+// passed on by a node that was routed it but no longer holds key.
+func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Message, forwarded bool) (router.Reply, error) {
 	if !c.nc.IsConnected() {
 		return router.Reply{}, router.ErrUnavailable
 	}
 	msg := nats.NewMsg(c.subject(key))
 	msg.Header.Set(hdrMode, m.Mode)
+	if forwarded {
+		msg.Header.Set(hdrHop, "1")
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		msg.Header.Set(hdrTimeout, strconv.FormatInt(time.Until(dl).Milliseconds(), 10))
 	}
@@ -322,7 +340,7 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 // waits until the NATS server has the interest.
 func (c *Cluster) Bind(ctx context.Context, key router.Key) {
 	c.mu.Lock()
-	if _, ok := c.subs[key]; ok {
+	if _, ok := c.subs[key]; ok || c.subs == nil {
 		c.mu.Unlock()
 		return
 	}
@@ -338,7 +356,10 @@ func (c *Cluster) Bind(ctx context.Context, key router.Key) {
 }
 
 // Unbind implements session.Directory: it unsubscribes from key's subject
-// and waits until the NATS server knows.
+// and waits until the NATS server knows. A request the server routed here
+// before that is still served (Drain, not Unsubscribe, which would drop
+// it and leave its caller to time out): it no longer finds the device
+// here and is forwarded to where it is now.
 func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
 	c.mu.Lock()
 	sub := c.subs[key]
@@ -347,7 +368,7 @@ func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
 	if sub == nil {
 		return
 	}
-	sub.Unsubscribe()
+	sub.Drain()
 	c.flush(ctx)
 }
 
@@ -355,8 +376,16 @@ func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
 // (subscriptions included), if it is connected; while it is not, nats.go
 // sends every subscription again once it is.
 func (c *Cluster) flush(ctx context.Context) {
-	if c.nc.IsConnected() {
-		c.nc.FlushWithContext(ctx)
+	if !c.nc.IsConnected() {
+		return
+	}
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext wants one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.ClaimTimeout)
+		defer cancel()
+	}
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		c.log.Warn("cluster: NATS flush failed; a binding may reach the other nodes late", "err", err)
 	}
 }
 
@@ -406,25 +435,31 @@ func (c *Cluster) ask(ctx context.Context, key router.Key, op string) (*nats.Msg
 }
 
 // dispatch hands each request from another node to a goroutine of its
-// own: a delivery may wait for its device for seconds.
+// own: a delivery may wait for its device for seconds. Once Close has
+// begun, it serves what is queued and returns.
 func (c *Cluster) dispatch() {
 	for {
+		var m *nats.Msg
 		select {
+		case m = <-c.in:
 		case <-c.closed:
-			return
-		case m := <-c.in:
 			select {
-			case c.serving <- struct{}{}:
+			case m = <-c.in:
 			default:
-				c.served["busy"].Inc()
-				respondError(m, router.ErrBusy)
-				continue
+				return
 			}
-			c.wg.Go(func() {
-				defer func() { <-c.serving }()
-				c.serve(m)
-			})
 		}
+		select {
+		case c.serving <- struct{}{}:
+		default:
+			c.served["busy"].Inc()
+			respondError(m, router.ErrBusy)
+			continue
+		}
+		c.wg.Go(func() {
+			defer func() { <-c.serving }()
+			c.serve(m)
+		})
 	}
 }
 
@@ -464,11 +499,6 @@ func (c *Cluster) serve(m *nats.Msg) {
 }
 
 func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
-	d := c.local.Lookup(key)
-	if d == nil {
-		respondError(m, router.ErrNoDevice)
-		return
-	}
 	left, err := strconv.ParseInt(m.Header.Get(hdrTimeout), 10, 64)
 	if err != nil || left <= 0 {
 		respondError(m, router.ErrTimeout)
@@ -476,7 +506,17 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(left)*time.Millisecond-replyMargin)
 	defer cancel()
-	rep, err := d.Deliver(ctx, router.Message{Mode: m.Header.Get(hdrMode), Body: m.Data})
+	msg := router.Message{Mode: m.Header.Get(hdrMode), Body: m.Data}
+	var rep router.Reply
+	if d := c.local.Lookup(key); d != nil {
+		rep, err = d.Deliver(ctx, msg)
+	} else if m.Header.Get(hdrHop) == "" {
+		// Routed here while the device moved away (or was taken over):
+		// pass it on, once, to wherever the token is now.
+		rep, err = c.deliverRemote(ctx, key, msg, true)
+	} else {
+		err = router.ErrNoDevice
+	}
 	if err != nil {
 		respondError(m, err)
 		return

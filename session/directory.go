@@ -13,11 +13,14 @@ import (
 // Package cluster implements it over NATS. Without one (Config.Directory
 // nil) a node serves its own devices alone.
 //
-// The session server calls it around the router's own binding, in an order
-// that leaves no gap: a login binds its token here, then claims it from any
-// other node; a rotation binds the new token, then unbinds the old one,
-// before ROTATED. A Directory that cannot reach its peers degrades to this
-// node alone rather than refuse logins: its methods then return at once.
+// The session server calls it around the router's own binding: a login
+// claims its token from any other node, then binds it here; a rotation
+// binds the new token, then unbinds the old one, before ROTATED. A device
+// that moves after GOAWAY logs in here before it leaves the other node,
+// which keeps routing its token until then: for a moment both nodes do,
+// and at no instant does none. A Directory that cannot reach its peers
+// degrades to this node alone rather than refuse logins: its methods then
+// return at once.
 type Directory interface {
 	// Bind makes webhooks for key, on every node, reach this node. It
 	// returns once that holds, or when ctx ends.
@@ -40,9 +43,9 @@ const (
 	Free Claim = iota
 	// Taken: its session was closed as replaced (a takeover).
 	Taken
-	// Moved: its session had been sent away with GOAWAY and was
-	// reconnecting elsewhere: the token was unbound there and its messages
-	// in flight finish, without a takeover (make-before-break).
+	// Moved: its session had been sent away with GOAWAY and is moving
+	// here: no takeover; that node routes the token until the device
+	// leaves it, which it does once logged in here (make-before-break).
 	Moved
 )
 
@@ -64,20 +67,15 @@ func (c Claim) String() string {
 var ErrTakeoverLimited = errors.New("session: token taken over too often; the live session stays")
 
 // Release answers another node's Claim for key: a session here that was
-// sent away moves, one that is live is taken over unless key's takeover
-// budget is spent (ErrTakeoverLimited).
+// sent away moves (it keeps its binding until the device leaves), one that
+// is live is taken over unless key's takeover budget is spent
+// (ErrTakeoverLimited).
 func (s *Server) Release(ctx context.Context, key router.Key) (Claim, error) {
 	d, _ := s.router.Lookup(key).(*device)
 	if d == nil {
 		return Free, nil
 	}
 	if d.leaving.Load() {
-		// The device was told to go and is logging in elsewhere before it
-		// leaves: stop routing here; its messages in flight finish and it
-		// hangs up as after any GOAWAY.
-		if s.router.Unregister(key, d) {
-			s.cfg.Directory.Unbind(ctx, key)
-		}
 		s.moves.Inc()
 		return Moved, nil
 	}

@@ -340,6 +340,20 @@ func (s *Server) login(d *device) bool {
 			s.refuse(d, wire.ReasonLimited, "token in use by another live session; taking it over too often")
 			return false
 		}
+	} else if dir := s.cfg.Directory; dir != nil {
+		// Take the token from any other node first. A session there that
+		// was sent away keeps it until the device leaves: both nodes
+		// route it for a moment, and no instant has neither.
+		claim, err := dir.Claim(ctx, d.key)
+		if errors.Is(err, ErrTakeoverLimited) {
+			s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
+			return false
+		}
+		if claim == Taken {
+			// Spend this node's budget too: a clone fight between nodes
+			// is damped as it is on one.
+			s.clones.Allow(d.key, time.Now())
+		}
 	}
 	if n := s.count.Add(1); s.cfg.MaxDevices > 0 && n > int64(s.cfg.MaxDevices) && !takeover {
 		s.count.Add(-1)
@@ -354,24 +368,7 @@ func (s *Server) login(d *device) bool {
 	ctrl.SetReadDeadline(time.Time{})
 	s.router.Register(d.key, d)
 	if dir := s.cfg.Directory; dir != nil {
-		// Bind here first, then take the token from any other node: no
-		// instant in which no node routes it.
 		dir.Bind(ctx, d.key)
-		if !takeover {
-			claim, err := dir.Claim(ctx, d.key)
-			if errors.Is(err, ErrTakeoverLimited) {
-				s.unbind(d)
-				s.count.Add(-1)
-				s.forget(d)
-				s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
-				return false
-			}
-			if claim == Taken {
-				// Spend this node's budget too: a clone fight between
-				// nodes is damped as it is on one.
-				s.clones.Allow(d.key, time.Now())
-			}
-		}
 	}
 	welcome := wire.Welcome{
 		Version:     version,

@@ -129,11 +129,11 @@ func (b Backoff) afterSession(err error, d time.Duration, attempt int) (wait tim
 //
 // Addr may name several relays, "a.example:8443,b.example:8443", and a name
 // may resolve to several addresses: the agent goes round them, one per
-// attempt. On GOAWAY it moves: after the relay's delay it logs in on
-// another relay (the GOAWAY's redirect, or the next address that is not
-// the one it leaves), and only then leaves the old session, whose
-// messages in flight finish: the token is never unknown in between
-// (make-before-break, PROTOCOL §6.6).
+// attempt, starting at a random one. On GOAWAY it moves: after the relay's
+// delay it logs in on another relay (the GOAWAY's redirect, or the next
+// address that is not the one it leaves), and only then leaves the old
+// session, whose messages in flight finish: the token is never unknown in
+// between (make-before-break, PROTOCOL §6.6).
 type Agent struct {
 	Addr    string     // relay HOST:PORT; several separated by commas
 	Options Options    // passed to Dial
@@ -148,6 +148,7 @@ type Agent struct {
 	lock     chan struct{} // a mutex Rotate can give up on: held from token load to a live session, and by Rotate
 	conn     *Conn         // live connection or nil; guarded by lock
 	next     int           // the next address to dial, round the list; guarded by lock
+	started  bool          // next was set at random; guarded by lock
 }
 
 // acquire takes the agent's lock unless ctx ends first.
@@ -334,6 +335,12 @@ func (a *Agent) pick(ctx context.Context, avoid net.Addr) relayAddr {
 		for _, ip := range ips {
 			all = append(all, relayAddr{addr: net.JoinHostPort(ip, port), name: host})
 		}
+	}
+	if !a.started {
+		// Start at a random relay, as nats.go does with its servers: a
+		// fleet with one list does not all land on its first relay, nor
+		// all move to the same next one.
+		a.next, a.started = rand.IntN(len(all)), true
 	}
 	for range all {
 		r := all[a.next%len(all)]

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 )
 
@@ -15,11 +16,20 @@ func TestPickGoesRoundTheRelays(t *testing.T) {
 	for range 4 {
 		got = append(got, a.pick(ctx, nil).addr)
 	}
-	want := []string{"127.0.0.1:8443", "127.0.0.2:8443", "[::1]:9000", "127.0.0.1:8443"}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("dial order %q, want %q", got, want)
+	// From a random start, round the list.
+	order := []string{"127.0.0.1:8443", "127.0.0.2:8443", "[::1]:9000"}
+	first := slices.Index(order, got[0])
+	for i := range got {
+		if want := order[(first+i)%len(order)]; got[i] != want {
+			t.Fatalf("dial order %q, want the list's order %q from a random start", got, order)
 		}
+	}
+	starts := map[string]bool{}
+	for range 100 {
+		starts[(&Agent{Addr: a.Addr}).pick(ctx, nil).addr] = true
+	}
+	if len(starts) != len(order) {
+		t.Fatalf("100 agents started at %v; a fleet must spread over every relay", starts)
 	}
 	leaving := &net.UDPAddr{IP: net.ParseIP("127.0.0.2"), Port: 8443}
 	for range 6 {

@@ -1,10 +1,11 @@
 package loadtest
 
 // This file is the webhook load: a vegeta targeter that spreads realistic
-// AWTRIX bodies over the swarm's tokens, and one attack at a constant rate
-// with its live progress line.
+// AWTRIX bodies over the swarm's tokens (and a cluster's nodes), and one
+// attack at a constant rate with its live progress line.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,8 +16,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -37,10 +41,91 @@ const ZipfS = 1.1
 // bitmaps; the rest are notifications and apps.
 const DefaultBitmapShare = 0.1
 
+// frontends are the addresses webhooks go to: one relay, or a cluster's
+// nodes. The generator sends only to the nodes marked ready, as a balancer
+// that health-checks /readyz would, and counts per node the webhooks it
+// made and those not answered yet.
+type frontends struct {
+	addrs  []string       // HOST:PORT per node; static
+	bases  []string       // "https://ADDR/cloud?mode=" per node; static
+	byHost map[string]int // HOST:PORT -> node; static
+
+	ready   atomic.Pointer[[]int] // the nodes webhooks go to; replaced whole
+	readyMu sync.Mutex            // serializes writers of ready
+	pending []atomic.Int64        // webhooks made for node i and not answered yet
+	sent    []atomic.Uint64       // webhooks made for node i
+}
+
+func newFrontends(addrs ...string) *frontends {
+	f := &frontends{addrs: addrs, byHost: map[string]int{},
+		pending: make([]atomic.Int64, len(addrs)), sent: make([]atomic.Uint64, len(addrs))}
+	all := make([]int, len(addrs))
+	for i, a := range addrs {
+		f.bases = append(f.bases, "https://"+a+"/cloud?mode=")
+		f.byHost[a] = i
+		all[i] = i
+	}
+	f.ready.Store(&all)
+	return f
+}
+
+// pick is a ready node, uniformly; the first node if none is.
+func (f *frontends) pick() int {
+	r := *f.ready.Load()
+	switch len(r) {
+	case 0:
+		return 0
+	case 1:
+		return r[0]
+	}
+	return r[rand.IntN(len(r))]
+}
+
+// setReady adds node n to the ready nodes or takes it out.
+func (f *frontends) setReady(n int, up bool) {
+	f.readyMu.Lock()
+	defer f.readyMu.Unlock()
+	var r []int
+	for i := range f.addrs {
+		if i == n && up || i != n && slices.Contains(*f.ready.Load(), i) {
+			r = append(r, i)
+		}
+	}
+	f.ready.Store(&r)
+}
+
+// settle waits until every webhook made for node n has its answer, at most
+// max; it reports whether none is left.
+func (f *frontends) settle(ctx context.Context, n int, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for f.pending[n].Load() > 0 {
+		if time.Now().After(deadline) || !sleepCtx(ctx, 5*time.Millisecond) {
+			return false
+		}
+	}
+	return true
+}
+
+// roundTripper counts a node's webhook answered when its round trip ends.
+// The targeter counts it made, so that a webhook between the two is never
+// missed.
+type roundTripper struct {
+	rt http.RoundTripper
+	fe *frontends
+}
+
+func (p roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := p.rt.RoundTrip(req)
+	if n, ok := p.fe.byHost[req.URL.Host]; ok {
+		p.fe.pending[n].Add(-1)
+	}
+	return resp, err
+}
+
 // targeter makes webhooks: POST https://ADDR/cloud?mode=MODE&token=TOKEN&lt=ID.
 // It is safe for concurrent use (vegeta's workers call it at once).
 type targeter struct {
-	base        string             // "https://ADDR/cloud?mode="; static
+	fe          *frontends         // static
 	n           int                // devices; static
 	token       func(i int) string // device i's current token
 	nextID      func() uint64
@@ -48,17 +133,22 @@ type targeter struct {
 	bitmapShare float64
 	hdr         http.Header // shared, read-only (vegeta copies it)
 
+	// In a cluster: where(i) is the node of device i's session (-1
+	// between sessions), and routes keeps where each webhook went.
+	where  func(i int) int
+	routes *routing
+
 	zipfMu sync.Mutex // guards zipf, which is not safe for concurrent use
 	zipf   *rand.Zipf
 	perm   []int // Zipf rank -> device, so the hot devices are spread; static
 }
 
-func newTargeter(addr string, n int, token func(int) string, nextID func() uint64, dist string, bitmapShare float64) (*targeter, error) {
+func newTargeter(fe *frontends, n int, token func(int) string, nextID func() uint64, dist string, bitmapShare float64) (*targeter, error) {
 	if n <= 0 {
 		return nil, errors.New("loadtest: targeter needs devices")
 	}
 	t := &targeter{
-		base:        "https://" + addr + "/cloud?mode=",
+		fe:          fe,
 		n:           n,
 		token:       token,
 		nextID:      nextID,
@@ -100,13 +190,43 @@ func (t *targeter) body() body {
 	return smallBodies[rand.IntN(len(smallBodies))]
 }
 
+// routing keeps, per message id of a cluster's webhook, the node it went
+// to, its device, and the node of that device's session when it was sent.
+type routing struct {
+	nodes idTable // route(webhook node, device's node)
+	devs  idTable // device index + 1
+}
+
+// get returns id's webhook node, device and device node (-1: between
+// sessions); ok is false for an id never recorded.
+func (r *routing) get(id uint64) (webhook, dev, devNode int, ok bool) {
+	webhook, devNode, ok = unroute(r.nodes.get(id))
+	return webhook, int(r.devs.get(id)) - 1, devNode, ok
+}
+
+// route packs a webhook's node and its device's node when it was sent
+// (-1: between sessions) into an idTable word; 0 is "not recorded".
+func route(webhook, device int) uint32 { return uint32(webhook+1)<<16 | uint32(device+1)&0xffff }
+
+// unroute undoes route; ok is false for a word never set.
+func unroute(v uint32) (webhook, device int, ok bool) {
+	return int(v>>16) - 1, int(v&0xffff) - 1, v != 0
+}
+
 // next is the vegeta.Targeter.
 func (t *targeter) next(tgt *vegeta.Target) error {
 	id := t.nextID()
 	dev := t.device()
 	b := t.body()
+	node := t.fe.pick()
+	t.fe.sent[node].Add(1)
+	t.fe.pending[node].Add(1)
+	if t.routes != nil {
+		t.routes.nodes.set(id, route(node, t.where(dev)))
+		t.routes.devs.set(id, uint32(dev)+1)
+	}
 	tgt.Method = http.MethodPost
-	tgt.URL = t.base + b.mode + "&token=" + t.token(dev) + "&lt=" + strconv.FormatUint(id, 10)
+	tgt.URL = t.fe.bases[node] + b.mode + "&token=" + t.token(dev) + "&lt=" + strconv.FormatUint(id, 10)
 	tgt.Body = appendBody(make([]byte, 0, len(b.rest)+32), b, id, dev)
 	tgt.Header = t.hdr
 	return nil
@@ -114,8 +234,8 @@ func (t *targeter) next(tgt *vegeta.Target) error {
 
 // attackSpec is one constant-rate attack.
 type attackSpec struct {
-	name     string // vegeta's attack name: the series in plot.html
-	addr     string // HOST:PORT, for warming the connections
+	name     string     // vegeta's attack name: the series in plot.html
+	fe       *frontends // where target sends webhooks: warmed, and answers counted
 	tls      *tls.Config
 	rate     float64 // requests/s
 	duration time.Duration
@@ -125,6 +245,8 @@ type attackSpec struct {
 	expect   time.Duration
 	target   vegeta.Targeter
 	progress io.Writer // live line; nil for none
+	// started, if set, is called when the attack begins, after warming.
+	started func(time.Time)
 }
 
 // attackOutcome is what one attack measured.
@@ -135,6 +257,19 @@ type attackOutcome struct {
 	errs    uint64           // anything else, transport errors included
 	samples map[string]int64 // first occurrences of each error text
 	conns   int              // the connection pool
+	// failed has every answer other than 2xx: when it was sent, and its
+	// status and code (failureKey).
+	failed []failure
+	keys   map[string]string // interned failure keys
+}
+
+// failure is one webhook not answered 2xx.
+type failure struct {
+	at  time.Time     // sent
+	key string        // "404 no_device", "0 timeout": failureKey
+	lat time.Duration // until answered
+	id  uint64        // its message id
+	ok  bool          // id is known
 }
 
 // Generator limits.
@@ -182,8 +317,13 @@ func runAttack(ctx context.Context, spec attackSpec) *attackOutcome {
 		DisableCompression:  true,
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: spec.timeout}
-	warm(ctx, client, "https://"+spec.addr+"/cloud", conns)
+	client := &http.Client{Transport: roundTripper{tr, spec.fe}, Timeout: spec.timeout}
+	// Warming goes round the counting, straight to the shared pool.
+	warmer := &http.Client{Transport: tr, Timeout: spec.timeout}
+	per := (conns + len(spec.fe.addrs) - 1) / len(spec.fe.addrs)
+	for _, a := range spec.fe.addrs {
+		warm(ctx, warmer, "https://"+a+"/cloud", per)
+	}
 	atk := vegeta.NewAttacker(
 		vegeta.Client(client),
 		vegeta.Workers(uint64(conns)),
@@ -191,9 +331,12 @@ func runAttack(ctx context.Context, spec attackSpec) *attackOutcome {
 		vegeta.MaxBody(1024),
 	)
 	pace := vegeta.Rate{Freq: max(int(math.Round(spec.rate)), 1), Per: time.Second}
+	if spec.started != nil {
+		spec.started(time.Now())
+	}
 	res := atk.Attack(spec.target, pace, spec.duration, spec.name)
 
-	out := &attackOutcome{samples: map[string]int64{}, conns: conns}
+	out := &attackOutcome{samples: map[string]int64{}, conns: conns, keys: map[string]string{}}
 	out.results = make([]vegeta.Result, 0, int(spec.rate*spec.duration.Seconds())+16)
 	var p *Progress
 	if spec.progress != nil {
@@ -274,9 +417,47 @@ func (o *attackOutcome) add(r *vegeta.Result) {
 		if len(o.samples) < 8 || o.samples[r.Error] > 0 {
 			o.samples[r.Error]++
 		}
+		k := failureKey(r)
+		if ik, ok := o.keys[k]; ok {
+			k = ik
+		} else {
+			o.keys[k] = k
+		}
+		id, ok := idFromURL(r.URL)
+		o.failed = append(o.failed, failure{at: r.Timestamp, key: k, lat: r.Latency, id: id, ok: ok})
 	}
 	r.Body, r.Headers = nil, nil
 	o.results = append(o.results, *r)
+}
+
+var codeKey = []byte(`"code":"`)
+
+// failureKey names an answer other than 2xx by its status and the relay's
+// error code, "503 draining"; a transport error (no answer) by its kind,
+// "0 timeout".
+func failureKey(r *vegeta.Result) string {
+	status := strconv.Itoa(int(r.Code))
+	if r.Code == 0 {
+		e := r.Error
+		switch {
+		case strings.Contains(e, "Timeout") || strings.Contains(e, "timeout") || strings.Contains(e, "deadline exceeded"):
+			return "0 timeout"
+		case strings.Contains(e, "connection refused"):
+			return "0 refused"
+		case strings.Contains(e, "connection reset"):
+			return "0 reset"
+		case strings.Contains(e, "EOF"):
+			return "0 eof"
+		}
+		return "0 error"
+	}
+	if i := bytes.Index(r.Body, codeKey); i >= 0 {
+		rest := r.Body[i+len(codeKey):]
+		if j := bytes.IndexByte(rest, '"'); j > 0 && j <= 64 {
+			return status + " " + string(rest[:j])
+		}
+	}
+	return status
 }
 
 // latencyMS converts closed vegeta metrics.

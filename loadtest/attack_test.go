@@ -96,7 +96,7 @@ func newTestTargeter(t *testing.T, devices int, dist string) (*targeter, []strin
 		tokens[i] = wire.NewToken()
 	}
 	var ids atomic.Uint64
-	tg, err := newTargeter("127.0.0.1:8443", devices, func(i int) string { return tokens[i] },
+	tg, err := newTargeter(newFrontends("127.0.0.1:8443"), devices, func(i int) string { return tokens[i] },
 		func() uint64 { return ids.Add(1) - 1 }, dist, DefaultBitmapShare)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestTargeterDistributions(t *testing.T) {
 		}
 	})
 	t.Run("unknown", func(t *testing.T) {
-		if _, err := newTargeter("h:1", 1, nil, nil, "pareto", 0); err == nil {
+		if _, err := newTargeter(newFrontends("h:1"), 1, nil, nil, "pareto", 0); err == nil {
 			t.Error("unknown distribution accepted")
 		}
 	})

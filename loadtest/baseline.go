@@ -194,8 +194,14 @@ func baselineMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 }
 
 // BaselineProcess is a baseline server running as a child process.
-type BaselineProcess struct {
-	Addr string // HOST:PORT it listens on, from its "baseline listening" line
+type BaselineProcess = ServerProcess
+
+// ServerProcess is a server this binary runs in a child process of its
+// own, so that its CPU and memory can be sampled apart from the
+// generator's: the baseline (BaselineArgs) or a cluster's NATS server
+// (NATSArgs).
+type ServerProcess struct {
+	Addr string // HOST:PORT or URL it listens on, from its ready line
 	PID  int    // for StartSampler
 
 	cmd     *exec.Cmd
@@ -208,21 +214,27 @@ type BaselineProcess struct {
 // its address or ctx ends. cmd's Stdin and Stdout must be unset (they are
 // the control pipes); Stderr defaults to this process's.
 func StartBaseline(ctx context.Context, cmd *exec.Cmd) (*BaselineProcess, error) {
+	return startServer(ctx, cmd, "baseline", baselineReady)
+}
+
+// startServer starts cmd and waits until its first line on stdout is
+// ready followed by its address.
+func startServer(ctx context.Context, cmd *exec.Cmd, what, ready string) (*ServerProcess, error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: baseline: %w", err)
+		return nil, fmt.Errorf("loadtest: %s: %w", what, err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: baseline: %w", err)
+		return nil, fmt.Errorf("loadtest: %s: %w", what, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("loadtest: baseline: %w", err)
+		return nil, fmt.Errorf("loadtest: %s: %w", what, err)
 	}
-	b := &BaselineProcess{PID: cmd.Process.Pid, cmd: cmd, stdin: stdin, drained: make(chan struct{})}
+	b := &ServerProcess{PID: cmd.Process.Pid, cmd: cmd, stdin: stdin, drained: make(chan struct{})}
 
 	line := make(chan string, 1)
 	go func() {
@@ -234,24 +246,24 @@ func StartBaseline(ctx context.Context, cmd *exec.Cmd) (*BaselineProcess, error)
 	}()
 	select {
 	case l := <-line:
-		a, ok := strings.CutPrefix(strings.TrimSpace(l), baselineReady)
+		a, ok := strings.CutPrefix(strings.TrimSpace(l), ready)
 		if ok {
 			b.Addr = a
 			return b, nil
 		}
-		err = fmt.Errorf("loadtest: baseline did not start (said %q)", l)
+		err = fmt.Errorf("loadtest: %s did not start (said %q)", what, l)
 	case <-ctx.Done():
-		err = fmt.Errorf("loadtest: baseline did not start: %w", ctx.Err())
+		err = fmt.Errorf("loadtest: %s did not start: %w", what, ctx.Err())
 	}
 	b.Stop()
 	return nil, err
 }
 
-// Stop ends the baseline process and waits for it: it closes its stdin
-// (the baseline's cue to shut down), sends SIGTERM if it is still there
+// Stop ends the server process and waits for it: it closes its stdin
+// (the server's cue to shut down), sends SIGTERM if it is still there
 // after 5 s and SIGKILL a second later. It returns the exit error, nil
-// when the baseline exited cleanly. Call it once.
-func (b *BaselineProcess) Stop() error {
+// when the server exited cleanly. Call it once.
+func (b *ServerProcess) Stop() error {
 	b.stdin.Close()
 	waited := make(chan error, 1)
 	go func() {
@@ -265,8 +277,8 @@ func (b *BaselineProcess) Stop() error {
 		return err
 	case <-t.C:
 	}
-	// Not on the first try: a SIGTERM that lands after BaselineMain has
-	// returned (and let go of the signal) would kill a clean exit.
+	// Not on the first try: a SIGTERM that lands after the server's main
+	// has returned (and let go of the signal) would kill a clean exit.
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	t.Reset(time.Second)
 	select {

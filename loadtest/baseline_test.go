@@ -17,8 +17,8 @@ import (
 )
 
 // helperEnv makes the test binary a child process for these tests (the
-// os/exec tests' pattern): "baseline" runs BaselineMain on the arguments
-// after "--", "wait" exits at end of stdin.
+// os/exec tests' pattern): "baseline" runs BaselineMain and "nats" NATSMain
+// on the arguments after "--", "wait" exits at end of stdin.
 const helperEnv = "LOADTEST_TEST_HELPER"
 
 // TestProcHelper is not a test: it is the child process of the tests that
@@ -27,6 +27,8 @@ func TestProcHelper(t *testing.T) {
 	switch os.Getenv(helperEnv) {
 	case "baseline":
 		os.Exit(BaselineMain(flag.Args()))
+	case "nats":
+		os.Exit(NATSMain(flag.Args()))
 	case "wait":
 		io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)

@@ -32,6 +32,10 @@ const (
 	colMaxRate  = "#2ca02c"
 	colGrid     = "#e5e5e5"
 	colAxis     = "#333333"
+	colLocal    = "#74c476"
+	colCross    = "#756bb1"
+	colNonOK    = "#e34a33"
+	colRestart  = "#fee8c8"
 )
 
 // svgDoc builds the chart text. Every string from outside goes through esc.
@@ -83,9 +87,12 @@ func writeChart(w io.Writer, s *Summary) error {
 	d.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="12" fill="%s">`+"\n",
 		chartW, chartH, chartW, chartH, colAxis)
 	d.f(`<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", chartW, chartH)
-	if len(s.Steps) > 0 {
+	switch {
+	case len(s.Steps) > 0:
 		capacityChart(&d, s)
-	} else {
+	case s.Soak != nil && len(s.Soak.Timeline) > 0:
+		timelineChart(&d, s)
+	default:
 		barChart(&d, s)
 	}
 	d.f("</svg>\n")
@@ -139,18 +146,7 @@ func capacityChart(d *svgDoc, s *Summary) {
 	}
 
 	// Grid and ticks.
-	decades := math.Round(math.Log10(yHi / yLo))
-	for dec := yLo; dec < yHi*1.001; dec *= 10 {
-		for _, m := range []float64{1, 2, 5} {
-			v := dec * m
-			if v > yHi*1.001 || (m != 1 && decades > 4) {
-				continue
-			}
-			y := Y(v)
-			d.f(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", plotLeft, y, plotRight, y, colGrid)
-			d.text(plotLeft-6, y+4, "end", "", tick(v))
-		}
-	}
+	d.logGrid(yLo, yHi, Y)
 	for v := 0.0; v <= xHi*1.0001; v += xStep {
 		x := X(v)
 		d.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x, plotTop, x, plotBottom, colGrid)
@@ -226,17 +222,20 @@ func capacityChart(d *svgDoc, s *Summary) {
 // axis with each bar's value written on it.
 func barChart(d *svgDoc, s *Summary) {
 	title := fmt.Sprintf("%s: webhook latency, relay vs baseline", s.Scenario)
-	d.f("<title>%s</title>\n", esc(title))
-	d.text(chartW/2, 24, "middle", ` font-size="16" font-weight="bold"`, title)
-
 	type series struct {
 		id, color string
 		lat       LatencyMS
 	}
 	all := []series{{"relay", colRelayP99, s.Latency}}
+	if c := s.Cluster; c != nil && c.Local > 0 && c.CrossNode > 0 {
+		title = fmt.Sprintf("%s: webhook latency, local and cross-node deliveries", s.Scenario)
+		all = append(all, series{"local", colLocal, c.LocalLatency}, series{"cross-node", colCross, c.CrossNodeLatency})
+	}
 	if s.Baseline != nil {
 		all = append(all, series{"baseline", colBaseP99, s.Baseline.Latency})
 	}
+	d.f("<title>%s</title>\n", esc(title))
+	d.text(chartW/2, 24, "middle", ` font-size="16" font-weight="bold"`, title)
 	groups := []struct {
 		name string
 		pick func(LatencyMS) float64
@@ -291,6 +290,107 @@ func barChart(d *svgDoc, s *Summary) {
 	d.legend(entries)
 }
 
+// timelineChart draws a soak second by second: p50 and p99 of the 2xx
+// answers on a log axis, the answers other than 2xx per second as bars on
+// a linear axis at the right, and each restart's window shaded.
+func timelineChart(d *svgDoc, s *Summary) {
+	ss := s.Soak
+	title := fmt.Sprintf("%s: latency and answers other than 2xx, second by second", s.Scenario)
+	d.f("<title>%s</title>\n", esc(title))
+	d.text(chartW/2, 24, "middle", ` font-size="16" font-weight="bold"`, title)
+
+	n := len(ss.Timeline)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	maxBad := uint64(0)
+	for _, sec := range ss.Timeline {
+		for _, v := range []float64{sec.P50MS, sec.P99MS} {
+			if v > 0 {
+				lo, hi = min(lo, v), max(hi, v)
+			}
+		}
+		maxBad = max(maxBad, sec.NonOK)
+	}
+	if math.IsInf(lo, 1) {
+		lo, hi = 0.1, 1
+	}
+	yLo := math.Pow(10, math.Floor(math.Log10(lo)))
+	yHi := math.Pow(10, math.Ceil(math.Log10(hi)))
+	if yHi <= yLo {
+		yHi = yLo * 10
+	}
+	xHi := float64(n)
+	X := func(v float64) float64 { return plotLeft + v/xHi*(plotRight-plotLeft) }
+	Y := func(v float64) float64 {
+		return plotBottom - (math.Log10(v)-math.Log10(yLo))/(math.Log10(yHi)-math.Log10(yLo))*(plotBottom-plotTop)
+	}
+	badStep := niceStep(float64(maxBad), 4)
+	if badStep < 1 {
+		badStep = 1
+	}
+	badHi := math.Ceil(float64(maxBad)*1.05/badStep) * badStep
+	if badHi <= 0 {
+		badHi = badStep
+	}
+	YB := func(v float64) float64 { return plotBottom - v/badHi*(plotBottom-plotTop) }
+
+	// Restart windows under everything else.
+	d.f(`<g data-series="restarts"><title>restarts</title>` + "\n")
+	for i, r := range ss.Restarts {
+		x0, x1 := X(r.AtS), X(r.AtS+r.OutS)
+		d.f(`<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", x0, plotTop, max(x1-x0, 2), plotBottom-plotTop, colRestart)
+		d.text(x0+2, plotTop+12+float64(i%3)*12, "start", ` font-size="10"`, fmt.Sprintf("node %d", r.Node))
+	}
+	d.f("</g>\n")
+
+	d.logGrid(yLo, yHi, Y)
+	xStep := niceStep(xHi, 8)
+	if xStep < 1 {
+		xStep = 1
+	}
+	for v := 0.0; v <= xHi*1.0001; v += xStep {
+		d.text(X(v), plotBottom+16, "middle", "", tick(v))
+	}
+	for v := 0.0; v <= badHi*1.0001; v += badStep {
+		d.text(plotRight+4, YB(v)+4, "start", fmt.Sprintf(` font-size="10" fill="%s"`, colNonOK), tick(v))
+	}
+	axes(d, "seconds into the attack", "latency of 2xx answers (ms, log scale)")
+
+	// Answers other than 2xx, one bar per second.
+	barW := max((plotRight-plotLeft)/xHi-1, 1)
+	d.f(`<g data-series="non-2xx"><title>answers other than 2xx per second</title>` + "\n")
+	for _, sec := range ss.Timeline {
+		if sec.NonOK > 0 {
+			y := YB(float64(sec.NonOK))
+			d.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="0.8"/>`+"\n", X(float64(sec.S)), y, barW, plotBottom-y, colNonOK)
+		}
+	}
+	d.f("</g>\n")
+
+	line := func(id, color string, width float64, pick func(SecondStats) float64) {
+		var pts []string
+		for _, sec := range ss.Timeline {
+			if v := pick(sec); v > 0 {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", X(float64(sec.S)+0.5), Y(v)))
+			}
+		}
+		if len(pts) == 0 {
+			return
+		}
+		d.f(`<g data-series="%s"><title>%s</title>`+"\n", id, esc(id))
+		d.f(`<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f" stroke-linejoin="round"/>`+"\n",
+			strings.Join(pts, " "), color, width)
+		d.f("</g>\n")
+	}
+	line("p50", colRelayP50, 1.5, func(s SecondStats) float64 { return s.P50MS })
+	line("p99", colRelayP99, 1.5, func(s SecondStats) float64 { return s.P99MS })
+	d.legend([]legendEntry{
+		{label: "p50", color: colRelayP50},
+		{label: "p99", color: colRelayP99},
+		{label: "not 2xx per second (right axis)", color: colNonOK, bar: true},
+		{label: "restart: out of rotation to back", color: colRestart, bar: true},
+	})
+}
+
 // axes draws the plot frame's left and bottom axes and their titles.
 func axes(d *svgDoc, xTitle, yTitle string) {
 	d.f(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`+"\n", plotLeft, plotBottom, plotRight, plotBottom, colAxis)
@@ -314,6 +414,24 @@ func niceStep(span float64, n int) float64 {
 		}
 	}
 	return 10 * mag
+}
+
+// logGrid draws the horizontal grid lines and ticks of a logarithmic y
+// axis from yLo to yHi: 1, 2 and 5 per decade, or only 1s beyond four
+// decades.
+func (d *svgDoc) logGrid(yLo, yHi float64, Y func(float64) float64) {
+	decades := math.Round(math.Log10(yHi / yLo))
+	for dec := yLo; dec < yHi*1.001; dec *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			v := dec * m
+			if v > yHi*1.001 || (m != 1 && decades > 4) {
+				continue
+			}
+			y := Y(v)
+			d.f(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", plotLeft, y, plotRight, y, colGrid)
+			d.text(plotLeft-6, y+4, "end", "", tick(v))
+		}
+	}
 }
 
 // tick formats an axis value without float noise (0.30000000000000004).

@@ -50,11 +50,12 @@ func relayFlags(ctx context.Context, bin string) map[string]bool {
 	return flags
 }
 
-// relayArgs are the flags the suite starts bin with, before extra.
-func relayArgs(ctx context.Context, bin, state string, extra []string) []string {
+// relayArgs are the flags the suite starts bin with, before extra: listen
+// and admin are HOST:PORT (port 0 for any free one).
+func relayArgs(ctx context.Context, bin, state, listen, admin string, extra []string) []string {
 	args := []string{
-		"--listen", "127.0.0.1:0",
-		"--admin", "127.0.0.1:0",
+		"--listen", listen,
+		"--admin", admin,
 		"--state-dir", state,
 		"--drain-timeout", relayDrainTimeout.String(),
 		"--reconnect-spread", "0s",
@@ -78,6 +79,13 @@ type relayProc struct {
 	StateDir string
 	PID      int
 
+	bin   string    // static: for a restart
+	extra []string  // static: the extra flags, for a restart
+	logTo io.Writer // static: every stderr line goes here too; nil: none
+	// stopAfter bounds SIGTERM to exit before a kill; 0 is
+	// relayStopTimeout. Static, kept by a restart.
+	stopAfter time.Duration
+
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has been waited for
 	err    error         // Wait's result, set before exited closes
@@ -87,8 +95,14 @@ type relayProc struct {
 // startRelay runs bin on loopback with a fresh state directory under dir
 // and waits until it is ready. args are extra relay flags.
 func startRelay(ctx context.Context, bin, dir string, args []string) (*relayProc, error) {
-	state := filepath.Join(dir, "relay-state")
-	cmd := exec.Command(bin, relayArgs(ctx, bin, state, args)...)
+	return startRelayAt(ctx, bin, filepath.Join(dir, "relay-state"), "127.0.0.1:0", "127.0.0.1:0", args, nil)
+}
+
+// startRelayAt runs bin with the state directory state (shared by a
+// cluster's nodes: one development CA) on listen and admin, and waits until
+// it is ready. If logTo is set, it gets every line the relay logs.
+func startRelayAt(ctx context.Context, bin, state, listen, admin string, args []string, logTo io.Writer) (*relayProc, error) {
+	cmd := exec.Command(bin, relayArgs(ctx, bin, state, listen, admin, args)...)
 	cmd.SysProcAttr = childAttr()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -97,7 +111,8 @@ func startRelay(ctx context.Context, bin, dir string, args []string) (*relayProc
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("loadtest: start relay: %w", err)
 	}
-	r := &relayProc{Args: cmd.Args, StateDir: state, PID: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), logs: &tail{max: 40}}
+	r := &relayProc{Args: cmd.Args, StateDir: state, PID: cmd.Process.Pid, bin: bin, extra: args, logTo: logTo,
+		cmd: cmd, exited: make(chan struct{}), logs: &tail{max: 40}}
 
 	ready := make(chan map[string]string, 1)
 	go func() {
@@ -107,6 +122,9 @@ func startRelay(ctx context.Context, bin, dir string, args []string) (*relayProc
 		for sc.Scan() {
 			line := sc.Text()
 			r.logs.add(line)
+			if logTo != nil {
+				io.WriteString(logTo, line+"\n")
+			}
 			if kv := logFields(line); !found && kv["listen"] != "" {
 				found = true
 				ready <- kv
@@ -154,7 +172,17 @@ func (r *relayProc) stop() error {
 	default:
 	}
 	r.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(relayStopTimeout)
+	return r.wait()
+}
+
+// wait waits for the relay to exit after a SIGTERM, at most stopAfter,
+// then kills it.
+func (r *relayProc) wait() error {
+	after := r.stopAfter
+	if after <= 0 {
+		after = relayStopTimeout
+	}
+	t := time.NewTimer(after)
 	defer t.Stop()
 	select {
 	case <-r.exited:
@@ -162,8 +190,32 @@ func (r *relayProc) stop() error {
 	case <-t.C:
 		r.cmd.Process.Kill()
 		<-r.exited
-		return fmt.Errorf("loadtest: relay did not stop within %v; killed", relayStopTimeout)
+		return fmt.Errorf("loadtest: relay did not stop within %v; killed", after)
 	}
+}
+
+// Restart timings: the ports of a relay that just exited may take a moment
+// to be free again.
+const (
+	restartTries = 20
+	restartPause = 100 * time.Millisecond
+)
+
+// restart starts the relay again, after it exited, with the same flags on
+// the same ports, and waits until it is ready.
+func (r *relayProc) restart(ctx context.Context) (*relayProc, error) {
+	var err error
+	for range restartTries {
+		var p *relayProc
+		if p, err = startRelayAt(ctx, r.bin, r.StateDir, r.Addr, r.Admin, r.extra, r.logTo); err == nil {
+			p.stopAfter = r.stopAfter
+			return p, nil
+		}
+		if !sleepCtx(ctx, restartPause) {
+			break
+		}
+	}
+	return nil, err
 }
 
 // alive reports whether the relay is still running.

@@ -16,19 +16,28 @@ const (
 	ScenarioSlow     = "slow"     // devices ack slowly
 	ScenarioCapacity = "capacity" // ramp until the SLO breaks
 	ScenarioIdle     = "idle"     // memory per connected idle device
+	ScenarioCluster  = "cluster"  // fanin over several relay nodes joined by NATS
+	ScenarioSoak     = "soak"     // cluster with churn and a rolling restart
 )
 
 // Scenarios lists every scenario.
-var Scenarios = []string{ScenarioFanin, ScenarioHot, ScenarioStorm, ScenarioChurn, ScenarioSlow, ScenarioCapacity, ScenarioIdle}
+var Scenarios = []string{ScenarioFanin, ScenarioHot, ScenarioStorm, ScenarioChurn, ScenarioSlow, ScenarioCapacity, ScenarioIdle,
+	ScenarioCluster, ScenarioSoak}
+
+// clustered reports whether a scenario runs a cluster of relay nodes.
+func clustered(scenario string) bool { return scenario == ScenarioCluster || scenario == ScenarioSoak }
 
 // Config is one run. Zero values take the defaults below (and the
 // scenario's own, noted per field).
 type Config struct {
 	Scenario string
 	Devices  int
-	Rate     float64       // webhooks/s; capacity: the first step and the increment
-	Duration time.Duration // the attack; capacity uses Step and MaxSteps instead
-	Out      string        // directory for the report files; "" writes none
+	Rate     float64 // webhooks/s; capacity: the first step and the increment
+	// Duration is the attack; capacity uses Step and MaxSteps instead. A
+	// soak defaults to Nodes*RestartEvery: a rolling restart of every node
+	// once.
+	Duration time.Duration
+	Out      string // directory for the report files; "" writes none
 
 	// The relay: the suite starts RelayBin as its own process, unless
 	// Target names one already running (HOST:PORT, TCP and UDP), whose
@@ -56,9 +65,19 @@ type Config struct {
 	// schedule (Devices/ConnectRate).
 	ConnectTimeout time.Duration
 
-	// Baseline runs the same attack against a bare fasthttp TLS handler.
+	// Cluster and soak: Nodes relay processes (default 3), joined by a NATS
+	// server that BaselineBin serves in a process of its own (NATSArgs).
+	// Device i starts on node i mod Nodes; webhooks go to the nodes at
+	// random. Soak restarts the next node in turn every RestartEvery
+	// (default 1m), the i-th at (i+1/2)*RestartEvery into the attack.
+	Nodes        int
+	RestartEvery time.Duration
+
+	// Baseline runs the same attack against a bare fasthttp TLS handler
+	// (not in soak, whose attack is long and not about latency).
 	// BaselineBin is the loadtest binary, run as a separate process with
-	// BaselineArgs; empty serves the baseline in this process.
+	// BaselineArgs (and NATSArgs for a cluster); empty serves both in this
+	// process.
 	Baseline    bool
 	BaselineBin string
 
@@ -72,8 +91,8 @@ type Config struct {
 	// fanin, storm and slow, and in a capacity step that holds; default 0.
 	MaxErrorRate float64
 
-	// Churn: fractions of the devices per second that reconnect and that
-	// rotate their token over the live session.
+	// Churn and soak: fractions of the devices per second that reconnect
+	// and that rotate their token over the live session; negative: none.
 	ChurnReconnect, ChurnRotate float64
 
 	// IdleSettle is how long idle devices sit before memory is read.
@@ -95,6 +114,8 @@ const (
 	DefaultChurnReconnect = 0.05
 	DefaultChurnRotate    = 0.01
 	DefaultIdleSettle     = 3 * time.Second
+	DefaultNodes          = 3
+	DefaultRestartEvery   = time.Minute
 
 	slowAckDelay  = 200 * time.Millisecond
 	slowAckJitter = 100 * time.Millisecond
@@ -123,6 +144,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Rate < 1 {
 		return c, errors.New("loadtest: rate must be at least 1 webhook/s")
 	}
+	if clustered(c.Scenario) {
+		if c.Nodes <= 0 {
+			c.Nodes = DefaultNodes
+		}
+		if c.Target != "" {
+			return c, fmt.Errorf("loadtest: %s starts its own nodes; --target is for one relay", c.Scenario)
+		}
+	} else if c.Nodes > 1 {
+		return c, fmt.Errorf("loadtest: %d nodes: only the %s and %s scenarios run several", c.Nodes, ScenarioCluster, ScenarioSoak)
+	}
+	def(&c.RestartEvery, DefaultRestartEvery)
+	if c.Scenario == ScenarioSoak {
+		if c.Nodes < 2 {
+			return c, errors.New("loadtest: soak restarts nodes one at a time and needs at least 2")
+		}
+		def(&c.Duration, time.Duration(c.Nodes)*c.RestartEvery)
+	}
 	def(&c.Duration, DefaultDuration)
 	def(&c.ConnectTimeout, DefaultConnectTimeout)
 	def(&c.SLO, DefaultSLO)
@@ -131,11 +169,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxSteps <= 0 {
 		c.MaxSteps = DefaultMaxSteps
 	}
-	if c.ChurnReconnect <= 0 {
+	switch {
+	case c.ChurnReconnect == 0:
 		c.ChurnReconnect = DefaultChurnReconnect
+	case c.ChurnReconnect < 0:
+		c.ChurnReconnect = 0
 	}
-	if c.ChurnRotate <= 0 {
+	switch {
+	case c.ChurnRotate == 0:
 		c.ChurnRotate = DefaultChurnRotate
+	case c.ChurnRotate < 0:
+		c.ChurnRotate = 0
 	}
 	switch {
 	case c.BitmapShare == 0:

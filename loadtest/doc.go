@@ -1,7 +1,9 @@
 // Package loadtest answers "how many devices and webhooks per second can one
-// relay node carry, at what latency and memory": it runs a relay as its own
-// process, connects a swarm of simulated devices to it, sends webhooks with
-// vegeta, and accounts for every message.
+// relay node carry, at what latency and memory", and what a cluster of nodes
+// costs and loses while its nodes restart: it runs the relay as its own
+// process (or several joined by a NATS server), connects a swarm of
+// simulated devices to it, sends webhooks with vegeta, and accounts for
+// every message.
 //
 // One run (Run, or `make loadtest`, or cmd/loadtest) is:
 //
@@ -29,9 +31,28 @@
 //  6. The Summary, written with WriteReport (summary.json, report.md,
 //     chart.svg, plot.html) and printed with PrintTable.
 //
-// The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity and
-// idle; Config documents what each changes. Everything talks to loopback
-// only, and every loop is bounded in count and time.
+// The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity,
+// idle, cluster and soak; Config documents what each changes. Everything
+// talks to loopback only, and every loop is bounded in count and time.
+//
+// The cluster scenario is fanin over Config.Nodes relay processes sharing
+// one development CA, joined by a NATS server that this binary serves in a
+// process of its own (NATSMain), so that each node's CPU and memory and the
+// NATS server's are sampled apart. Device i starts on node i mod Nodes;
+// each webhook goes to a node picked at random among those in rotation
+// (frontends). The targeter records, per message id, the webhook's node and
+// the node of its device's session at that moment, so that the deliveries
+// split into local and cross-node ones with their own latencies. Devices
+// sent away with GOAWAY move make-before-break: they log in on the next node
+// in an order of their own, then leave.
+//
+// The soak scenario adds churn (reconnects and rotations) and a rolling
+// restart (restarter): every Config.RestartEvery the next node is taken out
+// of rotation, drained with SIGTERM once its webhooks are answered, started
+// again on the same ports and put back once /readyz answers. Answers other
+// than 2xx are counted per restart window by status and code, and each is
+// explained by what its device did meanwhile (the swarm's event log): churn
+// (a hang-up or a rotation while the webhook was in flight) or not.
 //
 // The relay's per-source and per-token rate limits are turned off for the
 // run (the whole swarm and every caller share one loopback address); the

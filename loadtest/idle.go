@@ -68,7 +68,7 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	var ps Summary
 	ps.StatusCounts = map[string]uint64{}
 	r.connect(ctx, sw, &ps)
-	smp := r.meter(t.pid, &ps)
+	smp := r.meter([]int{t.pid}, 0, &ps)
 	defer smp.stop()
 	m := smp.mark()
 	if !sleepCtx(ctx, r.cfg.IdleSettle) {

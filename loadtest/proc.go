@@ -159,7 +159,8 @@ func (s *Sampler) stats(from int) ProcessStats {
 	st.Samples = len(ss)
 	hz := float64(clockTicks())
 	first, last := ss[0], ss[len(ss)-1]
-	if wall := last.at.Sub(first.at).Seconds(); wall > 0 {
+	st.wall = last.at.Sub(first.at)
+	if wall := st.wall.Seconds(); wall > 0 {
 		st.CPUPercent = float64(last.ticks-first.ticks) / hz / wall * 100
 	}
 	// Intervals shorter than half the period (a Mark or Since right after a

@@ -6,10 +6,12 @@ package loadtest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -199,8 +201,12 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 	row("Latency p99", ms(s.Latency.P99)+" ms")
 	row("Latency max", ms(s.Latency.Max)+" ms")
 	row("Latency mean", ms(s.Latency.Mean)+" ms")
-	row("Relay CPU", fmt.Sprintf("%s%% mean, %s%% max (100%% = one core)", pct(s.RelayCPUPercent), pct(s.Relay.CPUMaxPct)))
-	row("Relay RSS", fmt.Sprintf("%s MB at end, %s MB max", num1(s.RelayRSSMB), num1(s.Relay.RSSMaxMB)))
+	relayName := "Relay"
+	if c := s.Cluster; c != nil {
+		relayName = fmt.Sprintf("Relay (%d nodes together)", len(c.Nodes))
+	}
+	row(relayName+" CPU", fmt.Sprintf("%s%% mean, %s%% max (100%% = one core)", pct(s.RelayCPUPercent), pct(s.Relay.CPUMaxPct)))
+	row(relayName+" RSS", fmt.Sprintf("%s MB at end, %s MB max", num1(s.RelayRSSMB), num1(s.Relay.RSSMaxMB)))
 	row("Delivered", strconv.FormatUint(s.Delivered, 10))
 	row("Lost", strconv.FormatUint(s.Lost, 10))
 	row("Duplicated", strconv.FormatUint(s.Duplicated, 10))
@@ -278,6 +284,13 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 		p("\n")
 	}
 
+	if c := s.Cluster; c != nil {
+		writeClusterMD(p, s, c)
+	}
+	if ss := s.Soak; ss != nil {
+		writeSoakMD(p, ss)
+	}
+
 	if len(s.Steps) > 0 {
 		p("## Capacity\n\n")
 		if s.SLOP99MS > 0 {
@@ -311,9 +324,14 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 	}
 
 	p("## Chart\n\n![chart](%s)\n\n", ChartFile)
-	if len(s.Steps) > 0 {
+	switch {
+	case len(s.Steps) > 0:
 		p("Latency (log scale) against the offered rate, relay and baseline; the dashed line is the SLO.")
-	} else {
+	case s.Soak != nil:
+		p("Webhook latency p50 and p99 (log scale) second by second, answers other than 2xx per second, and the restarts' windows.")
+	case s.Cluster != nil:
+		p("Webhook latency percentiles: all, local and cross-node deliveries, and the baseline.")
+	default:
 		p("Webhook latency percentiles, relay and baseline.")
 	}
 	p(" %s has the latency of every request over time; %s has every figure above.\n\n", PlotFile, SummaryFile)
@@ -329,6 +347,164 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// writeClusterMD writes the cluster's nodes, NATS, and where deliveries
+// crossed nodes.
+func writeClusterMD(p func(string, ...any), s *Summary, c *ClusterStats) {
+	p("## Cluster\n\n")
+	p("%d relay nodes, each its own process, joined by a NATS server in a process of its own (%s). "+
+		"Device i started on node i mod %d; each webhook went to a node picked at random among those in rotation.\n\n",
+		len(c.Nodes), mdText(c.NATSURL), len(c.Nodes))
+	p("| Node | Address | PIDs | Webhooks sent | Devices at end | CPU mean | CPU max | RSS at end | RSS max |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range c.Nodes {
+		p("| %d | %s | %s | %d | %d | %s%% | %s%% | %s MB | %s MB |\n", n.Node, mdText(n.Addr), joinInts(n.PIDs),
+			n.Webhooks, n.Devices, pct(n.Process.CPUPercent), pct(n.Process.CPUMaxPct), num1(n.Process.RSSMB), num1(n.Process.RSSMaxMB))
+	}
+	if c.NATS.PID != 0 {
+		p("| NATS | | %d | | | %s%% | %s%% | %s MB | %s MB |\n", c.NATS.PID,
+			pct(c.NATS.CPUPercent), pct(c.NATS.CPUMaxPct), num1(c.NATS.RSSMB), num1(c.NATS.RSSMaxMB))
+	}
+	p("| Nodes together | | | | | %s%% | %s%% | %s MB | %s MB |\n\n",
+		pct(s.Relay.CPUPercent), pct(s.Relay.CPUMaxPct), num1(s.Relay.RSSMB), num1(s.Relay.RSSMaxMB))
+	if c.NATS.PID == 0 {
+		p("The NATS server ran inside the generator's process: its CPU and memory are in the generator's.\n\n")
+	}
+
+	total := c.Local + c.CrossNode + c.Unknown
+	share := func(n uint64) string {
+		if total == 0 {
+			return "–"
+		}
+		return ratioPct(float64(n) / float64(total))
+	}
+	p("Deliveries (webhooks answered 2xx) by where the device's session was when the webhook was sent:\n\n")
+	p("| | Deliveries | Share | p50 ms | p90 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	p("| Local: device on the webhook's node | %d | %s | %s | %s | %s | %s |\n", c.Local, share(c.Local),
+		ms(c.LocalLatency.P50), ms(c.LocalLatency.P90), ms(c.LocalLatency.P99), ms(c.LocalLatency.Max))
+	p("| Cross-node: device on another node | %d | %s | %s | %s | %s | %s |\n", c.CrossNode, share(c.CrossNode),
+		ms(c.CrossNodeLatency.P50), ms(c.CrossNodeLatency.P90), ms(c.CrossNodeLatency.P99), ms(c.CrossNodeLatency.Max))
+	if c.Unknown > 0 {
+		p("| Device between sessions when sent | %d | %s | | | | |\n", c.Unknown, share(c.Unknown))
+	}
+	p("\n")
+	if c.Local > 0 && c.CrossNode > 0 {
+		p("Crossing nodes (a NATS request to the device's node and its reply) added %s ms at p50 and %s ms at p99.\n\n",
+			signedMS(c.CrossNodeLatency.P50-c.LocalLatency.P50), signedMS(c.CrossNodeLatency.P99-c.LocalLatency.P99))
+	}
+	if c.Moves > 0 || c.MovesFailed > 0 {
+		p("Devices sent away with GOAWAY moved make-before-break %d times (logged in on another node, then left); %d moves failed to log in.\n\n",
+			c.Moves, c.MovesFailed)
+	}
+	p("## Answers other than 2xx\n\n")
+	if len(s.NonOK) == 0 {
+		p("None: every webhook was answered 2xx.\n\n")
+	} else {
+		p("| Status and code | Count |\n|---|---:|\n")
+		for _, k := range sortedByCount(s.NonOK) {
+			p("| %s | %d |\n", mdText(k), s.NonOK[k])
+		}
+		p("\nStatus 0 is no answer at all (the kind of transport error follows).\n\n")
+	}
+}
+
+// writeSoakMD writes the rolling restart.
+func writeSoakMD(p func(string, ...any), ss *SoakStats) {
+	p("## Rolling restart\n\n")
+	p("Every %s s the next node in turn was taken out of the generator's rotation (as a balancer that health-checks "+
+		"/readyz would), sent SIGTERM once its webhooks were answered (its devices move to other nodes make-before-break), "+
+		"started again with the same flags on the same ports, and put back in rotation once its /readyz answered. "+
+		"A restart's window runs from out of rotation to back in; the webhooks counted in it were sent to any node.\n\n", num(ss.RestartEveryS))
+	if len(ss.Restarts) == 0 {
+		p("No node was restarted: the attack was shorter than one interval.\n\n")
+		return
+	}
+	p("| # | Node | At s | Settle s | Drain s | Empty after s | Back s | Window s | Devices | Moved | Moves failed | Webhooks | Not 2xx | Churn's | By code |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for i, r := range ss.Restarts {
+		empty := "–"
+		if r.EmptyS >= 0 {
+			empty = secs(r.EmptyS)
+		}
+		p("| %d | %d | %s | %s | %s | %s | %s | %s | %d | %d | %d | %d | %d | %d | %s |\n", i+1, r.Node, num1(r.AtS),
+			secs(r.SettleS), secs(r.DrainS), empty, secs(r.BackS), secs(r.OutS), r.Devices, r.Moved, r.MovesFailed,
+			r.Requests, r.NonOK, r.NonOKChurn, mdText(codesText(r.NonOKByCode)))
+	}
+	p("\n")
+	for i, r := range ss.Restarts {
+		if r.Error != "" {
+			p("Restart %d failed: %s\n\n", i+1, mdText(r.Error))
+		}
+	}
+	p("Settle: out of rotation until every webhook sent to the node was answered. Drain: SIGTERM to exit. " +
+		"Empty after: SIGTERM until no device had a session on it. Back: exit to ready again. " +
+		"Churn's: sent to a device that churn hung up or rotated between 2 s before the webhook and its answer.\n\n")
+	p("Outside the restarts' windows (%s s): %d answers other than 2xx, %s/s, %d of them to devices churn hung up or rotated meanwhile.\n\n",
+		num1(ss.OutsideS), ss.OutsideNonOK, rate3(float64(ss.OutsideNonOK), ss.OutsideS), ss.OutsideNonOKChurn)
+	var odd []string
+	for i, r := range ss.Restarts {
+		for _, f := range r.Samples {
+			if !f.Churn {
+				odd = append(odd, fmt.Sprintf("restart %d, %s s after SIGTERM: %s", i+1, secs(f.AfterTermS), sampleText(f)))
+			}
+		}
+	}
+	for _, f := range ss.OutsideSamples {
+		odd = append(odd, fmt.Sprintf("%s s into the attack: %s", num1(f.AfterTermS), sampleText(f)))
+	}
+	if len(odd) > 0 {
+		p("Answers other than 2xx that churn does not explain (the first of each restart, and outside), with what their devices did:\n\n")
+		for _, o := range odd {
+			p("- %s\n", mdText(o))
+		}
+		p("\n")
+	}
+}
+
+// sampleText describes a webhook not answered 2xx and its device's events.
+func sampleText(f FailureSample) string {
+	where := "between sessions"
+	if f.DeviceNode >= 0 {
+		where = fmt.Sprintf("on node %d", f.DeviceNode)
+	}
+	t := fmt.Sprintf("%s after %s ms, sent to node %d for device %d %s", f.Answer, ms(f.LatencyMS), f.WebhookNode, f.Device, where)
+	if len(f.Events) > 0 {
+		t += "; device: " + strings.Join(f.Events, ", ")
+	}
+	return t
+}
+
+// joinInts is "1, 2, 3".
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// secs formats seconds to the millisecond.
+func secs(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+// rate3 is n per s, with three significant figures or so.
+func rate3(n, s float64) string {
+	if s <= 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(n/s, 'g', 3, 64)
+}
+
+// sortedByCount is m's keys, most first.
+func sortedByCount(m map[string]uint64) []string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
 }
 
 // stepAt finds the step at rate (the baseline ramp uses the relay's rates).
@@ -521,6 +697,32 @@ func PrintTable(w io.Writer, s *Summary) {
 	if c := s.Churn; c != nil {
 		row("churn", "reconnects %d (re-established %d)  rotations %d (failed %d, skipped %d)",
 			c.Reconnects, c.Reconnected, c.Rotations, c.RotationsFailed, c.RotationsSkipped)
+	}
+	if c := s.Cluster; c != nil {
+		for _, n := range c.Nodes {
+			row(fmt.Sprintf("node %d", n.Node), "%s  webhooks %d  devices %d  CPU %s%% mean, %s%% max  RSS %s MB (max %s)  pids %s",
+				n.Addr, n.Webhooks, n.Devices, pct(n.Process.CPUPercent), pct(n.Process.CPUMaxPct),
+				num1(n.Process.RSSMB), num1(n.Process.RSSMaxMB), joinInts(n.PIDs))
+		}
+		if c.NATS.PID != 0 {
+			row("nats", "CPU %s%% mean, %s%% max  RSS %s MB (max %s)", pct(c.NATS.CPUPercent), pct(c.NATS.CPUMaxPct), num1(c.NATS.RSSMB), num1(c.NATS.RSSMaxMB))
+		} else {
+			row("nats", "in this process (not sampled apart)")
+		}
+		row("cross-node", "%s of %d deliveries  local p50 %s p99 %s ms  cross-node p50 %s p99 %s ms",
+			ratioPct(c.CrossNodeShare), c.Local+c.CrossNode+c.Unknown,
+			ms(c.LocalLatency.P50), ms(c.LocalLatency.P99), ms(c.CrossNodeLatency.P50), ms(c.CrossNodeLatency.P99))
+		row("moves", "%d make-before-break, %d failed", c.Moves, c.MovesFailed)
+		row("not 2xx", "%s", codesText(s.NonOK))
+	}
+	if ss := s.Soak; ss != nil {
+		for i, r := range ss.Restarts {
+			row(fmt.Sprintf("restart %d", i+1), "node %d at %s s: drain %s s, back %s s, window %s s; %d devices, %d moved, %d failed; %d of %d webhooks not 2xx (%d churn; %s)%s",
+				r.Node, num1(r.AtS), secs(r.DrainS), secs(r.BackS), secs(r.OutS), r.Devices, r.Moved, r.MovesFailed,
+				r.NonOK, r.Requests, r.NonOKChurn, codesText(r.NonOKByCode), map[bool]string{true: "  FAILED", false: ""}[r.Error != ""])
+		}
+		row("outside", "%s s outside the restarts: %d not 2xx (%s/s, %d churn)", num1(ss.OutsideS), ss.OutsideNonOK,
+			rate3(float64(ss.OutsideNonOK), ss.OutsideS), ss.OutsideNonOKChurn)
 	}
 	if len(s.Steps) > 0 {
 		if s.MaxSustainedRate > 0 {

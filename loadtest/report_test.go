@@ -340,3 +340,114 @@ func TestReportTicks(t *testing.T) {
 		t.Errorf("niceStep(1600, 6) = %v, want 500", got)
 	}
 }
+
+func soakSummary() *Summary {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := &Summary{
+		Scenario: "soak", Devices: 2000, Connected: 2000, Transport: "mixed",
+		Rate: 200, DurationS: 60, Target: "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+		Command:         "loadtest --scenario soak --nodes 3 --restart-every 20s --duration 60s",
+		Requests:        12000,
+		StatusCounts:    map[string]uint64{"200": 11990, "404": 8, "502": 2},
+		Throughput:      199.8,
+		Delivered:       11990,
+		Latency:         LatencyMS{P50: 1.2, P90: 10, P99: 450, Max: 900, Mean: 15},
+		Relay:           ProcessStats{CPUPercent: 40, CPUMaxPct: 160, RSSMB: 250, RSSMaxMB: 460, Samples: 720},
+		RelayCPUPercent: 40, RelayRSSMB: 250,
+		Churn: &ChurnStats{ReconnectPerS: 0.05, RotatePerS: 0.01, Reconnects: 6000, Reconnected: 5990, Rotations: 1200},
+		Cluster: &ClusterStats{
+			NATSURL: "nats://127.0.0.1:4222",
+			NATS:    ProcessStats{PID: 99, CPUPercent: 5.2, CPUMaxPct: 13, RSSMB: 29, RSSMaxMB: 29.5, Samples: 240},
+			Nodes: []NodeStats{
+				{Node: 0, Addr: "127.0.0.1:1", Admin: "127.0.0.1:11", PIDs: []int{10, 13}, Webhooks: 4000, Devices: 1300,
+					Process: ProcessStats{PID: 13, CPUPercent: 12, CPUMaxPct: 51, RSSMB: 150, RSSMaxMB: 155, Samples: 240}},
+				{Node: 1, Addr: "127.0.0.1:2", Admin: "127.0.0.1:12", PIDs: []int{11, 14}, Webhooks: 4100, Devices: 700,
+					Process: ProcessStats{PID: 14, CPUPercent: 13, CPUMaxPct: 52, RSSMB: 90, RSSMaxMB: 127, Samples: 240}},
+				{Node: 2, Addr: "127.0.0.1:3", Admin: "127.0.0.1:13", PIDs: []int{12, 15}, Webhooks: 3900, Devices: 0,
+					Process: ProcessStats{PID: 15, CPUPercent: 15, CPUMaxPct: 59, RSSMB: 16, RSSMaxMB: 184, Samples: 240}},
+			},
+			Local: 4000, CrossNode: 7990, CrossNodeShare: 7990.0 / 11990,
+			LocalLatency:     LatencyMS{P50: 0.8, P90: 5, P99: 400, Max: 800, Mean: 10},
+			CrossNodeLatency: LatencyMS{P50: 1.4, P90: 15, P99: 480, Max: 900, Mean: 17},
+			Moves:            3300, MovesFailed: 1,
+		},
+		NonOK: map[string]uint64{"404 no_device": 8, "502 device_gone": 2},
+		Soak: &SoakStats{
+			RestartEveryS: 20, OutsideS: 45, OutsideNonOK: 6, OutsideNonOKChurn: 5,
+			Restarts: []RestartStats{
+				{Node: 0, At: at, AtS: 10, SettleS: 0.004, DrainS: 5.1, EmptyS: 5.0, BackS: 0.015, OutS: 5.12, PID: 13,
+					Devices: 667, Moved: 667, Requests: 1024, NonOK: 3, NonOKChurn: 3, NonOKByCode: map[string]uint64{"404 no_device": 2, "502 device_gone": 1},
+					Samples: []FailureSample{{AfterTermS: 0.45, Answer: "404 no_device", LatencyMS: 747, WebhookNode: 1, Device: 1579, DeviceNode: -1,
+						Events: []string{"-0.335 s hung up by churn (node 1)"}, Churn: true}}},
+				{Node: 1, At: at.Add(20 * time.Second), AtS: 30, DrainS: 5.2, EmptyS: -1, BackS: 0.02, OutS: 5.22, PID: 14,
+					Devices: 1016, Moved: 1015, MovesFailed: 1, Requests: 1040, NonOK: 1, NonOKByCode: map[string]uint64{"404 no_device": 1},
+					Samples: []FailureSample{{AfterTermS: 4.9, Answer: "404 no_device", LatencyMS: 640, WebhookNode: 0, Device: 1752, DeviceNode: 2,
+						Events: []string{"+0.283 s GOAWAY (node 2)"}}}},
+			},
+			Timeline: []SecondStats{{S: 0, Requests: 200, P50MS: 1.1, P99MS: 15}, {S: 1, Requests: 200, NonOK: 2, P50MS: 1.3, P99MS: 400}, {S: 2, Requests: 200, P50MS: 1.2, P99MS: 20}},
+		},
+		Pass: true,
+	}
+	return s
+}
+
+func TestReportSoak(t *testing.T) {
+	dir := t.TempDir()
+	s := soakSummary()
+	if err := WriteReport(dir, s, results([]string{"relay"}, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	checkSummaryJSON(t, dir, s)
+
+	series, text := svgSeries(t, readOut(t, dir, ChartFile))
+	for _, id := range []string{"restarts", "non-2xx", "p50", "p99"} {
+		if !slices.Contains(series, id) {
+			t.Errorf("chart.svg has no %s series (has %v)", id, series)
+		}
+	}
+	wantContains(t, ChartFile, text, "soak: latency and answers other than 2xx, second by second", "node 0", "node 1", "seconds into the attack")
+
+	md := readOut(t, dir, ReportFile)
+	wantContains(t, ReportFile, md,
+		"| Relay (3 nodes together) CPU | 40% mean, 160% max (100% = one core) |",
+		"## Cluster", "| 0 | 127.0.0.1:1 | 10, 13 | 4000 | 1300 | 12% | 51% | 150.0 MB | 155.0 MB |",
+		"| NATS | | 99 | | | 5.2% | 13% | 29.0 MB | 29.5 MB |",
+		"| Local: device on the webhook's node | 4000 | 33% | 0.800 | 5.00 | 400 | 800 |",
+		"| Cross-node: device on another node | 7990 | 67% | 1.40 | 15.0 | 480 | 900 |",
+		"added +0.600 ms at p50 and +80.0 ms at p99", "moved make-before-break 3300 times", "1 moves failed",
+		"## Answers other than 2xx", "| 404 no\\_device | 8 |", "| 502 device\\_gone | 2 |",
+		"## Rolling restart", "Every 20 s the next node",
+		"| 1 | 0 | 10.0 | 0.004 | 5.100 | 5.000 | 0.015 | 5.120 | 667 | 667 | 0 | 1024 | 3 | 3 | 404 no\\_device: 2, 502 device\\_gone: 1 |",
+		"| 2 | 1 | 30.0 | 0.000 | 5.200 | – | 0.020 | 5.220 | 1016 | 1015 | 1 | 1040 | 1 | 0 | 404 no\\_device: 1 |",
+		"Outside the restarts' windows (45.0 s): 6 answers other than 2xx, 0.133/s, 5 of them to devices churn",
+		"- restart 2, 4.900 s after SIGTERM: 404 no\\_device after 640 ms, sent to node 0 for device 1752 on node 2; device: +0.283 s GOAWAY (node 2)",
+		"## Churn",
+	)
+	var b bytes.Buffer
+	PrintTable(&b, s)
+	wantContains(t, "soak table", b.String(), "node 2", "pids 12, 15", "nats", "cross-node  67% of 11990 deliveries",
+		"local p50 0.800 p99 400 ms  cross-node p50 1.40 p99 480 ms", "3300 make-before-break, 1 failed",
+		"404 no_device: 8, 502 device_gone: 2", "restart 1", "node 0 at 10.0 s", "3 of 1024 webhooks not 2xx (3 churn;",
+		"outside", "PASS")
+	t.Log("\n" + b.String())
+}
+
+func TestReportCluster(t *testing.T) {
+	dir := t.TempDir()
+	s := soakSummary()
+	s.Scenario, s.Soak, s.Churn, s.NonOK = "cluster", nil, nil, nil
+	s.Baseline = &BaselineStats{Requests: 12000, Throughput: 200, Latency: LatencyMS{P50: 0.3, P90: 0.5, P99: 0.8, Max: 4}}
+	if err := WriteReport(dir, s, results([]string{"relay", "baseline"}, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	series, text := svgSeries(t, readOut(t, dir, ChartFile))
+	if !slices.Equal(series, []string{"relay", "local", "cross-node", "baseline"}) {
+		t.Errorf("chart.svg series %v, want relay, local, cross-node and baseline", series)
+	}
+	wantContains(t, ChartFile, text, "cluster: webhook latency, local and cross-node deliveries")
+	md := readOut(t, dir, ReportFile)
+	wantContains(t, ReportFile, md, "## Cluster", "None: every webhook was answered 2xx.", "## Relay vs baseline")
+	if strings.Contains(md, "## Rolling restart") {
+		t.Error("a cluster report has a rolling restart")
+	}
+}

@@ -103,21 +103,33 @@ func (r *runner) logf(format string, args ...any) {
 // target is the relay under test and what the generator needs to reach it
 // and its baseline.
 type target struct {
-	addr string
+	addr string      // the relay; a cluster's first node
 	tls  *tls.Config // trusts the relay
 	pid  int         // 0 when unknown: no CPU and memory figures
 	proc *relayProc  // nil for --target
+	fe   *frontends  // where webhooks go: the relay, or the nodes that are ready
 	// The baseline presents this certificate (the relay's own, when the
 	// suite started the relay) and the generator trusts baseTLS for it.
 	certFile, keyFile string
 	baseTLS           *tls.Config
+
+	// A cluster: its nodes (a restart replaces one), and its NATS server,
+	// a process of its own (nats) or in this one (natsStop ends it).
+	nodes    []*relayProc
+	nats     *ServerProcess
+	natsStop func()
+	natsURL  string
+	logs     []*os.File // the nodes' logs in OUT; closed by stop
 }
 
 // startTarget starts the relay, or checks the one given with --target.
 func (r *runner) startTarget(ctx context.Context) (*target, error) {
 	cfg := r.cfg
+	if clustered(cfg.Scenario) {
+		return r.startCluster(ctx)
+	}
 	if cfg.Target != "" {
-		t := &target{addr: cfg.Target, pid: cfg.TargetPID}
+		t := &target{addr: cfg.Target, pid: cfg.TargetPID, fe: newFrontends(cfg.Target)}
 		var err error
 		if t.tls, err = tlsTrusting(cfg.CAFile); err != nil {
 			return nil, err
@@ -154,7 +166,7 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &target{addr: p.Addr, pid: p.PID, proc: p}
+	t := &target{addr: p.Addr, pid: p.PID, proc: p, fe: newFrontends(p.Addr)}
 	if t.tls, err = tlsTrusting(p.CAFile); err != nil {
 		p.stop()
 		return nil, err
@@ -171,17 +183,6 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 	r.logf("relay pid %d listening on %s (admin %s)", p.PID, p.Addr, p.Admin)
 	r.relayCommand = strings.Join(p.Args, " ")
 	return t, nil
-}
-
-// stop ends a relay the suite started; an unclean exit is an error.
-func (t *target) stop() error {
-	if t.proc == nil {
-		return nil
-	}
-	if err := t.proc.stop(); err != nil {
-		return fmt.Errorf("relay exited badly: %v\n%s", err, t.proc.logs)
-	}
-	return nil
 }
 
 // tlsTrusting is a client configuration trusting the PEM certificates in
@@ -201,16 +202,22 @@ func tlsTrusting(caFile string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// newSwarm makes the swarm for the relay at t.
+// newSwarm makes the swarm for the relay at t (every node of a cluster).
 func (r *runner) newSwarm(t *target, share float64) (*Swarm, error) {
+	var addrs []string
+	if len(t.nodes) > 1 {
+		addrs = t.addrs()
+	}
 	return NewSwarm(SwarmConfig{
 		Addr:              t.addr,
+		Addrs:             addrs,
 		TLS:               t.tls,
 		Devices:           r.cfg.Devices,
 		WebTransportShare: share,
 		ConnectRate:       r.cfg.ConnectRate,
 		AckDelay:          r.cfg.AckDelay,
 		AckJitter:         r.cfg.AckJitter,
+		Events:            clustered(r.cfg.Scenario),
 	})
 }
 
@@ -257,9 +264,12 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 			t.stop()
 		}
 	}()
-	s.Target = t.addr
+	s.Target = strings.Join(t.addrs(), ",")
 	s.Rate = cfg.Rate
-	smp := r.meter(t.pid, s)
+	if clustered(cfg.Scenario) {
+		s.Cluster = newClusterStats(t)
+	}
+	smp := r.meter(t.pids(), t.natsPID(), s)
 	defer smp.stop()
 
 	sw, err := r.newSwarm(t, cfg.WebTransportShare)
@@ -272,13 +282,17 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		return ctx.Err()
 	}
 
-	tg, err := newTargeter(t.addr, sw.Len(), sw.Token, sw.NextID, cfg.Dist, cfg.BitmapShare)
+	tg, err := newTargeter(t.fe, sw.Len(), sw.Token, sw.NextID, cfg.Dist, cfg.BitmapShare)
 	if err != nil {
 		return err
 	}
+	var routes routing
+	if s.Cluster != nil {
+		tg.where, tg.routes = sw.Node, &routes
+	}
 	spec := attackSpec{
 		name:     "relay",
-		addr:     t.addr,
+		fe:       t.fe,
 		tls:      t.tls,
 		rate:     cfg.Rate,
 		duration: cfg.Duration,
@@ -290,6 +304,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 
 	var outs []*attackOutcome
 	var churn *churner
+	var began time.Time
 	if cfg.Scenario == ScenarioCapacity {
 		runs := r.ramp(ctx, spec, smp, cfg.MaxSteps)
 		if len(runs) == 0 {
@@ -307,18 +322,34 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		runs[b].proc.record(s)
 		s.Latency, s.Throughput = runs[b].step.Latency, runs[b].step.Throughput
 	} else {
-		if cfg.Scenario == ScenarioChurn {
+		if cfg.Scenario == ScenarioChurn || cfg.Scenario == ScenarioSoak {
 			churn = startChurn(ctx, sw, cfg.ChurnReconnect, cfg.ChurnRotate)
+		}
+		var rs *restarter
+		spec.started = func(at time.Time) { began = at }
+		if cfg.Scenario == ScenarioSoak {
+			rs = r.startRestarts(ctx, t, sw, smp)
+			spec.started = func(at time.Time) { began = at; rs.begin(at) }
+			r.logf("soak: %d nodes, a restart every %v (%d in all), churn %.1f%% reconnects and %.1f%% rotations of the devices per second",
+				cfg.Nodes, cfg.RestartEvery, rs.n, cfg.ChurnReconnect*100, cfg.ChurnRotate*100)
 		}
 		r.logf("%s: %.0f webhooks/s for %v (%s, %.0f%% bitmaps, ack delay %v ± %v)",
 			cfg.Scenario, cfg.Rate, cfg.Duration, cfg.Dist, cfg.BitmapShare*100, cfg.AckDelay, cfg.AckJitter)
 		m := smp.mark()
 		out := runAttack(ctx, spec)
+		var restarts []RestartStats
+		if rs != nil {
+			restarts = rs.stop()
+		}
 		smp.since(m).record(s)
 		s.Latency, s.Throughput = latencyMS(&out.metrics), out.throughput()
 		outs = []*attackOutcome{out}
 		if churn != nil {
 			s.Churn = churn.stop()
+		}
+		if rs != nil {
+			s.Soak = soakStats(restarts, out.results, out.failed, &routes, sw.Events(), began, cfg.Duration)
+			s.Soak.RestartEveryS = cfg.RestartEvery.Seconds()
 		}
 	}
 	sw.Settle(ctx, cfg.AckDelay+cfg.AckJitter+settleExtra)
@@ -334,6 +365,35 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	if churn != nil {
 		s.Churn.Reconnected = counts.Reconnects
 	}
+	if c := s.Cluster; c != nil {
+		for i := range c.Nodes {
+			c.Nodes[i].Webhooks = t.fe.sent[i].Load()
+			c.Nodes[i].Devices = sw.OnNode(i)
+		}
+		if s.Soak != nil {
+			for _, rs := range s.Soak.Restarts {
+				if rs.PID != 0 {
+					c.Nodes[rs.Node].PIDs = append(c.Nodes[rs.Node].PIDs, rs.PID)
+				}
+			}
+		}
+		c.Moves, c.MovesFailed = sw.Moves()
+		if c.MovesFailed > 0 {
+			r.logf("%d of %d moves after GOAWAY failed to log in; first errors: %s", c.MovesFailed, c.Moves+c.MovesFailed, strings.Join(sw.MoveErrors(), "; "))
+		}
+		if n := counts.DialErrors - s.Connect.DialErrors; n > 0 {
+			r.logf("%d dials failed during the attack (reconnects and moves, retried)", n)
+		}
+		for _, o := range outs {
+			crossNode(c, o.results, &routes)
+		}
+		s.NonOK = map[string]uint64{}
+		for _, o := range outs {
+			for k, n := range countFailures(o.failed) {
+				s.NonOK[k] += n
+			}
+		}
+	}
 	sw.Close()
 	smp.stop()
 	stopped = true
@@ -343,7 +403,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	r.account(s, &l, counts)
 	r.fill(s, outs)
 
-	if cfg.Baseline && ctx.Err() == nil {
+	if cfg.Baseline && cfg.Scenario != ScenarioSoak && ctx.Err() == nil {
 		if err := r.baseline(ctx, s, t, spec, sw); err != nil {
 			return err
 		}
@@ -481,18 +541,20 @@ func (r *runner) baseline(ctx context.Context, s *Summary, t *target, spec attac
 
 	// Same distribution, bodies and token shapes; ids of its own.
 	var ids atomic.Uint64
-	tg, err := newTargeter(addr, sw.Len(), sw.Token, func() uint64 { return ids.Add(1) - 1 }, cfg.Dist, cfg.BitmapShare)
+	fe := newFrontends(addr)
+	tg, err := newTargeter(fe, sw.Len(), sw.Token, func() uint64 { return ids.Add(1) - 1 }, cfg.Dist, cfg.BitmapShare)
 	if err != nil {
 		return err
 	}
-	spec.name, spec.addr, spec.tls, spec.target = "baseline", addr, t.baseTLS, tg.next
+	spec.name, spec.fe, spec.tls, spec.target = "baseline", fe, t.baseTLS, tg.next
 	spec.expect = 0 // the bare handler answers at once: a pool for its latency
+	spec.started = nil
 
 	// The baseline's meter: its "relay" is the baseline process.
 	var smp meter
 	if pid != 0 {
 		if sm, err := StartSampler(pid, sampleEvery); err == nil {
-			smp.relay = sm
+			smp.nodes = []*procSeries{newSeries(sm)}
 		}
 	}
 	defer smp.stop()
@@ -572,7 +634,7 @@ func (r *runner) check(s *Summary, outs []*attackOutcome) {
 		return n
 	}
 	switch cfg.Scenario {
-	case ScenarioFanin, ScenarioStorm, ScenarioSlow:
+	case ScenarioFanin, ScenarioStorm, ScenarioSlow, ScenarioCluster:
 		if s.Requests > 0 && float64(errs)/float64(s.Requests) > cfg.MaxErrorRate {
 			s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks failed (%s), above the %.2f%% budget",
 				errs, s.Requests, strings.Join(samples, "; "), cfg.MaxErrorRate*100))
@@ -592,6 +654,28 @@ func (r *runner) check(s *Summary, outs []*attackOutcome) {
 		if n := codes("404", "502", "503", "504"); n > 0 {
 			s.Failures = append(s.Failures, fmt.Sprintf("%d webhooks failed other than 404/502/503/504 (%s)", n, strings.Join(samples, "; ")))
 		}
+	case ScenarioSoak:
+		// Every webhook answered; answers other than 2xx are the figures
+		// a soak measures, reported by code, not failures.
+		var unanswered uint64
+		for code, n := range s.StatusCounts {
+			if code == "0" {
+				unanswered += n
+			}
+		}
+		if unanswered > 0 {
+			s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks got no answer (%s)", unanswered, s.Requests, strings.Join(samples, "; ")))
+		}
+		if ss := s.Soak; ss != nil {
+			for i, rs := range ss.Restarts {
+				if rs.Error != "" {
+					s.Failures = append(s.Failures, fmt.Sprintf("restart %d (node %d): %s", i+1, rs.Node, rs.Error))
+				}
+			}
+			if len(ss.Restarts) == 0 {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("no node was restarted: the attack (%v) is shorter than --restart-every (%v)", cfg.Duration, cfg.RestartEvery))
+			}
+		}
 	case ScenarioCapacity:
 		if s.MaxSustainedRate == 0 {
 			s.Failures = append(s.Failures, fmt.Sprintf("not even the first step (%.0f/s) held p99 <= %v with at most %.2f%% errors", cfg.Rate, cfg.SLO, cfg.MaxErrorRate*100))
@@ -600,8 +684,16 @@ func (r *runner) check(s *Summary, outs []*attackOutcome) {
 		}
 	}
 	if s.OtherCPUPercent > otherCPUWarn {
-		s.Warnings = append(s.Warnings, fmt.Sprintf("other processes on this host used %.0f%% CPU during the attack (relay %.0f%%, generator %.0f%%): the figures are disturbed; rerun on a quiet machine",
-			s.OtherCPUPercent, s.RelayCPUPercent, s.Generator.CPUPercent))
+		if c := s.Cluster; c != nil {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("other processes on this host used %.0f%% CPU during the attack (relay nodes %.0f%%, NATS %.0f%%, generator %.0f%%): the figures are disturbed; rerun on a quiet machine",
+				s.OtherCPUPercent, s.RelayCPUPercent, c.NATS.CPUPercent, s.Generator.CPUPercent))
+		} else {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("other processes on this host used %.0f%% CPU during the attack (relay %.0f%%, generator %.0f%%): the figures are disturbed; rerun on a quiet machine",
+				s.OtherCPUPercent, s.RelayCPUPercent, s.Generator.CPUPercent))
+		}
+	}
+	if c := s.Cluster; c != nil && c.NATS.PID == 0 {
+		s.Warnings = append(s.Warnings, "the NATS server ran inside the generator's process: its CPU and memory are the generator's")
 	}
 	// A generator that could not send at the asked rate measured less.
 	if cfg.Scenario != ScenarioCapacity && len(outs) == 1 {

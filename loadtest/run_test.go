@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,5 +101,122 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "200/200 devices connected") {
 		t.Errorf("no connect line in the log")
+	}
+}
+
+// TestSmokeCluster runs the cluster scenario on a small scale: a NATS
+// process, 2 relay nodes, 40 devices, 100 webhooks/s for 3 s. Every webhook
+// must be answered 200 and delivered exactly once, some locally and some
+// across nodes, and every process must be sampled.
+func TestSmokeCluster(t *testing.T) {
+	relay, loadtest := buildCommands(t)
+	out := filepath.Join(t.TempDir(), "out")
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Run(ctx, Config{
+		Scenario:          ScenarioCluster,
+		Nodes:             2,
+		Devices:           40,
+		WebTransportShare: 0.25,
+		Rate:              100,
+		Duration:          3 * time.Second,
+		Out:               out,
+		RelayBin:          relay,
+		BaselineBin:       loadtest,
+		Command:           "go test ./loadtest -run TestSmokeCluster",
+	}, &logs)
+	t.Logf("its log:\n%s", logs.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 {
+		t.Errorf("run failed: %q", s.Failures)
+	}
+	if s.Requests < 250 || s.StatusCounts["200"] != s.Requests || s.Delivered != s.Requests {
+		t.Errorf("requests %d, status %v, delivered %d: want ~300, all 200 and delivered", s.Requests, s.StatusCounts, s.Delivered)
+	}
+	c := s.Cluster
+	if c == nil || len(c.Nodes) != 2 {
+		t.Fatalf("cluster stats %+v", c)
+	}
+	if c.Local == 0 || c.CrossNode == 0 || c.Local+c.CrossNode+c.Unknown != s.Delivered || c.CrossNodeShare < 0.2 || c.CrossNodeShare > 0.8 {
+		t.Errorf("local %d, cross-node %d (%.2f), unknown %d of %d delivered", c.Local, c.CrossNode, c.CrossNodeShare, c.Unknown, s.Delivered)
+	}
+	if c.LocalLatency.P50 <= 0 || c.CrossNodeLatency.P99 <= 0 {
+		t.Errorf("latency local %+v, cross-node %+v", c.LocalLatency, c.CrossNodeLatency)
+	}
+	var sent uint64
+	for _, n := range c.Nodes {
+		sent += n.Webhooks
+		if n.Devices != 20 || n.Process.PID == 0 || n.Process.Samples < 2 || len(n.PIDs) != 1 {
+			t.Errorf("node %+v", n)
+		}
+		if st, err := os.Stat(filepath.Join(out, fmt.Sprintf(NodeLogFile, n.Node))); err != nil || st.Size() == 0 {
+			t.Errorf("node %d's log: %v", n.Node, err)
+		}
+	}
+	if sent != s.Requests {
+		t.Errorf("the nodes were sent %d webhooks of %d", sent, s.Requests)
+	}
+	if c.NATS.PID == 0 || c.NATS.Samples < 2 || c.NATS.PID == c.Nodes[0].Process.PID {
+		t.Errorf("NATS not sampled as its own process: %+v", c.NATS)
+	}
+	md, err := os.ReadFile(filepath.Join(out, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"## Cluster", "Cross-node: device on another node", "## Answers other than 2xx"} {
+		if !strings.Contains(string(md), w) {
+			t.Errorf("report.md lacks %q", w)
+		}
+	}
+}
+
+// TestSmokeSoak runs the soak scenario with one restart: 2 nodes, 20
+// devices, 50 webhooks/s for 4 s, node 0 restarted at 2 s. Every webhook
+// must be answered (churn may make some 404), every 200 delivered exactly
+// once, and node 0's devices must move and the node come back.
+func TestSmokeSoak(t *testing.T) {
+	relay, loadtest := buildCommands(t)
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	s, err := Run(ctx, Config{
+		Scenario:     ScenarioSoak,
+		Nodes:        2,
+		Devices:      20,
+		Rate:         50,
+		Duration:     4 * time.Second,
+		RestartEvery: 4 * time.Second,
+		// Devices move within half a second, not the soak's 5 s.
+		RelayArgs:   []string{"--reconnect-spread=500ms"},
+		RelayBin:    relay,
+		BaselineBin: loadtest,
+		Command:     "go test ./loadtest -run TestSmokeSoak",
+	}, &logs)
+	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 || s.StatusCounts["0"] != 0 {
+		t.Errorf("run failed: %q (status %v)", s.Failures, s.StatusCounts)
+	}
+	if s.Requests < 150 || s.Delivered+s.Late < s.StatusCounts["200"] {
+		t.Errorf("requests %d, status %v, delivered %d", s.Requests, s.StatusCounts, s.Delivered)
+	}
+	if s.Soak == nil || len(s.Soak.Restarts) != 1 {
+		t.Fatalf("soak: %+v", s.Soak)
+	}
+	r := s.Soak.Restarts[0]
+	if r.Node != 0 || r.Error != "" || r.PID == 0 || r.Devices == 0 || r.Moved == 0 || r.AtS < 1.5 || r.AtS > 3 {
+		t.Errorf("restart %+v", r)
+	}
+	if c := s.Cluster; c == nil || len(c.Nodes[0].PIDs) != 2 || c.Moves == 0 {
+		t.Errorf("cluster after the restart: %+v", c)
+	}
+	if s.Churn == nil || len(s.Soak.Timeline) < 4 {
+		t.Errorf("churn %+v, timeline %d seconds", s.Churn, len(s.Soak.Timeline))
 	}
 }

@@ -1,5 +1,7 @@
 package loadtest
 
+import "time"
+
 // Summary is everything one run measured; OUT/summary.json is this struct.
 // Every figure is measured in the run that wrote it, never estimated.
 type Summary struct {
@@ -38,7 +40,10 @@ type Summary struct {
 
 	Latency LatencyMS `json:"latency_ms"`
 
-	Relay ProcessStats `json:"relay"` // sampled from /proc during the attack
+	// Relay is sampled from /proc during the attack; in a cluster it is the
+	// nodes together (CPU and RSS summed; the maxima are the sums of each
+	// node's own, an upper bound), Cluster.Nodes has each.
+	Relay ProcessStats `json:"relay"`
 	// Flat copies of Relay's figures, the names capacity tools look for.
 	RelayCPUPercent float64 `json:"relay_cpu_percent"`
 	RelayRSSMB      float64 `json:"relay_rss_mb"`
@@ -54,8 +59,15 @@ type Summary struct {
 	Baseline *BaselineStats `json:"baseline,omitempty"`
 
 	Connect *ConnectStats `json:"connect,omitempty"` // storm, idle (and every scenario's swarm start)
-	Churn   *ChurnStats   `json:"churn,omitempty"`   // churn
+	Churn   *ChurnStats   `json:"churn,omitempty"`   // churn, soak
 	Memory  *MemoryStats  `json:"memory,omitempty"`  // idle
+	Cluster *ClusterStats `json:"cluster,omitempty"` // cluster, soak
+	Soak    *SoakStats    `json:"soak,omitempty"`    // soak
+
+	// NonOK counts the answers other than 2xx by status and the relay's
+	// error code ("503 draining"), and transport errors by kind ("0
+	// timeout"): cluster and soak.
+	NonOK map[string]uint64 `json:"non_ok,omitempty"`
 
 	// Capacity: one entry per rate step, relay and baseline.
 	Steps            []Step  `json:"steps,omitempty"`
@@ -92,6 +104,8 @@ type ProcessStats struct {
 	RSSMB      float64 `json:"rss_mb"`     // at the end of the attack
 	RSSMaxMB   float64 `json:"rss_max_mb"` // highest sample
 	Samples    int     `json:"samples"`
+
+	wall time.Duration // the stretch the CPU mean covers
 }
 
 // BaselineStats is the bare handler's result for the same attack.
@@ -165,4 +179,125 @@ type Step struct {
 	RelayCPUPct float64   `json:"relay_cpu_percent,omitempty"`
 	RelayRSSMB  float64   `json:"relay_rss_mb,omitempty"`
 	Held        bool      `json:"held"` // p99 under the SLO and no errors
+}
+
+// ClusterStats are the cluster and soak scenarios' own figures: the nodes,
+// the NATS server, and where deliveries crossed nodes.
+type ClusterStats struct {
+	Nodes   []NodeStats  `json:"nodes"`
+	NATSURL string       `json:"nats_url"`
+	NATS    ProcessStats `json:"nats"` // the NATS server's process (zero when it ran in this one)
+
+	// Deliveries (webhooks answered 2xx) by where the device's session
+	// was when the webhook was sent: on the node the webhook went to
+	// (local), on another (cross-node), or between sessions (unknown).
+	Local     uint64 `json:"local"`
+	CrossNode uint64 `json:"cross_node"`
+	Unknown   uint64 `json:"unknown,omitempty"`
+	// CrossNodeShare is CrossNode / (Local + CrossNode + Unknown).
+	CrossNodeShare   float64   `json:"cross_node_share"`
+	LocalLatency     LatencyMS `json:"local_latency_ms"`
+	CrossNodeLatency LatencyMS `json:"cross_node_latency_ms"`
+
+	// Moves are GOAWAYs the devices answered by logging in on another
+	// node before leaving (make-before-break); MovesFailed, those whose
+	// login there failed (the device then reconnected with backoff).
+	Moves       uint64 `json:"moves"`
+	MovesFailed uint64 `json:"moves_failed"`
+}
+
+// NodeStats is one relay node of a cluster.
+type NodeStats struct {
+	Node  int    `json:"node"`
+	Addr  string `json:"addr"`
+	Admin string `json:"admin"`
+	PIDs  []int  `json:"pids"` // one per process: a restart adds one
+	// Webhooks is how many the generator sent to this node; Devices, the
+	// sessions on it at the end of the attack.
+	Webhooks uint64       `json:"webhooks"`
+	Devices  int          `json:"devices"`
+	Process  ProcessStats `json:"process"` // over the attack, every process of the node
+}
+
+// SoakStats are the soak scenario's rolling restart.
+type SoakStats struct {
+	RestartEveryS float64        `json:"restart_every_s"`
+	Restarts      []RestartStats `json:"restarts"`
+	// Outside the restarts' windows: how long, and the answers other than
+	// 2xx there (churn's own, for comparison).
+	OutsideS     float64 `json:"outside_s"`
+	OutsideNonOK uint64  `json:"outside_non_ok"`
+	// OutsideNonOKChurn of them went to a device churn hung up or rotated
+	// (FailureSample.Churn).
+	OutsideNonOKChurn uint64 `json:"outside_non_ok_churn"`
+	// OutsideSamples are the first of the others, which churn does not
+	// explain.
+	OutsideSamples []FailureSample `json:"outside_samples,omitempty"`
+	// Timeline is the attack second by second.
+	Timeline []SecondStats `json:"timeline"`
+}
+
+// RestartStats is one node's restart: taken out of the generator's
+// rotation, SIGTERM (its devices move away), exit, started again on the
+// same ports, /readyz, back in rotation.
+type RestartStats struct {
+	Node int       `json:"node"`
+	At   time.Time `json:"at"`   // taken out of rotation
+	AtS  float64   `json:"at_s"` // the same, seconds into the attack
+	// SettleS: out of rotation until every webhook sent to it was
+	// answered; DrainS: SIGTERM to exit; EmptyS: SIGTERM until the swarm
+	// had no session left on it; BackS: exit to ready again; OutS: the
+	// whole window, out of rotation to back in.
+	SettleS float64 `json:"settle_s"`
+	DrainS  float64 `json:"drain_s"`
+	EmptyS  float64 `json:"empty_s"`
+	BackS   float64 `json:"back_s"`
+	OutS    float64 `json:"out_s"`
+	// PID is the node's new process.
+	PID int `json:"pid,omitempty"`
+	// Devices had sessions on the node at SIGTERM; Moved and MovesFailed
+	// count the swarm's moves during the window.
+	Devices     int    `json:"devices"`
+	Moved       uint64 `json:"moved"`
+	MovesFailed uint64 `json:"moves_failed"`
+	// Requests were sent (to any node) during the window; NonOK of them
+	// were not answered 2xx, by status and code.
+	Requests    uint64            `json:"requests"`
+	NonOK       uint64            `json:"non_ok"`
+	NonOKByCode map[string]uint64 `json:"non_ok_by_code,omitempty"`
+	// NonOKChurn of them went to a device churn hung up or rotated
+	// meanwhile (FailureSample.Churn): churn's, not the restart's.
+	NonOKChurn uint64 `json:"non_ok_churn"`
+	// Samples are the first of those answers, in the order sent.
+	Samples []FailureSample `json:"samples,omitempty"`
+	// Error says why the restart did not complete; the run fails.
+	Error string `json:"error,omitempty"`
+}
+
+// FailureSample is one webhook of a restart's window not answered 2xx.
+type FailureSample struct {
+	// AfterTermS: sent this long after the node's SIGTERM (negative:
+	// before it).
+	AfterTermS float64 `json:"after_sigterm_s"`
+	Answer     string  `json:"answer"` // status and code
+	LatencyMS  float64 `json:"latency_ms"`
+	// The node the webhook went to, its device, and the node of that
+	// device's session when it was sent (-1: between sessions).
+	WebhookNode int `json:"webhook_node"`
+	Device      int `json:"device"`
+	DeviceNode  int `json:"device_node"`
+	// Events are the device's, from 2 s before the webhook was sent to
+	// its answer, in seconds from when it was sent; Churn says whether
+	// churn hung it up or rotated its token in that time.
+	Events []string `json:"events,omitempty"`
+	Churn  bool     `json:"churn"`
+}
+
+// SecondStats is one second of an attack.
+type SecondStats struct {
+	S        int     `json:"s"` // seconds into the attack
+	Requests uint64  `json:"requests"`
+	NonOK    uint64  `json:"non_ok"`
+	P50MS    float64 `json:"p50_ms"` // of the 2xx answers
+	P99MS    float64 `json:"p99_ms"`
 }

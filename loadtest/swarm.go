@@ -3,7 +3,9 @@ package loadtest
 // This file is the device swarm: N simulated clocks in this process, each
 // with its own token and session, over raw QUIC or WebTransport, sharing UDP
 // sockets. Every device acknowledges like a real one and records which
-// message ids reached it, for the ledger.
+// message ids reached it, for the ledger. Given a cluster's addresses, each
+// device knows which node its session is on, and moves make-before-break
+// when its node sends it away.
 
 import (
 	"bytes"
@@ -25,7 +27,13 @@ import (
 
 // SwarmConfig configures a Swarm.
 type SwarmConfig struct {
-	Addr    string      // the relay, HOST:PORT (UDP)
+	Addr string // the relay, HOST:PORT (UDP)
+	// Addrs, if set, are a cluster's nodes instead of Addr: device i
+	// starts on node i mod len(Addrs), and on GOAWAY moves to the next
+	// node in an order of its own (as DNS round robin hands addresses out
+	// in many orders), so that a draining node's devices spread over the
+	// others.
+	Addrs   []string
 	TLS     *tls.Config // trusts the relay
 	Devices int
 	// WebTransportShare is the fraction of devices (0..1) that connect over
@@ -41,6 +49,9 @@ type SwarmConfig struct {
 	AckDelay, AckJitter time.Duration
 	// PerSocket is how many devices share one UDP socket; default 256.
 	PerSocket int
+	// Events keeps a log of every device's sessions (Events), to explain
+	// webhooks that were not answered 2xx.
+	Events bool
 }
 
 // Defaults for SwarmConfig.
@@ -79,10 +90,14 @@ type Swarm struct {
 	stray     atomic.Uint64 // ids never issued
 	inHandler atomic.Int64  // handlers running now
 
-	connected  atomic.Int64  // sessions up now
-	everUp     atomic.Int64  // devices that connected at least once
-	reconnects atomic.Uint64 // sessions after a device's first
-	dialErrors atomic.Uint64 // failed dials, first or later
+	connected  atomic.Int64   // sessions up now
+	everUp     atomic.Int64   // devices that connected at least once
+	reconnects atomic.Uint64  // sessions after a device's first, moves excluded
+	dialErrors atomic.Uint64  // failed dials, first or later
+	onNode     []atomic.Int64 // sessions up now per node; static length
+	moves      atomic.Uint64  // GOAWAYs answered by a login elsewhere
+	moveFails  atomic.Uint64  // GOAWAYs whose move's login failed
+	events     *eventLog      // nil unless SwarmConfig.Events
 
 	ctx       context.Context // ends the devices; set by Connect
 	cancel    context.CancelFunc
@@ -91,6 +106,7 @@ type Swarm struct {
 
 	mu        sync.Mutex // guards the fields below
 	dialErrs  []string   // the first few distinct dial errors
+	moveErrs  []string   // the first few distinct errors of moves' logins
 	connTimes []time.Duration
 	firstDial time.Time
 	lastUp    time.Time
@@ -100,15 +116,24 @@ type Swarm struct {
 // simDevice is one device of the swarm; it is the device.Handler of its
 // sessions.
 type simDevice struct {
-	s   *Swarm // static
-	idx int    // static
-	wt  bool   // static: WebTransport
-	udp *quic.Transport
+	s    *Swarm // static
+	idx  int    // static
+	wt   bool   // static: WebTransport
+	udp  *quic.Transport
+	home int   // static: the node it starts on
+	succ []int // static: succ[n] is the node after n in this device's order
 
 	token atomic.Pointer[string] // current token; the targeter reads it without a lock
+	// node is the node of the session webhooks reach, -1 between
+	// sessions; the targeter reads it without a lock.
+	node atomic.Int32
+	conn atomic.Pointer[device.Conn] // the live session; churn hangs it up
 
-	mu   sync.Mutex // serializes rotation with dialing; guards conn
-	conn *device.Conn
+	// mu serializes rotation with dialing: a device reads its token and
+	// logs in with it, or rotates its token over a session, never both at
+	// once (a rotation over a session that is moving would leave the new
+	// session with a token the old one just gave up).
+	mu sync.Mutex
 }
 
 // NewSwarm makes the devices' tokens and UDP sockets (127.0.0.1:0).
@@ -123,7 +148,14 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 		cfg.PerSocket = DefaultPerSocket
 	}
 	cfg.WebTransportShare = min(max(cfg.WebTransportShare, 0), 1)
-	s := &Swarm{cfg: cfg, allUp: make(chan struct{})}
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = []string{cfg.Addr}
+	}
+	nodes := len(cfg.Addrs)
+	s := &Swarm{cfg: cfg, allUp: make(chan struct{}), onNode: make([]atomic.Int64, nodes)}
+	if cfg.Events {
+		s.events = &eventLog{}
+	}
 	for i := range cfg.Devices {
 		if i%cfg.PerSocket == 0 {
 			uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -133,12 +165,25 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 			}
 			s.socks = append(s.socks, &quic.Transport{Conn: uc})
 		}
-		d := &simDevice{s: s, idx: i, wt: isWebTransport(i, cfg.WebTransportShare), udp: s.socks[len(s.socks)-1]}
+		d := &simDevice{s: s, idx: i, wt: isWebTransport(i, cfg.WebTransportShare), udp: s.socks[len(s.socks)-1],
+			home: i % nodes, succ: successors(i, nodes)}
 		tok := wire.NewToken()
 		d.token.Store(&tok)
+		d.node.Store(-1)
 		s.devs = append(s.devs, d)
 	}
 	return s, nil
+}
+
+// successors is device i's order of n nodes as a successor table: a
+// permutation of its own, fixed by i so that runs repeat.
+func successors(i, n int) []int {
+	order := rand.New(rand.NewPCG(uint64(i), 7)).Perm(n)
+	succ := make([]int, n)
+	for k, node := range order {
+		succ[node] = order[(k+1)%n]
+	}
+	return succ
 }
 
 // isWebTransport spreads a share of the indexes evenly: device i is a
@@ -166,6 +211,27 @@ func (s *Swarm) Token(i int) string { return *s.devs[i].token.Load() }
 
 // Connected is the number of sessions up now.
 func (s *Swarm) Connected() int { return int(s.connected.Load()) }
+
+// Node is the node of device i's session, -1 between sessions.
+func (s *Swarm) Node(i int) int { return int(s.devs[i].node.Load()) }
+
+// OnNode is the number of sessions up on node n now.
+func (s *Swarm) OnNode(n int) int { return int(s.onNode[n].Load()) }
+
+// Events returns each device's logged events in time order (none unless
+// SwarmConfig.Events).
+func (s *Swarm) Events() map[int32][]event { return s.events.byDevice() }
+
+// Moves returns how many GOAWAYs the devices answered by logging in on
+// another node first, and how many such moves failed to log in.
+func (s *Swarm) Moves() (moved, failed uint64) { return s.moves.Load(), s.moveFails.Load() }
+
+// MoveErrors returns the first few distinct errors of failed moves.
+func (s *Swarm) MoveErrors() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.moveErrs)
+}
 
 // NextID issues a message id.
 func (s *Swarm) NextID() uint64 { return s.issued.Add(1) - 1 }
@@ -238,6 +304,8 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 
 // run is device d's life: dial (the first time inside the connect
 // semaphore), serve, and reconnect with backoff until the swarm closes.
+// A device comes back to the node it was on, and tries the next node in
+// its order after each failed dial.
 func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 	first := true
 	select {
@@ -252,29 +320,27 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 		}
 	}
 	defer release()
+	node := d.home
 	for attempt := 0; ; {
 		d.mu.Lock()
 		tok := *d.token.Load()
 		d.mu.Unlock()
 		start := time.Now()
-		c, err := device.Dial(s.ctx, s.cfg.Addr, tok, device.Options{TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt})
+		c, err := s.dial(d, node, tok)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
 			}
 			s.dialError(err)
 			attempt++
+			node = d.succ[node]
 			if !sleepCtx(s.ctx, backoff(attempt)) {
 				return
 			}
 			continue
 		}
 		attempt = 0
-		// Count the device connected before Connect can see it up.
-		d.mu.Lock()
-		d.conn = c
-		d.mu.Unlock()
-		s.connected.Add(1)
+		s.events.add(d.idx, node, evUp)
 		if first {
 			first = false
 			s.up(time.Since(start))
@@ -282,24 +348,119 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 		} else {
 			s.reconnects.Add(1)
 		}
-		err = c.Serve(s.ctx, d)
-		s.connected.Add(-1)
-		d.mu.Lock()
-		d.conn = nil
-		d.mu.Unlock()
-		c.Close()
+		var moveFailed bool
+		node, moveFailed, err = s.serve(d, c, node)
 		if s.ctx.Err() != nil {
 			return
 		}
 		// Churn closes sessions on purpose: come back at once, like a
-		// clock whose Wi-Fi blinked. A relay's go-away names its delay.
+		// clock whose Wi-Fi blinked. A relay's go-away names its delay,
+		// unless a move spent it already; a failed move counts as a
+		// failed dial, and the next node is tried.
 		var wait time.Duration
-		if ga, ok := errors.AsType[*device.GoAwayError](err); ok {
+		if moveFailed {
+			attempt = 1
+			node = d.succ[node]
+			wait = backoff(attempt)
+		} else if ga, ok := errors.AsType[*device.GoAwayError](err); ok {
 			wait = min(ga.ReconnectAfter, goAwayMax)
 		}
 		if !sleepCtx(s.ctx, wait) {
 			return
 		}
+	}
+}
+
+// dial logs device d in on node with tok, and makes the session the one
+// webhooks reach.
+func (s *Swarm) dial(d *simDevice, node int, tok string) (*device.Conn, error) {
+	c, err := device.Dial(s.ctx, s.cfg.Addrs[node], tok, device.Options{
+		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt,
+		// With somewhere to go, a GOAWAY is answered make-before-break.
+		MoveFirst: len(s.cfg.Addrs) > 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Count the session before Connect can see the device up.
+	s.connected.Add(1)
+	s.onNode[node].Add(1)
+	d.conn.Store(c)
+	d.node.Store(int32(node))
+	return c, nil
+}
+
+// ended accounts for the end of c, device d's session on node.
+func (s *Swarm) ended(d *simDevice, c *device.Conn, node int) {
+	if d.conn.CompareAndSwap(c, nil) {
+		d.node.Store(-1)
+	}
+	s.events.add(d.idx, node, evDown)
+	s.connected.Add(-1)
+	s.onNode[node].Add(-1)
+	c.Close()
+}
+
+// serve answers c's messages until the session ends. On GOAWAY, with
+// another node to go to, it moves make-before-break: after the relay's
+// delay it logs in on the next node in d's order and only then leaves c,
+// whose messages in flight finish. It returns the node of the last session
+// and why it ended; failed says a move's login failed (the old session
+// has been left all the same).
+func (s *Swarm) serve(d *simDevice, c *device.Conn, node int) (last int, failed bool, err error) {
+	for {
+		served := make(chan error, 1)
+		go func() { served <- c.Serve(s.ctx, d) }()
+		select {
+		case err := <-served:
+			s.ended(d, c, node)
+			return node, false, err
+		case <-c.GoingAway():
+		}
+		s.events.add(d.idx, node, evGoAway)
+		if len(s.cfg.Addrs) < 2 {
+			// Nowhere to move: Serve leaves at once (no MoveFirst).
+			err := <-served
+			s.ended(d, c, node)
+			return node, false, err
+		}
+		t := time.NewTimer(min(c.GoAway().ReconnectAfter, goAwayMax))
+		early := false
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+		case err = <-served: // closed before the delay: move all the same
+			early = true
+		}
+		t.Stop()
+		next := d.succ[node]
+		// The token cannot change between reading it and the new login:
+		// Rotate waits for mu.
+		d.mu.Lock()
+		nc, merr := s.dial(d, next, *d.token.Load())
+		d.mu.Unlock()
+		if merr == nil {
+			s.events.add(d.idx, next, evMoved)
+		}
+		c.Leave()
+		if !early {
+			err = <-served
+		}
+		s.ended(d, c, node)
+		if merr != nil {
+			if s.ctx.Err() == nil {
+				s.moveFails.Add(1)
+				s.dialError(merr)
+				s.mu.Lock()
+				if msg := merr.Error(); len(s.moveErrs) < maxDialErrs && !slices.Contains(s.moveErrs, msg) {
+					s.moveErrs = append(s.moveErrs, msg)
+				}
+				s.mu.Unlock()
+			}
+			return next, true, err
+		}
+		s.moves.Add(1)
+		c, node = nc, next
 	}
 }
 
@@ -357,12 +518,11 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // Reconnect hangs up device i's session; its loop dials again at once.
 func (s *Swarm) Reconnect(i int) bool {
 	d := s.devs[i]
-	d.mu.Lock()
-	c := d.conn
-	d.mu.Unlock()
+	c := d.conn.Load()
 	if c == nil {
 		return false
 	}
+	s.events.add(i, int(d.node.Load()), evHangup)
 	c.Close()
 	return true
 }
@@ -374,14 +534,17 @@ func (s *Swarm) Rotate(ctx context.Context, i int) error {
 	d := s.devs[i]
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.conn == nil {
+	c := d.conn.Load()
+	if c == nil {
 		return errNotConnected
 	}
 	tok := wire.NewToken()
-	if err := d.conn.Rotate(ctx, tok); err != nil {
+	s.events.add(i, int(d.node.Load()), evRotating)
+	if err := c.Rotate(ctx, tok); err != nil {
 		return err
 	}
 	d.token.Store(&tok)
+	s.events.add(i, int(d.node.Load()), evRotated)
 	return nil
 }
 
@@ -496,9 +659,12 @@ func (s *Swarm) closeSockets() {
 }
 
 // seenTable counts, per message id, how many times a device received it,
-// and flags ids that reached the wrong device. It is lock-free: a fixed
+// and flags ids that reached the wrong device.
+type seenTable struct{ idTable }
+
+// idTable holds a uint32 per message id. It is lock-free: a fixed
 // directory of chunks allocated on first use, so its size follows the run.
-type seenTable struct {
+type idTable struct {
 	chunks [seenChunks]atomic.Pointer[[seenChunkLen]atomic.Uint32]
 }
 
@@ -509,19 +675,49 @@ const (
 	seenMisrouted = 1 << 31 // flag bit; the count is the low bits
 )
 
-func (t *seenTable) record(id uint64, misrouted bool) bool {
+// slot is id's word; nil when id is beyond the table, or when its chunk
+// does not exist yet and alloc is false.
+func (t *idTable) slot(id uint64, alloc bool) *atomic.Uint32 {
 	ci := id >> seenChunkBits
 	if ci >= seenChunks {
-		return false
+		return nil
 	}
 	c := t.chunks[ci].Load()
 	if c == nil {
+		if !alloc {
+			return nil
+		}
 		c = new([seenChunkLen]atomic.Uint32)
 		if !t.chunks[ci].CompareAndSwap(nil, c) {
 			c = t.chunks[ci].Load()
 		}
 	}
-	v := &c[id&(seenChunkLen-1)]
+	return &c[id&(seenChunkLen-1)]
+}
+
+// set stores v for id; false when id is beyond the table.
+func (t *idTable) set(id uint64, v uint32) bool {
+	w := t.slot(id, true)
+	if w == nil {
+		return false
+	}
+	w.Store(v)
+	return true
+}
+
+// get returns id's word, 0 if never set.
+func (t *idTable) get(id uint64) uint32 {
+	if w := t.slot(id, false); w != nil {
+		return w.Load()
+	}
+	return 0
+}
+
+func (t *seenTable) record(id uint64, misrouted bool) bool {
+	v := t.slot(id, true)
+	if v == nil {
+		return false
+	}
 	v.Add(1)
 	if misrouted {
 		v.Or(seenMisrouted)
@@ -530,14 +726,6 @@ func (t *seenTable) record(id uint64, misrouted bool) bool {
 }
 
 func (t *seenTable) get(id uint64) (count uint32, misrouted bool) {
-	ci := id >> seenChunkBits
-	if ci >= seenChunks {
-		return 0, false
-	}
-	c := t.chunks[ci].Load()
-	if c == nil {
-		return 0, false
-	}
-	v := c[id&(seenChunkLen-1)].Load()
+	v := t.idTable.get(id)
 	return v &^ seenMisrouted, v&seenMisrouted != 0
 }

@@ -229,6 +229,9 @@ func New(cfg Config) (*Node, error) {
 		// fasthttp's own log lines name the peer's address; we never log one.
 		Logger: discardLogger{},
 	}
+	if s := n.spread(); s < cfg.ReconnectSpread {
+		n.log.Warn("reconnect spread capped at two thirds of the drain timeout", "spread", s, "drain_timeout", cfg.DrainTimeout)
+	}
 	if cfg.Admin != "" {
 		if n.adml, err = net.Listen("tcp", cfg.Admin); err != nil {
 			n.closeListeners()
@@ -344,7 +347,7 @@ func (n *Node) shutdown() {
 	// The QUIC listener stays open while devices leave, so that a device
 	// dialling now learns at once (REFUSE draining) to go elsewhere or
 	// come back later, instead of waiting out a handshake timeout.
-	n.dev.Drain(ctx, n.cfg.ReconnectSpread)
+	n.dev.Drain(ctx, n.spread())
 	n.quicL.Close()
 	n.http.ShutdownWithContext(ctx)
 	n.wt.Close()
@@ -358,6 +361,13 @@ func (n *Node) shutdown() {
 		n.admin.Shutdown(ctx)
 	}
 	n.log.Info("relay stopped")
+}
+
+// spread is the window GOAWAY delays are drawn from: ReconnectSpread, but
+// within two thirds of the drain timeout, so that a device told to come
+// back late still has time to log in elsewhere before the node closes it.
+func (n *Node) spread() time.Duration {
+	return min(n.cfg.ReconnectSpread, n.cfg.DrainTimeout*2/3)
 }
 
 // Abort makes the end of Run's context a crash instead of a drain: the

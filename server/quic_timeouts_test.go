@@ -138,3 +138,19 @@ func TestHandshakeTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestSpreadLeavesTimeToMove: GOAWAY delays stay within two thirds of the
+// drain timeout, so that the last device told to come back still logs in
+// elsewhere before the node closes it.
+func TestSpreadLeavesTimeToMove(t *testing.T) {
+	for _, tc := range []struct{ spread, drain, want time.Duration }{
+		{10 * time.Second, 15 * time.Second, 10 * time.Second},
+		{10 * time.Second, 6 * time.Second, 4 * time.Second},
+		{0, 15 * time.Second, 0},
+	} {
+		n := &Node{cfg: Config{ReconnectSpread: tc.spread, DrainTimeout: tc.drain}}
+		if got := n.spread(); got != tc.want {
+			t.Errorf("spread %v, drain timeout %v: GOAWAY delays within %v, want %v", tc.spread, tc.drain, got, tc.want)
+		}
+	}
+}

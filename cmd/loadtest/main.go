@@ -3,7 +3,9 @@
 // as its own process (or attacks one given with --target), connects a swarm
 // of simulated devices, sends webhooks with vegeta, accounts for every
 // message, runs the same attack against a bare TLS handler as a baseline,
-// and writes the results into --out.
+// and writes the results into --out. The cluster and soak scenarios start
+// a NATS server and several relay nodes instead; soak restarts them in turn
+// under churn.
 //
 // Every flag can also be set from the environment: --devices is
 // LOADTEST_DEVICES, and so on. Flags win over the environment.
@@ -33,9 +35,13 @@ import (
 const envPrefix = "LOADTEST"
 
 func main() {
-	// The baseline server is this binary in another process.
+	// The baseline server and a cluster's NATS server are this binary in
+	// another process.
 	if len(os.Args) > 1 && os.Args[1] == loadtest.BaselineFlag {
 		os.Exit(loadtest.BaselineMain(os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == loadtest.NATSFlag {
+		os.Exit(loadtest.NATSMain(os.Args[1:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -55,7 +61,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&c.Scenario, "scenario", loadtest.ScenarioFanin, "`name`: "+strings.Join(loadtest.Scenarios, ", "))
 	fs.IntVar(&c.Devices, "devices", loadtest.DefaultDevices, "simulated devices")
 	fs.Float64Var(&c.Rate, "rate", loadtest.DefaultRate, "webhooks per second (capacity: the first step and the increment)")
-	fs.DurationVar(&c.Duration, "duration", loadtest.DefaultDuration, "the attack (capacity uses --step and --max-steps)")
+	fs.DurationVar(&c.Duration, "duration", loadtest.DefaultDuration, "the attack (capacity uses --step and --max-steps; soak defaults to --nodes times --restart-every, a rolling restart of every node once)")
 	fs.StringVar(&c.Out, "out", "./loadtest-out", "`dir` for summary.json, report.md, chart.svg and plot.html; empty writes none")
 
 	fs.StringVar(&c.RelayBin, "relay-bin", "", "relay `binary` to start (default: relay next to this binary)")
@@ -82,10 +88,19 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.Step, "step", loadtest.DefaultStep, "capacity: each step's length")
 	fs.IntVar(&c.MaxSteps, "max-steps", loadtest.DefaultMaxSteps, "capacity: at most this many steps")
 	fs.Float64Var(&c.MaxRate, "max-rate", 0, "capacity: stop before exceeding this rate (0: no limit)")
-	fs.Float64Var(&c.MaxErrorRate, "max-error-rate", 0, "fraction of webhooks allowed to fail in fanin, storm, slow and a capacity step")
+	fs.Float64Var(&c.MaxErrorRate, "max-error-rate", 0, "fraction of webhooks allowed to fail in fanin, storm, slow, cluster and a capacity step")
+	fs.Float64Var(&c.ChurnReconnect, "churn-reconnect", loadtest.DefaultChurnReconnect, "churn and soak: fraction of the devices per second that hang up and reconnect (negative: none)")
+	fs.Float64Var(&c.ChurnRotate, "churn-rotate", loadtest.DefaultChurnRotate, "churn and soak: fraction of the devices per second that rotate their token (negative: none)")
+	fs.IntVar(&c.Nodes, "nodes", 0, "cluster and soak: relay nodes joined by a NATS server (0: 3); device i starts on node i mod nodes, webhooks go to the ready nodes at random")
+	fs.DurationVar(&c.RestartEvery, "restart-every", loadtest.DefaultRestartEvery, "soak: restart the next node in turn this often (out of rotation, SIGTERM, start again, /readyz, back), the i-th at (i+1/2) times this")
 	fs.DurationVar(&c.IdleSettle, "idle-settle", loadtest.DefaultIdleSettle, "idle: how long devices sit before the relay's memory is read")
-	if err := flagenv.Parse(fs, args, envPrefix, "Load tests a relay node: a device swarm, webhooks with vegeta, exact accounting, a baseline."); err != nil {
+	if err := flagenv.Parse(fs, args, envPrefix, "Load tests a relay node or a cluster: a device swarm, webhooks with vegeta, exact accounting, a baseline."); err != nil {
 		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if c.Scenario == loadtest.ScenarioSoak && !set["duration"] {
+		c.Duration = 0 // the soak's own default
 	}
 	if c.Target == "" && c.RelayBin == "" {
 		exe, err := os.Executable()

@@ -18,7 +18,8 @@ func TestHelpNamesEveryEnvVar(t *testing.T) {
 	}
 	for _, env := range []string{"LOADTEST_SCENARIO", "LOADTEST_DEVICES", "LOADTEST_RATE", "LOADTEST_DURATION", "LOADTEST_OUT",
 		"LOADTEST_TARGET", "LOADTEST_CA", "LOADTEST_RELAY_BIN", "LOADTEST_WEBTRANSPORT_SHARE", "LOADTEST_DIST",
-		"LOADTEST_ACK_DELAY", "LOADTEST_ACK_JITTER", "LOADTEST_CONNECT_RATE", "LOADTEST_BASELINE", "LOADTEST_SLO", "LOADTEST_STEP"} {
+		"LOADTEST_ACK_DELAY", "LOADTEST_ACK_JITTER", "LOADTEST_CONNECT_RATE", "LOADTEST_BASELINE", "LOADTEST_SLO", "LOADTEST_STEP",
+		"LOADTEST_NODES", "LOADTEST_RESTART_EVERY", "LOADTEST_CHURN_RECONNECT", "LOADTEST_CHURN_ROTATE"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s", env)
 		}
@@ -46,6 +47,30 @@ func TestEnvironmentAndFlags(t *testing.T) {
 	}
 }
 
+// A soak runs for --nodes times --restart-every unless told otherwise.
+func TestSoakDuration(t *testing.T) {
+	o, err := parse([]string{"--scenario", "soak", "--nodes", "4", "--restart-every", "30s", "--churn-rotate", "-1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.cfg; c.Duration != 0 || c.Nodes != 4 || c.RestartEvery != 30*time.Second || c.ChurnRotate != -1 {
+		t.Fatalf("soak: duration %v, %d nodes, every %v, rotate %v: want 0 (its own default), 4, 30s, -1", c.Duration, c.Nodes, c.RestartEvery, c.ChurnRotate)
+	}
+	o, _ = parse([]string{"--scenario", "soak", "--duration", "3m"}, io.Discard)
+	if o.cfg.Duration != 3*time.Minute {
+		t.Fatalf("soak --duration 3m: %v", o.cfg.Duration)
+	}
+	o, _ = parse([]string{"--scenario", "fanin"}, io.Discard)
+	if o.cfg.Duration != 30*time.Second {
+		t.Fatalf("fanin: %v, want the 30s default", o.cfg.Duration)
+	}
+	t.Setenv("LOADTEST_DURATION", "2m")
+	o, _ = parse([]string{"--scenario", "soak"}, io.Discard)
+	if o.cfg.Duration != 2*time.Minute {
+		t.Fatalf("soak with LOADTEST_DURATION=2m: %v", o.cfg.Duration)
+	}
+}
+
 func TestBadUsage(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run(context.Background(), []string{"loadtest", "--devices", "many"}, io.Discard, &stderr); code != 2 {
@@ -55,6 +80,12 @@ func TestBadUsage(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), []string{"loadtest", "--scenario", "nope", "--out", ""}, io.Discard, &stderr); code != 1 ||
 		!strings.Contains(stderr.String(), "unknown scenario") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	// Several nodes are for the cluster scenarios only.
+	stderr.Reset()
+	if code := run(context.Background(), []string{"loadtest", "--nodes", "3", "--out", ""}, io.Discard, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "only the cluster and soak") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

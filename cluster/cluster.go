@@ -27,10 +27,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats.go"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Config configures a node's NATS connection. Start from DefaultConfig.
@@ -57,8 +58,8 @@ type Config struct {
 	// more are answered busy.
 	MaxServing int
 
-	Logger  *slog.Logger // nil discards
-	Metrics *metrics.Set // nil keeps the series private
+	Logger  *slog.Logger          // nil discards
+	Metrics prometheus.Registerer // nil keeps the series private
 }
 
 // Defaults.
@@ -98,8 +99,8 @@ type Cluster struct {
 	closed  chan struct{}
 	close   sync.Once
 
-	out    map[string]*metrics.Counter // outgoing deliveries by outcome; static
-	served map[string]*metrics.Counter // requests from other nodes by op; static
+	out    map[string]prometheus.Counter // outgoing deliveries by outcome; static
+	served map[string]prometheus.Counter // requests from other nodes by op; static
 }
 
 // The headers of the cluster's messages. A delivery request carries the
@@ -161,21 +162,26 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.NewSet()
+		cfg.Metrics = prometheus.NewRegistry()
 	}
 	c := &Cluster{cfg: cfg, local: local, log: cfg.Logger,
 		subs:    make(map[router.Key]*nats.Subscription),
 		in:      make(chan *nats.Msg, 4096),
 		serving: make(chan struct{}, cfg.MaxServing),
 		closed:  make(chan struct{}),
-		out:     make(map[string]*metrics.Counter),
-		served:  make(map[string]*metrics.Counter),
+		out:     make(map[string]prometheus.Counter),
+		served:  make(map[string]prometheus.Counter),
 	}
+	m := promauto.With(cfg.Metrics)
+	out := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_cluster_deliveries_total",
+		Help: "Webhooks this node sent to the node holding the device, over NATS, by outcome."}, []string{"outcome"})
 	for _, o := range outcomes {
-		c.out[o] = cfg.Metrics.NewCounter(`relay_cluster_deliveries_total{outcome="` + o + `"}`)
+		c.out[o] = out.WithLabelValues(o)
 	}
+	served := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_cluster_served_total",
+		Help: "Requests from other nodes served: deliver, claim (a login elsewhere), held (a rotation elsewhere), busy (refused: too many at once)."}, []string{"op"})
 	for _, op := range []string{"deliver", opClaim, opHeld, "busy"} {
-		c.served[op] = cfg.Metrics.NewCounter(`relay_cluster_served_total{op="` + op + `"}`)
+		c.served[op] = served.WithLabelValues(op)
 	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -216,7 +222,7 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: NATS: %w", err)
 	}
 	c.nc = nc
-	cfg.Metrics.NewGauge("relay_cluster_connected", func() float64 {
+	m.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_cluster_connected", Help: "1 while this node is connected to NATS, else 0."}, func() float64 {
 		if nc.IsConnected() {
 			return 1
 		}

@@ -313,8 +313,13 @@ func runAttack(ctx context.Context, spec attackSpec) *attackOutcome {
 		TLSHandshakeTimeout: 5 * time.Second,
 		MaxConnsPerHost:     conns,
 		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
+		// Below the relay's --http-idle-timeout (60 s): a client that
+		// keeps a connection idle exactly as long as the server can send
+		// a POST on it just as the server closes it, and lose it (a soak
+		// did: 3 of 360,000, EOF or broken pipe, on connections idle for
+		// a minute that a burst reached deep into the pool).
+		IdleConnTimeout:    30 * time.Second,
+		DisableCompression: true,
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: roundTripper{tr, spec.fe}, Timeout: spec.timeout}

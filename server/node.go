@@ -19,13 +19,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/pires/go-proxyproto"
 	"github.com/pixelrelay/relay/cluster"
+	"github.com/pixelrelay/relay/internal/buildinfo"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
@@ -50,6 +55,11 @@ type Config struct {
 	// AllowOrigins lists the web origins (scheme://host[:port]) whose pages
 	// may open WebTransport device sessions; the relay's own page always may.
 	AllowOrigins []string
+	// ProxyFrom lists the addresses and CIDRs (a TCP load balancer's) that
+	// may open a TCP connection with a PROXY protocol header (v1 or v2),
+	// whose source then stands for the caller's in rate limits. A header
+	// from anyone else closes the connection. Empty: no PROXY protocol.
+	ProxyFrom []string
 
 	// Session holds the device sessions' limits. New sets its MaxBody from
 	// Webhook.MaxBody (the one body limit of the node), its Logger and its
@@ -147,8 +157,8 @@ type Node struct {
 	hook   *webhook.Handler
 	peers  *cluster.Cluster // nil on a node alone
 
-	metrics   *metrics.Set                // this node's series, served at /metrics
-	quicConns map[string]*metrics.Counter // accepted QUIC connections by ALPN; static
+	metrics   *prometheus.Registry          // this node's series, served at /metrics
+	quicConns map[string]prometheus.Counter // accepted QUIC connections by ALPN; static
 
 	tcp   net.Listener
 	udp   net.PacketConn
@@ -176,7 +186,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: metrics.NewSet(), quicConns: make(map[string]*metrics.Counter)}
+	n := &Node{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: newRegistry(), quicConns: make(map[string]prometheus.Counter)}
 	sc := cfg.Session
 	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
 	var deliverer router.Deliverer = n.router
@@ -202,13 +212,24 @@ func New(cfg Config) (*Node, error) {
 		n.closePeers()
 		return nil, err
 	}
+	quicConns := promauto.With(n.metrics).NewCounterVec(prometheus.CounterOpts{Name: "relay_quic_connections_total",
+		Help: "QUIC connections accepted, by ALPN: awtrix-relay/1 (raw QUIC devices) or h3 (HTTP/3 webhooks, the page, WebTransport devices)."}, []string{"alpn"})
 	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
-		n.quicConns[alpn] = n.metrics.NewCounter(`relay_quic_connections_total{alpn="` + alpn + `"}`)
+		n.quicConns[alpn] = quicConns.WithLabelValues(alpn)
 	}
 
 	if n.tcp, n.udp, err = listenPair(cfg.Listen); err != nil {
 		n.closePeers()
 		return nil, err
+	}
+	if len(cfg.ProxyFrom) > 0 {
+		policy, err := proxyproto.PolicyFromRanges(cfg.ProxyFrom, proxyproto.USE, proxyproto.REJECT)
+		if err != nil {
+			n.closeListeners()
+			n.closePeers()
+			return nil, fmt.Errorf("server: proxy-from: %w", err)
+		}
+		n.tcp = &proxyproto.Listener{Listener: n.tcp, ConnPolicy: policy, ReadHeaderTimeout: cfg.HTTPReadTimeout}
 	}
 	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, n.udp.LocalAddr().(*net.UDPAddr).Port)
 	if err := n.listenQUIC(); err != nil {
@@ -321,10 +342,27 @@ func (n *Node) Run(ctx context.Context) error {
 	return err
 }
 
+// httpTLS is the TCP side's TLS: TLS 1.3, and TLS 1.2 with forward-secret
+// AEAD suites only, for webhook callers that speak no 1.3 (some
+// microcontrollers, old HTTP stacks). QUIC is TLS 1.3 by definition.
 func (n *Node) httpTLS() *tls.Config {
 	t := n.cfg.TLS.Clone()
-	t.NextProtos = []string{"http/1.1"}
+	t.MinVersion = tls.VersionTLS12
+	t.CipherSuites = tls12Suites
+	t.NextProtos = append([]string{"http/1.1"}, t.NextProtos...)
 	return t
+}
+
+// tls12Suites are the TLS 1.2 suites the TCP side accepts: ECDHE key
+// exchange and an AEAD, nothing else (TLS 1.3's suites are not
+// configurable and all AEAD).
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // shutdown drains and closes everything, bounded by DrainTimeout.
@@ -361,6 +399,17 @@ func (n *Node) shutdown() {
 		n.admin.Shutdown(ctx)
 	}
 	n.log.Info("relay stopped")
+}
+
+// newRegistry is a node's metrics: the Go runtime's and the process's
+// standard series, the build, and (registered by the parts) the relay's.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b := buildinfo.Read()
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "relay_build_info", Help: "The running build: always 1, with its module version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.Go}}).Set(1)
+	return reg
 }
 
 // spread is the window GOAWAY delays are drawn from: ReconnectSpread, but
@@ -405,11 +454,7 @@ func (n *Node) adminMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		n.metrics.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -14,6 +14,8 @@ import (
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
@@ -32,7 +34,8 @@ func (n *Node) listenQUIC() error {
 	// spoofed Initial with more than it received.
 	// RetryAbove 0 turns this off.
 	spike := limit.NewBucket(limit.Rate{PerSecond: float64(n.cfg.RetryAbove), Burst: n.cfg.RetryAbove})
-	retries := n.metrics.NewCounter("relay_quic_retries_total")
+	retries := promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_retries_total",
+		Help: "QUIC handshakes made to answer a Retry first (new connections above --retry-above per second)."})
 	n.quicT = &quic.Transport{Conn: n.udp, VerifySourceAddress: func(net.Addr) bool {
 		if spike.Allow(time.Now()) {
 			return false
@@ -97,7 +100,8 @@ func (n *Node) quicConfigPerSource() *quic.Config {
 	if perSource.Unlimited() {
 		return conf
 	}
-	refused := n.metrics.NewCounter("relay_quic_handshakes_refused_total")
+	refused := promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_handshakes_refused_total",
+		Help: "QUIC connection attempts refused: the source was over its handshake rate (--handshake-ip-rate)."})
 	conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
 		var src netip.Addr
 		if ua, ok := info.RemoteAddr.(*net.UDPAddr); ok {

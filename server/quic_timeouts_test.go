@@ -12,12 +12,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/vnet"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 )
 
@@ -26,7 +26,7 @@ import (
 func simNode(t *testing.T, cfg Config) (*vnet.Net, *router.Router) {
 	t.Helper()
 	net := vnet.New(t, 4, 10*time.Millisecond)
-	n := &Node{cfg: cfg, metrics: metrics.NewSet()}
+	n := &Node{cfg: cfg, metrics: prometheus.NewRegistry()}
 	r := router.New()
 	sc := cfg.Session
 	sc.MaxBody = cfg.Webhook.MaxBody

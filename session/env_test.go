@@ -9,15 +9,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/vnet"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 )
@@ -34,7 +35,7 @@ type env struct {
 	net     *vnet.Net
 	router  *router.Router
 	srv     *session.Server
-	metrics *metrics.Set
+	metrics *prometheus.Registry
 	cfg     session.Config
 }
 
@@ -42,7 +43,7 @@ type env struct {
 // changes it. Call it inside synctest.Test.
 func start(t *testing.T, mutate func(*session.Config)) *env {
 	t.Helper()
-	e := &env{t: t, net: vnet.New(t, 8, latency), router: router.New(), metrics: metrics.NewSet(), cfg: session.DefaultConfig()}
+	e := &env{t: t, net: vnet.New(t, 8, latency), router: router.New(), metrics: prometheus.NewRegistry(), cfg: session.DefaultConfig()}
 	if mutate != nil {
 		mutate(&e.cfg)
 	}
@@ -135,4 +136,27 @@ func wantReset(t *testing.T, s *quic.Stream) {
 	}
 }
 
-func counter(e *env, name string) uint64 { return e.metrics.GetOrCreateCounter(name).Get() }
+// counter reads one series, NAME or NAME{label="value"}, from the session
+// server's registry; 0 if it has none.
+func counter(e *env, series string) uint64 {
+	name, labels, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+	families, err := e.metrics.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var got []string
+			for _, l := range m.GetLabel() {
+				got = append(got, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			if strings.Join(got, ",") == labels {
+				return uint64(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return 0
+}

@@ -20,11 +20,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -66,9 +67,9 @@ type Config struct {
 
 	// Logger receives session events, never a token; nil discards.
 	Logger *slog.Logger
-	// Metrics receives the relay_devices_*, relay_logins_*, takeover,
+	// Metrics registers the relay_devices_*, relay_logins_*, takeover,
 	// rotation and go-away series; nil keeps them private.
-	Metrics *metrics.Set
+	Metrics prometheus.Registerer
 }
 
 // Defaults.
@@ -149,15 +150,15 @@ type Server struct {
 
 	// Metrics; static after New.
 	connected  map[string]*atomic.Int64 // live sessions by transport
-	logins     map[string]*metrics.Counter
-	refusals   map[wire.Reason]*metrics.Counter
-	takeovers  *metrics.Counter
-	rotations  *metrics.Counter
-	rotRefused map[wire.Reason]*metrics.Counter // refused ROTATEs by reason
-	goAways    *metrics.Counter
-	moves      *metrics.Counter         // sessions that moved to another node after GOAWAY
-	protoErrs  *metrics.Counter         // connections closed for breaking the protocol
-	noLogin    *metrics.Counter         // connections closed for not logging in in time
+	logins     map[string]prometheus.Counter
+	refusals   map[wire.Reason]prometheus.Counter
+	takeovers  prometheus.Counter
+	rotations  prometheus.Counter
+	rotRefused map[wire.Reason]prometheus.Counter // refused ROTATEs by reason
+	goAways    prometheus.Counter
+	moves      prometheus.Counter       // sessions that moved to another node after GOAWAY
+	protoErrs  prometheus.Counter       // connections closed for breaking the protocol
+	noLogin    prometheus.Counter       // connections closed for not logging in in time
 	clones     *limit.Keyed[router.Key] // takeovers per token
 }
 
@@ -173,35 +174,42 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.NewSet()
+		cfg.Metrics = prometheus.NewRegistry()
 	}
 	s := &Server{router: r, cfg: cfg, log: cfg.Logger,
 		live:       make(map[*device]struct{}),
 		connected:  make(map[string]*atomic.Int64),
-		logins:     make(map[string]*metrics.Counter),
-		refusals:   make(map[wire.Reason]*metrics.Counter),
-		rotRefused: make(map[wire.Reason]*metrics.Counter),
+		logins:     make(map[string]prometheus.Counter),
+		refusals:   make(map[wire.Reason]prometheus.Counter),
+		rotRefused: make(map[wire.Reason]prometheus.Counter),
 		clones:     limit.New[router.Key](cfg.Takeovers),
 	}
-	m := cfg.Metrics
+	m := promauto.With(cfg.Metrics)
+	logins := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_logins_total", Help: "Device logins accepted, by transport."}, []string{"transport"})
 	for _, t := range Transports {
 		n := new(atomic.Int64)
 		s.connected[t] = n
-		m.NewGauge(`relay_devices_connected{transport="`+t+`"}`, func() float64 { return float64(n.Load()) })
-		s.logins[t] = m.NewCounter(`relay_logins_total{transport="` + t + `"}`)
+		m.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_devices_connected", Help: "Device sessions logged in now, by transport.",
+			ConstLabels: prometheus.Labels{"transport": t}}, func() float64 { return float64(n.Load()) })
+		s.logins[t] = logins.WithLabelValues(t)
 	}
+	refusals := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_login_refusals_total", Help: "Device logins refused, by protocol reason."}, []string{"reason"})
 	for r := wire.ReasonVersion; r <= wire.ReasonInternal; r++ {
-		s.refusals[r] = m.NewCounter(`relay_login_refusals_total{reason="` + r.String() + `"}`)
+		s.refusals[r] = refusals.WithLabelValues(r.String())
 	}
-	s.takeovers = m.NewCounter("relay_takeovers_total")
-	s.rotations = m.NewCounter("relay_rotations_total")
+	rotRefused := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_rotation_refusals_total", Help: "Token rotations refused, by protocol reason; the session kept its token."}, []string{"reason"})
 	for _, r := range []wire.Reason{wire.ReasonToken, wire.ReasonInUse, wire.ReasonLimited} {
-		s.rotRefused[r] = m.NewCounter(`relay_rotation_refusals_total{reason="` + r.String() + `"}`)
+		s.rotRefused[r] = rotRefused.WithLabelValues(r.String())
 	}
-	s.goAways = m.NewCounter("relay_goaways_total")
-	s.moves = m.NewCounter("relay_moves_total")
-	s.protoErrs = m.NewCounter("relay_protocol_errors_total")
-	s.noLogin = m.NewCounter("relay_login_timeouts_total")
+	counter := func(name, help string) prometheus.Counter {
+		return m.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	s.takeovers = counter("relay_takeovers_total", "Device sessions closed because a newer login took their token over.")
+	s.rotations = counter("relay_rotations_total", "Token rotations done.")
+	s.goAways = counter("relay_goaways_total", "GOAWAYs sent to devices (on drain).")
+	s.moves = counter("relay_moves_total", "Sessions sent away whose device logged in on another node before leaving (make-before-break).")
+	s.protoErrs = counter("relay_protocol_errors_total", "Device connections closed for breaking the protocol.")
+	s.noLogin = counter("relay_login_timeouts_total", "Device connections closed for not logging in within the login timeout.")
 	return s, nil
 }
 

@@ -128,18 +128,20 @@ const tcpEstablished = 1
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-// underlyingTCP returns the TCP connection under conn (a *tls.Conn, say), or
-// nil.
+// underlyingTCP returns the TCP connection under conn (a *tls.Conn, a PROXY
+// protocol connection, say), or nil.
 func underlyingTCP(conn net.Conn) syscall.Conn {
 	for conn != nil {
-		if tc, ok := conn.(*net.TCPConn); ok {
-			return tc
-		}
-		nc, ok := conn.(interface{ NetConn() net.Conn })
-		if !ok {
+		switch c := conn.(type) {
+		case *net.TCPConn:
+			return c
+		case interface{ NetConn() net.Conn }: // *tls.Conn
+			conn = c.NetConn()
+		case interface{ Raw() net.Conn }: // *proxyproto.Conn
+			conn = c.Raw()
+		default:
 			return nil
 		}
-		conn = nc.NetConn()
 	}
 	return nil
 }

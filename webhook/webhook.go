@@ -27,10 +27,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/valyala/fasthttp"
 )
 
@@ -53,10 +54,10 @@ type Config struct {
 	PerSource limit.Rate // webhooks per source: an IPv4 address or an IPv6 /64
 	Misses    limit.Rate // no_device answers per source; 429 instead of 404 past it
 
-	// Metrics receives relay_webhooks_total{outcome},
+	// Metrics registers relay_webhooks_total{outcome},
 	// relay_webhook_seconds and the rate limits' series; nil keeps them
 	// private.
-	Metrics *metrics.Set
+	Metrics prometheus.Registerer
 }
 
 // Defaults for Config. A clock shows a few messages a second at most, so a
@@ -107,10 +108,11 @@ type Handler struct {
 	sources *limit.Keyed[netip.Addr] // webhooks per source; static
 	misses  *limit.Keyed[netip.Addr] // no_device answers per source; static
 
-	outcomes  []*metrics.Counter // by Error.idx; static
-	delivered *metrics.Counter   // the device answered
-	latency   *metrics.PrometheusHistogram
-	limited   [limitCount]*metrics.Counter // 429s by the limit that refused; static
+	outcomes  []prometheus.Counter // by Error.idx; static
+	delivered prometheus.Counter   // the device answered with a status below 400
+	refused   prometheus.Counter   // the device answered with a 4xx or 5xx: its own error
+	latency   prometheus.Histogram
+	limited   [limitCount]prometheus.Counter // 429s by the limit that refused; static
 }
 
 // lookuper is what a Deliverer may also implement so that a webhook for a
@@ -148,7 +150,7 @@ func New(d router.Deliverer, cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.NewSet()
+		cfg.Metrics = prometheus.NewRegistry()
 	}
 	h := &Handler{
 		d:       d,
@@ -158,23 +160,30 @@ func New(d router.Deliverer, cfg Config) (*Handler, error) {
 		misses:  limit.New[netip.Addr](cfg.Misses),
 	}
 	h.lookup, _ = d.(lookuper)
+	m := promauto.With(cfg.Metrics)
+	outcomes := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_webhooks_total",
+		Help: "Webhooks by outcome: delivered (the device answered below 400), device_error (the device answered 4xx or 5xx), or the relay's error code."},
+		[]string{"outcome"})
 	for _, e := range allErrors {
-		h.outcomes = append(h.outcomes, cfg.Metrics.GetOrCreateCounter(`relay_webhooks_total{outcome="`+e.Code+`"}`))
+		h.outcomes = append(h.outcomes, outcomes.WithLabelValues(e.Code))
 	}
-	h.delivered = cfg.Metrics.NewCounter(`relay_webhooks_total{outcome="delivered"}`)
-	h.latency = cfg.Metrics.NewPrometheusHistogramExt("relay_webhook_seconds", latencyBuckets)
+	h.delivered = outcomes.WithLabelValues("delivered")
+	h.refused = outcomes.WithLabelValues("device_error")
+	h.latency = m.NewHistogram(prometheus.HistogramOpts{Name: "relay_webhook_seconds",
+		Help: "Time from a webhook read to the device's answer, for webhooks the device answered.", Buckets: latencyBuckets})
 	type stats interface {
 		Len() int
 		Untracked() uint64
 	}
+	limited := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_rate_limited_total", Help: "Webhooks refused with 429, by the limit that refused: ip, token or miss."}, []string{"limit"})
 	limits := [limitCount]stats{limitIP: h.sources, limitToken: h.tokens, limitMiss: h.misses}
 	for i, l := range limits {
-		label := `{limit="` + limitNames[i] + `"}`
-		h.limited[i] = cfg.Metrics.NewCounter(`relay_rate_limited_total` + label)
-		cfg.Metrics.NewGauge(`relay_rate_limit_keys`+label, func() float64 { return float64(l.Len()) })
-		// A counter read at scrape time: the metrics package has no
-		// callback counter, and without metadata the exposition is the same.
-		cfg.Metrics.NewGauge(`relay_rate_limit_untracked_total`+label, func() float64 { return float64(l.Untracked()) })
+		label := prometheus.Labels{"limit": limitNames[i]}
+		h.limited[i] = limited.With(label)
+		m.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_rate_limit_keys", Help: "Keys (source addresses, token hashes) with a rate-limit bucket in memory, by limit.",
+			ConstLabels: label}, func() float64 { return float64(l.Len()) })
+		m.NewCounterFunc(prometheus.CounterOpts{Name: "relay_rate_limit_untracked_total", Help: "Requests let through unlimited because the limit's table was full, by limit.",
+			ConstLabels: label}, func() float64 { return float64(l.Untracked()) })
 	}
 	return h, nil
 }
@@ -186,10 +195,14 @@ func (h *Handler) fail(err error) (*Error, int) {
 	return e, retry
 }
 
-// answered counts a delivery the device answered.
-func (h *Handler) answered(start time.Time) {
-	h.delivered.Inc()
-	h.latency.UpdateDuration(start)
+// answered counts a delivery the device answered with status.
+func (h *Handler) answered(start time.Time, status int) {
+	if status < 400 {
+		h.delivered.Inc()
+	} else {
+		h.refused.Inc()
+	}
+	h.latency.Observe(time.Since(start).Seconds())
 }
 
 var bearer = []byte("Bearer ")
@@ -310,7 +323,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, e, retry)
 		return
 	}
-	h.answered(start)
+	h.answered(start, reply.Status)
 	ctx.SetStatusCode(reply.Status)
 	setJSONHeaders(&ctx.Response.Header)
 	ctx.SetBody(reply.Body)
@@ -346,7 +359,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, e, retry)
 		return
 	}
-	h.answered(start)
+	h.answered(start, reply.Status)
 	setJSONHTTPHeaders(w.Header())
 	w.WriteHeader(reply.Status)
 	w.Write(reply.Body)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/wire"
 	"go.uber.org/goleak"
@@ -175,5 +177,11 @@ func TestServerName(t *testing.T) {
 	}
 	if n := f.relay.Router().Len(); n != 1 {
 		t.Fatalf("%d devices routed; the one with the wrong name must not be", n)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	if _, err := parse([]string{"--version"}, io.Discard); !errors.Is(err, flagenv.ErrVersion) {
+		t.Fatalf("--version: %v, want flagenv.ErrVersion (the build printed, exit 0)", err)
 	}
 }

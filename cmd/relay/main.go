@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -117,6 +118,18 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&cc.Subject, "nats-subject", cc.Subject, "`prefix` of the cluster's NATS subjects; the nodes of one cluster share it")
 	fs.StringVar(&cc.Name, "nats-name", "", "this node's `name` in NATS monitoring; empty: the host name")
 	fs.BoolVar(&c.ReadyNeedsCluster, "ready-needs-cluster", false, "/readyz answers 503 while this clustered node has no NATS connection (it still serves its own devices)")
+	fs.Func("proxy-from", "`CIDR` or address of a TCP load balancer that sends the PROXY protocol (v1 or v2): its header names the caller for rate limits; a header from anyone else closes the connection; repeat or separate with commas", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+				return fmt.Errorf("%q: want a CIDR (10.0.0.0/8) or an address", p)
+			}
+			c.ProxyFrom = append(c.ProxyFrom, p)
+		}
+		return nil
+	})
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {

@@ -8,8 +8,11 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +121,7 @@ func TestBadFlags(t *testing.T) {
 		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
 		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"}, {"--ip-rate", "+Inf"},
 		{"--max-devices", "-1"}, {"--takeovers-per-minute", "-1"}, {"--rotation-burst", "1.5"}, {"--ack-timeout", "0s"},
-		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"},
+		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"}, {"--proxy-from", "10.0.0.0/33"}, {"--proxy-from", "balancer"},
 		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {
@@ -182,5 +185,69 @@ func TestNATSFlags(t *testing.T) {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}
+	}
+}
+
+// TestConfigFile: --config reads settings by flag name; the environment
+// overrides the file, a flag the environment.
+func TestConfigFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "relay.conf")
+	os.WriteFile(file, []byte("# relay settings\nmax-body 1024\nack-timeout 2s\nmax-inflight 7\nnats nats://n1:4222,nats://n2:4222\n"), 0o600)
+	t.Setenv("RELAY_ACK_TIMEOUT", "3s")
+	o, err := parse([]string{"--config", file, "--max-inflight", "9"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.Webhook.MaxBody != 1024 || o.cfg.Webhook.AckTimeout != 3*time.Second || o.cfg.Session.MaxInflight != 9 || len(o.cfg.Cluster.URLs) != 2 {
+		t.Fatalf("max body %d (file: 1024), ack %v (env: 3s), in-flight %d (flag: 9), nats %v (file)",
+			o.cfg.Webhook.MaxBody, o.cfg.Webhook.AckTimeout, o.cfg.Session.MaxInflight, o.cfg.Cluster.URLs)
+	}
+	os.WriteFile(file, []byte("no-such-flag 1\n"), 0o600)
+	if _, err := parse([]string{"--config", file}, io.Discard); err == nil {
+		t.Fatal("a config file naming an unknown flag was accepted")
+	}
+	if _, err := parse([]string{"--config", filepath.Join(t.TempDir(), "missing")}, io.Discard); err == nil {
+		t.Fatal("a missing config file was accepted")
+	}
+}
+
+// TestVersion builds the relay and asks it for its version: the module
+// version, the VCS revision of this checkout (when it is one) and Go's.
+func TestVersion(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("this test builds the command with the go command, which is not on PATH: %v", err)
+	}
+	head, gitErr := exec.Command("git", "rev-parse", "HEAD").Output()
+	vcs := "-buildvcs=false"
+	if gitErr == nil {
+		vcs = "-buildvcs=true" // this machine's GOFLAGS may say false
+	}
+	bin := filepath.Join(t.TempDir(), "relay")
+	if out, err := exec.Command(gobin, "build", vcs, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("relay --version: %v", err)
+	}
+	line := string(out)
+	if !strings.HasPrefix(line, "relay ") || !strings.Contains(line, runtime.Version()) {
+		t.Fatalf("relay --version printed %q", line)
+	}
+	if gitErr == nil {
+		if rev := strings.TrimSpace(string(head)); !strings.Contains(line, "rev "+rev) {
+			t.Fatalf("relay --version printed %q, want revision %s", line, rev)
+		}
+	} else {
+		t.Logf("not a git checkout (%v): the revision is not checked", gitErr)
+	}
+}
+
+func TestProxyFromFlag(t *testing.T) {
+	t.Setenv("RELAY_PROXY_FROM", "10.0.0.0/8, 192.0.2.10")
+	o, err := parse(nil, io.Discard)
+	if err != nil || len(o.cfg.ProxyFrom) != 2 || o.cfg.ProxyFrom[1] != "192.0.2.10" {
+		t.Fatalf("--proxy-from from the environment: %v %v", o.cfg.ProxyFrom, err)
 	}
 }

@@ -125,9 +125,22 @@ func DefaultConfig() Config {
 	}
 }
 
-// check reports the first node-level setting that cannot work; the parts
-// check their own.
-func (c *Config) check() error {
+// Check reports the first setting that cannot work, the parts' included
+// (New checks them the same way).
+func (c *Config) Check() error {
+	if err := c.checkNode(); err != nil {
+		return err
+	}
+	sc := c.Session
+	sc.MaxBody = c.Webhook.MaxBody
+	if err := sc.Check(); err != nil {
+		return err
+	}
+	return c.Webhook.Check()
+}
+
+// checkNode reports the first node-level setting that cannot work.
+func (c *Config) checkNode() error {
 	switch {
 	case c.TLS == nil:
 		return errors.New("server: no TLS configuration")
@@ -180,7 +193,7 @@ type Node struct {
 
 // New checks cfg and binds the node's listeners. Serve with Run.
 func New(cfg Config) (*Node, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.checkNode(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {

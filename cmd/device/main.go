@@ -4,7 +4,8 @@
 // message as a JSON line on stdout; with --forward it passes them to the
 // clock's local AWTRIX HTTP API.
 //
-// SIGHUP rotates the token over the live connection. Flags can also come
+// SIGUSR1 rotates the token over the live connection (systemctl kill
+// --signal=SIGUSR1 awtrix-device); SIGHUP does not. Flags can also come
 // from DEVICE_* environment variables.
 package main
 
@@ -12,12 +13,16 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +31,10 @@ import (
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/flagenv"
+
+	// The root certificates to use when the system has none: a FROM scratch
+	// image (make image) must still verify Let's Encrypt and NATS servers.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 const envPrefix = "DEVICE"
@@ -33,9 +42,9 @@ const envPrefix = "DEVICE"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	flagenv.Exit("device", run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup))
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGHUP)
+	flagenv.Exit("device", run(ctx, os.Args[1:], os.Stdout, os.Stderr, sigs))
 }
 
 type options struct {
@@ -43,6 +52,7 @@ type options struct {
 	ca         string
 	serverName string
 	tokenFile  string
+	stateDir   string
 	forward    string
 	forwardAPI string
 	transport  string
@@ -59,13 +69,14 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.transport, "transport", "quic", "quic (raw QUIC, ALPN awtrix-relay/1) or webtransport (HTTP/3 at https://RELAY/connect)")
 	fs.StringVar(&o.serverName, "server-name", "", "`name` the relay's certificate must carry, when it differs from --relay's host: e.g. localhost for a development relay reached at another address; empty checks --relay's host")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the relay's certificate (the relay's relay-state/ca.pem in development); empty uses the system roots")
-	fs.StringVar(&o.tokenFile, "token-file", "device-token", "`file` holding the device token; created (mode 0600) on first run")
+	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "`dir` for the device's state: its token (mode 0600); default $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/awtrix-device or ~/.local/state/awtrix-device")
+	fs.StringVar(&o.tokenFile, "token-file", "", "`file` holding the device token, created (mode 0600) on first run and its token printed then; default STATE-DIR/token")
 	fs.StringVar(&o.forward, "forward", "", "base `URL` of the clock's local HTTP API, e.g. http://192.168.1.50; empty prints messages on stdout")
 	fs.StringVar(&o.forwardAPI, "forward-api", "v3", "the clock's API: v2 (AWTRIX 2, /api/v3/<mode>) or v3 (AWTRIX 3 firmware)")
 	fs.DurationVar(&o.keepAlive, "keepalive", device.DefaultKeepAlive, "QUIC keep-alive period; below your NAT's UDP timeout")
 	fs.DurationVar(&o.backoffMax, "backoff-max", device.DefaultBackoffMax, "longest wait between reconnect attempts")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGHUP rotates the token."); err != nil {
+	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGUSR1 rotates the token."); err != nil {
 		return nil, err
 	}
 	if o.transport != "quic" && o.transport != "webtransport" {
@@ -77,7 +88,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -100,14 +111,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			return err
 		}
 	}
+	if o.tokenFile == "" {
+		if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+			return fmt.Errorf("--state-dir: %w", err)
+		}
+		o.tokenFile = filepath.Join(o.stateDir, "token")
+	}
 	store := device.FileStore{Path: o.tokenFile}
+	_, statErr := os.Stat(o.tokenFile)
 	tok, err := store.Load()
 	if err != nil {
 		return err
 	}
-	// The token is the device's to show: the person who owns the clock
-	// needs it to build webhooks. Only this agent prints it.
-	log.Info("device token (keep it secret)", "token", tok, "file", o.tokenFile)
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// The token is the device's to show, once: the person who owns the
+		// clock needs it to build webhooks. Later starts name the file.
+		log.Info("new device token (keep it secret; it is also in the file)", "token", tok, "file", o.tokenFile)
+	} else {
+		log.Info("device token loaded", "file", o.tokenFile)
+	}
 
 	agent := &device.Agent{
 		Addr:    o.relay,
@@ -122,7 +144,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case sig := <-sigs:
+				if sig != syscall.SIGUSR1 {
+					log.Info("signal ignored; SIGUSR1 rotates the token", "signal", sig.String())
+					continue
+				}
 				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				tok, err := agent.Rotate(rctx)
 				cancel()
@@ -135,6 +161,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		}
 	}()
 	return agent.Run(ctx)
+}
+
+// defaultStateDir is where the device keeps its token when no flag says:
+// systemd's StateDirectory, else the XDG state directory.
+func defaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "awtrix-device")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "awtrix-device")
+	}
+	return "awtrix-device"
 }
 
 // printer is the default handler: one JSON line per message on stdout.

@@ -72,7 +72,7 @@ func (f *fixture) post(t *testing.T, token, body string) (int, string) {
 	return status, string(b)
 }
 
-func TestAgentPrintsMessagesAndRotatesOnSIGHUP(t *testing.T) {
+func TestAgentPrintsMessagesAndRotatesOnSIGUSR1(t *testing.T) {
 	f := startRelayAndAgent(t)
 	tok := f.token(t)
 	if st, err := os.Stat(f.tokenFile); err != nil || st.Mode().Perm() != 0o600 {
@@ -91,15 +91,22 @@ func TestAgentPrintsMessagesAndRotatesOnSIGHUP(t *testing.T) {
 		t.Fatalf("stdout %q", out)
 	}
 
+	// SIGHUP rotates nothing (a service manager's reload must not change
+	// the device's webhook address): the next webhook still passes.
 	f.hup <- syscall.SIGHUP
+	relaytest.WaitFor(t, func() bool { return strings.Contains(f.stderr.String(), "SIGUSR1 rotates") })
+	if status, _ := f.post(t, tok, `{}`); status != 200 || f.token(t) != tok {
+		t.Fatalf("after SIGHUP: %d, token changed %v; want 200 and the same token", status, f.token(t) != tok)
+	}
+	f.hup <- syscall.SIGUSR1
 	relaytest.WaitFor(t, func() bool { return f.token(t) != tok })
 	next := f.token(t)
 	// The file changes after the relay confirmed the rotation.
 	if status, _ := f.post(t, tok, `{}`); status != 404 {
-		t.Fatalf("old token after SIGHUP: %d, want 404", status)
+		t.Fatalf("old token after SIGUSR1: %d, want 404", status)
 	}
 	if status, _ := f.post(t, next, `{}`); status != 200 {
-		t.Fatalf("new token after SIGHUP: %d, want 200", status)
+		t.Fatalf("new token after SIGUSR1: %d, want 200", status)
 	}
 	if !strings.Contains(f.stderr.String(), next) {
 		t.Fatal("the agent did not log its new token")
@@ -183,5 +190,41 @@ func TestServerName(t *testing.T) {
 func TestVersionFlag(t *testing.T) {
 	if _, err := parse([]string{"--version"}, io.Discard); !errors.Is(err, flagenv.ErrVersion) {
 		t.Fatalf("--version: %v, want flagenv.ErrVersion (the build printed, exit 0)", err)
+	}
+}
+
+// TestTokenShownOnceInStateDir: without --token-file the token lives in the
+// state directory, and is printed when it is created, not on later starts.
+func TestTokenShownOnceInStateDir(t *testing.T) {
+	r := relaytest.Start(t, nil)
+	state := filepath.Join(t.TempDir(), "state")
+	start := func() *relaytest.Buffer {
+		stderr := &relaytest.Buffer{}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"--relay", r.Addr, "--ca", r.CAFile, "--state-dir", state}, io.Discard, stderr, make(chan os.Signal))
+		}()
+		relaytest.WaitFor(t, func() bool { return strings.Contains(stderr.String(), "connected to relay") })
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return stderr
+	}
+	first := start().String()
+	b, err := os.ReadFile(filepath.Join(state, "token"))
+	if err != nil {
+		t.Fatalf("token not in the state directory: %v", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if !strings.Contains(first, tok) {
+		t.Fatal("the new token was not shown")
+	}
+	if second := start().String(); strings.Contains(second, tok) || !strings.Contains(second, "device token loaded") {
+		t.Fatalf("a later start shows the token again, or not where it is:\n%s", second)
+	}
+	if st, err := os.Stat(state); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("state directory mode %v (%v), want 0700", st.Mode().Perm(), err)
 	}
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,10 +15,13 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +30,10 @@ import (
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
+
+	// The root certificates to use when the system has none: a FROM scratch
+	// image (make image) must still verify Let's Encrypt and NATS servers.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 const envPrefix = "RELAY"
@@ -33,17 +41,24 @@ const envPrefix = "RELAY"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	flagenv.Exit("relay", run(ctx, os.Args[1:], os.Stderr))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	flagenv.Exit("relay", run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup))
 }
 
 // options are the parsed command line.
 type options struct {
-	cfg       server.Config
-	certFile  string
-	keyFile   string
-	stateDir  string
-	logLevel  slog.Level
-	logFormat string
+	cfg         server.Config
+	certFile    string
+	keyFile     string
+	certWatch   bool
+	stateDir    string
+	acme        certs.ACMEConfig
+	acmeHTTP    string
+	acmeRoots   string
+	checkConfig bool
+	logLevel    slog.Level
+	logFormat   string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -55,7 +70,21 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&c.Admin, "admin", c.Admin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz, /metrics); keep it private; empty disables")
 	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`; without --cert/--key a development CA is used")
 	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` for --cert")
-	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the development CA and certificate (ca.pem is what devices trust)")
+	fs.BoolVar(&o.certWatch, "cert-watch", true, "reload --cert/--key for new handshakes when either file changes (SIGHUP always reloads them)")
+	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the ACME account and certificates, or the development CA and certificate (ca.pem is what devices trust)")
+	fs.Func("acme-domain", "`name` to obtain and renew a certificate for from an ACME CA (TLS-ALPN-01 on the TCP port); repeat or separate with commas; excludes --cert", func(v string) error {
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				o.acme.Domains = append(o.acme.Domains, d)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&o.acme.CA, "acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory `URL` (Let's Encrypt's production one by default)")
+	fs.StringVar(&o.acmeRoots, "acme-ca-roots", "", "PEM `file` of the CA that signed the ACME directory's HTTPS certificate, for a private ACME server (step-ca, Pebble); empty uses the system roots")
+	fs.StringVar(&o.acme.Email, "acme-email", "", "contact `address` for the ACME account (expiry warnings)")
+	fs.StringVar(&o.acmeHTTP, "acme-http", "", "`HOST:PORT` (usually :80) to answer ACME HTTP-01 challenges on, and send everything else to HTTPS; empty: TLS-ALPN-01 only")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the flags, the environment, --config and the certificates, print the result, and exit")
 	fs.IntVar(&wc.MaxBody, "max-body", wc.MaxBody, "largest webhook body in `bytes` (413 above)")
 	fs.IntVar(&sc.MaxInflight, "max-inflight", sc.MaxInflight, "messages in flight per device (503 above)")
 	fs.Var(count{&sc.MaxDevices}, "max-devices", "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere; 0 disables the cap")
@@ -138,6 +167,24 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if (o.certFile == "") != (o.keyFile == "") {
 		return nil, errors.New("--cert and --key go together")
 	}
+	if len(o.acme.Domains) > 0 && o.certFile != "" {
+		return nil, errors.New("--acme-domain and --cert exclude each other")
+	}
+	if o.acmeHTTP != "" && len(o.acme.Domains) == 0 {
+		return nil, errors.New("--acme-http needs --acme-domain")
+	}
+	if o.acmeRoots != "" {
+		if len(o.acme.Domains) == 0 {
+			return nil, errors.New("--acme-ca-roots needs --acme-domain")
+		}
+		pool, err := certs.CAPool(o.acmeRoots)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool}
+		o.acme.HTTPClient = &http.Client{Transport: t}
+	}
 	if (cc.Cert == "") != (cc.Key == "") {
 		return nil, errors.New("--nats-cert and --nats-key go together")
 	}
@@ -218,7 +265,7 @@ func (v count) Set(s string) error {
 	return nil
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -231,11 +278,55 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(h)
 	o.cfg.Logger = log
 
-	if o.certFile != "" {
-		if o.cfg.TLS, err = certs.Load(o.certFile, o.keyFile); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var background sync.WaitGroup // certificate upkeep, ended with ctx
+	defer background.Wait()
+	defer cancel()
+	// SIGHUP reloads --cert/--key; ACME and development certificates
+	// renew by themselves, so there it only says so.
+	reload := func() { log.Info("SIGHUP: nothing to reload; only --cert/--key are read from files") }
+	switch {
+	case len(o.acme.Domains) > 0:
+		o.acme.Dir, o.acme.Logger = filepath.Join(o.stateDir, "acme"), log
+		a, err := certs.NewACME(o.acme)
+		if err != nil {
 			return err
 		}
-	} else {
+		o.cfg.TLS = a.TLSConfig()
+		if o.checkConfig {
+			break
+		}
+		// HTTP-01 first: autocert offers it only once its handler exists.
+		if o.acmeHTTP != "" {
+			srv := &http.Server{Addr: o.acmeHTTP, Handler: a.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+			l, err := net.Listen("tcp", o.acmeHTTP)
+			if err != nil {
+				return fmt.Errorf("--acme-http: %w", err)
+			}
+			background.Go(func() { srv.Serve(l) })
+			context.AfterFunc(ctx, func() { srv.Close() })
+		}
+		background.Go(func() { a.Run(ctx, time.Minute, time.Hour) })
+		log.Info("certificates from ACME", "domains", strings.Join(o.acme.Domains, ","), "ca", o.acme.CA)
+	case o.certFile != "":
+		r, err := certs.NewReloader(o.certFile, o.keyFile, log)
+		if err != nil {
+			return err
+		}
+		o.cfg.TLS = r.TLSConfig()
+		if o.checkConfig {
+			break
+		}
+		if o.certWatch {
+			background.Go(func() {
+				if err := r.Watch(ctx); err != nil {
+					log.Warn("certificate files not watched; SIGHUP reloads them", "err", err)
+				}
+			})
+		}
+		reload = func() { r.Reload() } // logs what it did
+	default:
 		dev, err := certs.LoadOrCreateDev(o.stateDir)
 		if err != nil {
 			return err
@@ -250,6 +341,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		o.cfg.UDPTLS, o.cfg.CertHashes = sl.TLSConfig(), sl.Hashes
 		log.Info("using development certificates; devices must trust the CA", "ca", dev.CAFile, "sha256", dev.CAFingerprint, "created", dev.Created)
+	}
+	if !o.checkConfig {
+		background.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					reload()
+				}
+			}
+		})
+	}
+	if o.checkConfig {
+		if err := o.cfg.Check(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "relay: configuration OK")
+		return nil
 	}
 
 	r, err := server.New(o.cfg)

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -14,14 +17,19 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/pebbletest"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/webhook"
+	"github.com/pixelrelay/relay/wire"
 	"go.uber.org/goleak"
 )
 
@@ -136,7 +144,7 @@ func TestRunServesAndStops(t *testing.T) {
 	logs := &relaytest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "st")}, logs)
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "st")}, io.Discard, logs, nil)
 	}()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -249,5 +257,176 @@ func TestProxyFromFlag(t *testing.T) {
 	o, err := parse(nil, io.Discard)
 	if err != nil || len(o.cfg.ProxyFrom) != 2 || o.cfg.ProxyFrom[1] != "192.0.2.10" {
 		t.Fatalf("--proxy-from from the environment: %v %v", o.cfg.ProxyFrom, err)
+	}
+}
+
+// startRun runs the relay command in process until the end of the test and
+// returns its public address and log.
+func startRun(t *testing.T, hup chan os.Signal, args ...string) (string, *relaytest.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &relaytest.Buffer{}
+	done := make(chan error, 1)
+	args = append([]string{"--listen", "127.0.0.1:0", "--admin", "", "--drain-timeout", "1s"}, args...)
+	go func() { done <- run(ctx, args, io.Discard, logs, hup) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("relay log:\n%s", logs)
+		}
+	})
+	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
+	var m []string
+	relaytest.WaitFor(t, func() bool {
+		m = listen.FindStringSubmatch(logs.String())
+		return m != nil
+	})
+	return m[1], logs
+}
+
+// servedSerial is the serial of the certificate a new handshake gets.
+func servedSerial(t *testing.T, addr string, conf *tls.Config) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, conf)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestCertificateReload: SIGHUP, or a change of the files, makes new
+// handshakes get the new --cert/--key while a device stays on its first
+// session; a broken pair is refused with a log line and the old one stays.
+func TestCertificateReload(t *testing.T) {
+	a, err := certs.LoadOrCreateDev(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := certs.LoadOrCreateDev(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	for _, d := range []*certs.Dev{a, b} {
+		p, _ := os.ReadFile(d.CAFile)
+		pool.AppendCertsFromPEM(p)
+	}
+	trust := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	pair := func(d *certs.Dev) (cert, key []byte) {
+		dir := filepath.Dir(d.CAFile)
+		cert, _ = os.ReadFile(filepath.Join(dir, "server.pem"))
+		key, _ = os.ReadFile(filepath.Join(dir, "server-key.pem"))
+		return cert, key
+	}
+	install := func(certFile, keyFile string, cert, key []byte) {
+		// As an ACME client does: write beside, rename over.
+		for f, data := range map[string][]byte{keyFile: key, certFile: cert} {
+			os.WriteFile(f+".new", data, 0o600)
+			os.Rename(f+".new", f)
+		}
+	}
+
+	for _, how := range []string{"SIGHUP", "file change"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			cert, key := pair(a)
+			install(certFile, keyFile, cert, key)
+			hup := make(chan os.Signal, 1)
+			addr, logs := startRun(t, hup, "--cert", certFile, "--key", keyFile, "--cert-watch="+fmt.Sprint(how == "file change"))
+			first := servedSerial(t, addr, trust)
+			dev, err := device.Dial(context.Background(), addr, wire.NewToken(), device.Options{TLS: trust})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dev.Close()
+
+			cert, key = pair(b)
+			install(certFile, keyFile, cert, key)
+			if how == "SIGHUP" {
+				hup <- syscall.SIGHUP
+			}
+			relaytest.WaitFor(t, func() bool { return servedSerial(t, addr, trust) != first })
+			if dev.Context().Err() != nil {
+				t.Fatal("the device's session ended with the reload")
+			}
+			second := servedSerial(t, addr, trust)
+
+			os.WriteFile(certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n"), 0o600)
+			if how == "SIGHUP" {
+				hup <- syscall.SIGHUP
+			}
+			relaytest.WaitFor(t, func() bool { return strings.Contains(logs.String(), "certificate reload refused") })
+			if got := servedSerial(t, addr, trust); got != second {
+				t.Fatal("a broken pair replaced the working one")
+			}
+			if dev.Context().Err() != nil {
+				t.Fatal("the device's session ended")
+			}
+		})
+	}
+}
+
+// TestCheckConfig: --check-config checks flags, file and certificates,
+// says so, and starts nothing.
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--listen", "127.0.0.1:1"}, &out, io.Discard, nil); err != nil || !strings.Contains(out.String(), "configuration OK") {
+		t.Fatalf("a good configuration: %v %q", err, out.String())
+	}
+	bad := filepath.Join(dir, "bad.pem")
+	os.WriteFile(bad, []byte("nonsense"), 0o600)
+	if err := run(context.Background(), []string{"--check-config", "--cert", bad, "--key", bad}, io.Discard, io.Discard, nil); !errors.Is(err, certs.ErrBadPair) {
+		t.Fatalf("a broken certificate: %v, want certs.ErrBadPair", err)
+	}
+	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--max-inflight", "0"}, io.Discard, io.Discard, nil); err == nil {
+		t.Fatal("a bad limit passed --check-config")
+	}
+	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--acme-domain", "relay.example", "--acme-email", "ops@relay.example"}, &out, io.Discard, nil); err != nil {
+		t.Fatalf("an ACME configuration: %v", err)
+	}
+}
+
+// TestACMEHTTP01: with --acme-http the relay also answers HTTP-01
+// challenges there, so it gets a certificate when the CA cannot reach its
+// TLS port (Pebble validates TLS-ALPN-01 on a port where nothing
+// listens); it trusts a private ACME directory with --acme-ca-roots; the
+// certificate serves TLS 1.3 and 1.2 callers; the HTTP port sends
+// everything else to HTTPS.
+func TestACMEHTTP01(t *testing.T) {
+	httpPort := pebbletest.FreePort(t)
+	ca := pebbletest.Start(t, pebbletest.Options{ChallengePort: pebbletest.FreePort(t), HTTPPort: httpPort})
+	roots := filepath.Join(t.TempDir(), "directory.pem")
+	if err := os.WriteFile(roots, ca.DirectoryPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, logs := startRun(t, nil, "--acme-domain", pebbletest.Domain, "--acme-ca", ca.Directory, "--acme-ca-roots", roots,
+		"--acme-http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--state-dir", t.TempDir())
+	relaytest.WaitFor(t, func() bool { return strings.Contains(logs.String(), "ACME certificate ready") })
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Roots, ServerName: pebbletest.Domain, MaxVersion: v})
+		if err != nil {
+			t.Fatalf("%s handshake with the ACME certificate: %v", tls.VersionName(v), err)
+		}
+		c.Close()
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/cloud", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://") {
+		t.Fatalf("plain HTTP on --acme-http: %d %q, want a redirect to HTTPS", resp.StatusCode, loc)
+	}
+
+	// A directory whose certificate the roots do not sign: a clear error.
+	if err := run(context.Background(), []string{"--acme-domain", "x.test", "--acme-ca-roots", filepath.Join(t.TempDir(), "none.pem")}, io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "--acme-ca-roots") {
+		t.Fatalf("--acme-ca-roots of a missing file: %v", err)
 	}
 }

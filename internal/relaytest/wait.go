@@ -28,8 +28,10 @@ func WaitFor(tb testing.TB, cond func() bool) {
 // LeakOptions are for goleak.VerifyTestMain in packages that run relays.
 // fasthttp's worker-pool cleaner notices Stop only after its
 // MaxIdleWorkerDuration sleep (10 s), and its Date-header ticker lives for
-// the process: both are fasthttp's, bounded, not ours.
+// the process; Pebble's validation workers (internal/pebbletest) have no
+// way to stop: all theirs, bounded, not ours.
 var LeakOptions = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	goleak.IgnoreTopFunction("github.com/letsencrypt/pebble/v2/va.VAImpl.processTasks"),
 }

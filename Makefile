@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: help run cluster test stress jstest check fmt vet bench fuzz build clean loadtest
+.PHONY: help run cluster test stress jstest check fmt vet bench fuzz build static image clean loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ cluster: ## a NATS server and three relay nodes (:8443 :8444 :8445, admin :9443.
 	  echo "cluster: a webhook to any node reaches a device on any node; Ctrl-C stops everything"; \
 	  wait'
 
-test: fmt vet browser jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
+test: fmt vet testdeps jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
 	$(GOTEST) -race -shuffle=on -count=1 -timeout 10m $(PKGS)
 
 # The session layer's stress run (issue 8): every package whose tests drive
@@ -48,23 +48,27 @@ jstest: ## the device page's JavaScript unit tests (node --test, no npm packages
 
 check: test ## gofmt, go vet and the tests (same as test)
 
-# The browser test (web/browser_test.go) drives Debian's Chromium through
-# chromedriver, at these paths; it fails, never skips, without them.
-.PHONY: browser
-browser: ## install Chromium and chromedriver for the browser test
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+# What the tests run besides Go, from Debian: Chromium and chromedriver for
+# the browser test (web/browser_test.go, which fails, never skips, without
+# them), podman to build the image and systemd-analyze to check the units
+# (deploy/, which skip loudly without them). Installed when missing.
+TESTDEPS = /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+           podman:podman systemd-analyze:systemd
+
+.PHONY: testdeps
+testdeps: ## install what the tests need from Debian (Chromium, chromedriver, podman, systemd-analyze)
+	@missing=; for d in $(TESTDEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "browser: /usr/bin/chromium or /usr/bin/chromedriver is missing and there is no apt-get:" >&2; \
-	  echo "  install Chromium and a matching chromedriver at those paths by hand" >&2; exit 1; \
+	  echo "testdeps: missing$$missing and there is no apt-get: install them by hand" >&2; exit 1; \
 	fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=; \
 	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
-	else \
-	  echo "browser: /usr/bin/chromium or /usr/bin/chromedriver is missing; as root, run:" >&2; \
-	  echo "  apt-get update && apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	else echo "testdeps: missing$$missing; as root, run:" >&2; \
+	  echo "  apt-get update && apt-get install -y$$missing" >&2; exit 1; \
 	fi; \
-	echo "browser: installing chromium and chromium-driver with apt-get"; \
-	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+	echo "testdeps: installing$$missing with apt-get"; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y$$missing
 
 fmt: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -97,7 +101,29 @@ loadtest: ## load test a relay process: SCENARIO DEVICES RATE (webhooks/s) DURAT
 	  --rate $(RATE) --duration $(DURATION) --out $(OUT)
 
 build: ## build relay and device into ./bin
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -buildvcs=auto -o bin/ ./cmd/...
+
+# Static binaries for the image and for copying to a server: no libc, no
+# loader (CGO off), paths trimmed; nats-server from go.mod for compose.yaml.
+STATIC ?= bin/static
+
+static: ## static relay, device and nats-server (CGO off) into STATIC (./bin/static)
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags=-s -o $(STATIC)/ ./cmd/relay ./cmd/device
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $(STATIC)/ github.com/nats-io/nats-server/v2
+	mkdir -p $(STATIC)/state
+
+# The image is FROM scratch: nothing is pulled. podman if it is installed,
+# else docker if its daemon answers.
+IMAGE ?= pixelrelay/relay
+
+image: ## the FROM scratch container image IMAGE (Containerfile) with podman or docker
+	$(MAKE) static STATIC=bin/static
+	@if command -v podman >/dev/null 2>&1; then engine=podman; \
+	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
+	else echo "image: neither podman nor a running docker was found; install one (apt-get install podman)," >&2; \
+	  echo "  or copy bin/static/relay and bin/static/device to the server as they are" >&2; exit 1; fi; \
+	echo "image: building $(IMAGE) with $$engine"; \
+	$$engine build -f Containerfile -t $(IMAGE) --label org.opencontainers.image.version=$$(bin/static/relay --version | awk '{print $$2}') .
 
 clean: ## remove build output
 	rm -rf bin bench.out

@@ -18,7 +18,7 @@ import (
 )
 
 // Where the Debian packages chromium and chromium-driver install the
-// browser and its driver (`make browser`).
+// browser and its driver (`make testdeps`).
 const (
 	chromiumPath     = "/usr/bin/chromium"
 	chromedriverPath = "/usr/bin/chromedriver"
@@ -196,7 +196,7 @@ func startBrowser(t *testing.T, ctx context.Context) *browser {
 		if _, err := os.Stat(p); err != nil {
 			// Never a skip: a browser test that skips quietly tests nothing.
 			t.Fatalf("\n\n*** %s is missing: the browser test needs Chromium and chromedriver. ***\n"+
-				"*** Install them with `make browser`, or as root: apt-get install chromium chromium-driver ***\n\n(%v)", p, err)
+				"*** Install them with `make testdeps`, or as root: apt-get install chromium chromium-driver ***\n\n(%v)", p, err)
 		}
 	}
 	d, err := webdriver.Start(ctx, chromedriverPath)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pixelrelay/relay/wire"
 )
 
 // seen is one request as the fake clock received it.
@@ -103,7 +105,7 @@ func handle(t *testing.T, f *Forwarder, mode, body string) (int, replyJSON, []by
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	st, b := f.HandleMessage(ctx, mode, []byte(body))
+	st, b := f.HandleMessage(ctx, wire.Message{Mode: mode, Body: []byte(body)})
 	return st, decodeReply(t, b), b
 }
 
@@ -162,7 +164,7 @@ func TestV3Mapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newClock(t, http.StatusOK, "OK")
 			f := newForwarder(t, clock.srv.URL, 3)
-			st, raw := f.HandleMessage(t.Context(), tt.mode, []byte(tt.body))
+			st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: tt.mode, Body: []byte(tt.body)})
 			if want := `{"ok":true,"clock_status":200,"clock_reply":"OK"}`; st != http.StatusOK || string(raw) != want {
 				t.Fatalf("got %d %s, want 200 %s", st, raw, want)
 			}
@@ -288,7 +290,7 @@ func TestClockReplies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newClock(t, tt.status, tt.body)
 			f := newForwarder(t, clock.srv.URL, 3)
-			st, raw := f.HandleMessage(t.Context(), "notify", []byte(`{"text":"hi"}`))
+			st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)})
 			wantStatus := http.StatusOK
 			if tt.status >= 300 {
 				wantStatus = http.StatusBadGateway
@@ -321,7 +323,7 @@ func TestClockDown(t *testing.T) {
 	for _, api := range []int{2, 3} {
 		f := newForwarder(t, url, api)
 		start := time.Now()
-		st, raw := f.HandleMessage(t.Context(), "notify", []byte(`{"text":"hi"}`))
+		st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)})
 		if want := `{"error":"clock unreachable","code":"clock_unreachable"}`; st != http.StatusBadGateway || string(raw) != want {
 			t.Errorf("api %d: got %d %s, want 502 %s", api, st, raw, want)
 		}
@@ -359,7 +361,7 @@ func TestClockHangsPastDeadline(t *testing.T) {
 	check := func(t *testing.T, f *Forwarder, ctx context.Context) {
 		t.Helper()
 		start := time.Now()
-		st, raw := f.HandleMessage(ctx, "notify", []byte(`{"text":"hi"}`))
+		st, raw := f.HandleMessage(ctx, wire.Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)})
 		d := time.Since(start)
 		if want := `{"error":"clock unreachable","code":"clock_unreachable"}`; st != http.StatusBadGateway || string(raw) != want {
 			t.Errorf("got %d %s, want 502 %s", st, raw, want)
@@ -462,7 +464,7 @@ func TestConcurrentMessages(t *testing.T) {
 			if i%2 == 1 {
 				mode, body = "draw", v2Bodies["draw"]
 			}
-			if st, raw := f.HandleMessage(t.Context(), mode, []byte(body)); st != http.StatusOK {
+			if st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: mode, Body: []byte(body)}); st != http.StatusOK {
 				t.Errorf("message %d: %d %s", i, st, raw)
 			}
 		})
@@ -479,7 +481,7 @@ func TestBodyNotRetained(t *testing.T) {
 	clock := newClock(t, http.StatusOK, "OK")
 	f := newForwarder(t, clock.srv.URL, 2)
 	body := []byte(`{"text":"original"}`)
-	if st, raw := f.HandleMessage(t.Context(), "notify", body); st != http.StatusOK {
+	if st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "notify", Body: body}); st != http.StatusOK {
 		t.Fatalf("%d %s", st, raw)
 	}
 	copy(body, `{"text":"CLOBBERED"}`)

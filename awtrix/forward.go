@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pixelrelay/relay/wire"
 )
 
 // DefaultTimeout bounds one call to the clock when New gets no client, and
@@ -61,8 +63,8 @@ func New(baseURL string, api int, client *http.Client) (*Forwarder, error) {
 // send back through the relay. It returns when the clock has answered, ctx
 // has ended or the client's timeout has passed, whichever comes first. body
 // is not kept after HandleMessage returns.
-func (f *Forwarder) HandleMessage(ctx context.Context, mode string, body []byte) (status int, reply []byte) {
-	c, err := f.route(mode, body)
+func (f *Forwarder) HandleMessage(ctx context.Context, m wire.Message) (status int, reply []byte) {
+	c, err := f.route(m.Mode, m.Body)
 	if err != nil {
 		return errorReply(err)
 	}

@@ -29,7 +29,7 @@ var transports = []struct {
 
 var ack = []byte(`{"ok":true}`)
 
-func acker(context.Context, string, []byte) (int, []byte) { return 200, ack }
+func acker(context.Context, wire.Message) (int, []byte) { return 200, ack }
 
 // relay starts a relay and, per transport, one acking device; it returns
 // the relay and the devices' tokens by transport name.

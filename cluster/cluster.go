@@ -109,6 +109,7 @@ type Cluster struct {
 const (
 	hdrOp      = "Relay-Op"      // claim or held; absent: deliver
 	hdrMode    = "Relay-Mode"    // a delivery's mode
+	hdrQuery   = "Relay-Query"   // a delivery's query, when it has one
 	hdrTimeout = "Relay-Timeout" // a delivery's time left, in milliseconds
 	hdrStatus  = "Relay-Status"  // the device's HTTP-like status
 	hdrError   = "Relay-Error"   // a router error's code instead of a reply
@@ -137,10 +138,11 @@ var errorCodes = []struct {
 	{"device_gone", router.ErrGone},
 	{"bad_reply", router.ErrBadReply},
 	{"unavailable", router.ErrUnavailable},
+	{"device_outdated", router.ErrOutdated},
 }
 
 // outcomes are the labels of relay_cluster_deliveries_total.
-var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gone", "bad_reply", "unavailable", "cancelled"}
+var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gone", "bad_reply", "unavailable", "device_outdated", "cancelled"}
 
 // New connects to NATS and returns the node's part of the cluster. It
 // returns without waiting for NATS: a node whose NATS is down starts,
@@ -308,6 +310,9 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 	}
 	msg := nats.NewMsg(c.subject(key))
 	msg.Header.Set(hdrMode, m.Mode)
+	if m.Query != "" {
+		msg.Header.Set(hdrQuery, m.Query)
+	}
 	if forwarded {
 		msg.Header.Set(hdrHop, "1")
 	}
@@ -512,7 +517,7 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(left)*time.Millisecond-replyMargin)
 	defer cancel()
-	msg := router.Message{Mode: m.Header.Get(hdrMode), Body: m.Data}
+	msg := router.Message{Mode: m.Header.Get(hdrMode), Query: m.Header.Get(hdrQuery), Body: m.Data}
 	var rep router.Reply
 	if d := c.local.Lookup(key); d != nil {
 		rep, err = d.Deliver(ctx, msg)

@@ -24,17 +24,21 @@ import (
 )
 
 // Handler answers one message with an HTTP-like status (200-599) and a JSON
-// reply. It may be called concurrently.
+// reply. It may be called concurrently. m.Body is valid until it returns.
+// ctx ends with the connection, and, when the relay said how long it
+// waits (protocol version 2), at 90% of that: the rest is the REPLY's
+// time to reach the relay, so that a handler that runs out of time can
+// still say why before the relay answers the caller 504.
 type Handler interface {
-	HandleMessage(ctx context.Context, mode string, body []byte) (status int, reply []byte)
+	HandleMessage(ctx context.Context, m wire.Message) (status int, reply []byte)
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, mode string, body []byte) (int, []byte)
+type HandlerFunc func(ctx context.Context, m wire.Message) (int, []byte)
 
 // HandleMessage calls f.
-func (f HandlerFunc) HandleMessage(ctx context.Context, mode string, body []byte) (int, []byte) {
-	return f(ctx, mode, body)
+func (f HandlerFunc) HandleMessage(ctx context.Context, m wire.Message) (int, []byte) {
+	return f(ctx, m)
 }
 
 // Options configure Dial.
@@ -59,6 +63,10 @@ type Options struct {
 	// (make-before-break, PROTOCOL §6.6). Without it the session leaves
 	// at once. The Agent sets it.
 	MoveFirst bool
+	// Version is the newest minor protocol version to offer, between
+	// wire.MinVersion and wire.Version; 0 is wire.Version. Tests use it
+	// to be an older device.
+	Version uint8
 }
 
 // Defaults for Options.
@@ -209,7 +217,11 @@ func login(ctx context.Context, tc transport.Conn, token string, opt Options) (*
 	if dl, ok := ctx.Deadline(); ok {
 		ctrl.SetDeadline(dl)
 	}
-	if _, err := ctrl.Write(wire.Login{Version: wire.Version, Token: []byte(token), Agent: opt.Agent}.Append(nil)); err != nil {
+	offer := opt.Version
+	if offer == 0 || offer > wire.Version {
+		offer = wire.Version
+	}
+	if _, err := ctrl.Write(wire.Login{Version: offer, Token: []byte(token), Agent: opt.Agent}.Append(nil)); err != nil {
 		return nil, fmt.Errorf("device: send login: %w", err)
 	}
 	// A relay that breaks the protocol at login is closed with 0x1 (§7.1).
@@ -246,8 +258,8 @@ func login(ctx context.Context, tc transport.Conn, token string, opt Options) (*
 	// than offered; one below MinVersion is a relay too old for this
 	// device, which no retry fixes.
 	switch {
-	case w.Version > wire.Version:
-		return broken(fmt.Errorf("%w: WELCOME version %d above the %d offered", wire.ErrMalformed, w.Version, wire.Version))
+	case w.Version > offer:
+		return broken(fmt.Errorf("%w: WELCOME version %d above the %d offered", wire.ErrMalformed, w.Version, offer))
 	case w.Version < wire.MinVersion:
 		tc.Close(wire.CloseNormal, "")
 		return nil, &RefusedError{Reason: wire.ReasonVersion, Message: fmt.Sprintf("relay speaks only version %d; this device needs %d..%d", w.Version, wire.MinVersion, wire.Version)}
@@ -480,13 +492,13 @@ func (c *Conn) closeCause(err error) error {
 // handle reads one message, asks h and writes the reply.
 func (c *Conn) handle(str transport.Stream, h Handler) {
 	str.SetReadDeadline(time.Now().Add(messageReadTimeout))
-	t, p, err := wire.ReadFrame(str, 1+wire.MaxModeLen+int(c.welcome.MaxBody))
+	t, p, err := wire.ReadFrame(str, wire.MessageOverhead(c.welcome.Version)+int(c.welcome.MaxBody))
 	if err == nil {
 		err = wire.Expect(t, wire.FrameMessage)
 	}
 	var m wire.Message
 	if err == nil {
-		m, err = wire.ParseMessage(p)
+		m, err = wire.ParseMessage(p, c.welcome.Version)
 	}
 	if err == nil {
 		var one [1]byte
@@ -502,7 +514,13 @@ func (c *Conn) handle(str transport.Stream, h Handler) {
 		str.Abort(code)
 		return
 	}
-	status, reply := safeHandle(c.conn.Context(), h, m)
+	ctx := c.conn.Context()
+	if m.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout*9/10)
+		defer cancel()
+	}
+	status, reply := safeHandle(ctx, h, m)
 	str.SetWriteDeadline(time.Now().Add(messageReadTimeout))
 	if _, err := str.Write(wire.Reply{Status: uint16(status), Body: reply}.Append(nil)); err != nil {
 		str.Abort(wire.StreamCancelled)
@@ -513,7 +531,7 @@ func (c *Conn) handle(str transport.Stream, h Handler) {
 
 // safeHandle calls h and makes its answer one the relay will accept.
 func safeHandle(ctx context.Context, h Handler, m wire.Message) (status int, reply []byte) {
-	status, reply = h.HandleMessage(ctx, m.Mode, m.Body)
+	status, reply = h.HandleMessage(ctx, m)
 	switch {
 	case status < 200 || status > 599:
 		return 500, errorJSON("handler returned an invalid status", "device_error")

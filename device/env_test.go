@@ -12,6 +12,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/wire"
 	"go.uber.org/goleak"
 )
 
@@ -59,8 +60,8 @@ type message struct{ mode, body string }
 // {"ok":true}.
 func recorder() (device.Handler, <-chan message) {
 	got := make(chan message, 64)
-	return device.HandlerFunc(func(_ context.Context, mode string, body []byte) (int, []byte) {
-		got <- message{mode, string(body)}
+	return device.HandlerFunc(func(_ context.Context, m wire.Message) (int, []byte) {
+		got <- message{m.Mode, string(m.Body)}
 		return 200, []byte(`{"ok":true}`)
 	}), got
 }

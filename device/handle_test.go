@@ -39,7 +39,7 @@ func TestSafeHandle(t *testing.T) {
 		{"huge reply", 200, bytes.Repeat([]byte(" "), 1<<20), 500, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := HandlerFunc(func(context.Context, string, []byte) (int, []byte) { return tc.status, tc.reply })
+			h := HandlerFunc(func(context.Context, wire.Message) (int, []byte) { return tc.status, tc.reply })
 			status, reply := safeHandle(context.Background(), h, wire.Message{Mode: "notify", Body: []byte(`{}`)})
 			if status != tc.wantStatus {
 				t.Fatalf("status %d; want %d", status, tc.wantStatus)
@@ -61,8 +61,8 @@ func TestSafeHandle(t *testing.T) {
 // safeHandle passes the message through to the handler unchanged.
 func TestSafeHandlePassesMessage(t *testing.T) {
 	var mode, body string
-	h := HandlerFunc(func(_ context.Context, m string, b []byte) (int, []byte) {
-		mode, body = m, string(b)
+	h := HandlerFunc(func(_ context.Context, m wire.Message) (int, []byte) {
+		mode, body = m.Mode, string(m.Body)
 		return 200, nil
 	})
 	safeHandle(context.Background(), h, wire.Message{Mode: "draw", Body: []byte(`{"dl":[]}`)})

@@ -229,7 +229,7 @@ func TestOversizedMessageIsResetTooLarge(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				go c.Serve(context.Background(), device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) {
+				go c.Serve(context.Background(), device.HandlerFunc(func(context.Context, wire.Message) (int, []byte) {
 					t.Error("the handler saw a message the device must refuse")
 					return 200, nil
 				}))

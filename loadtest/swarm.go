@@ -551,8 +551,8 @@ func (s *Swarm) Rotate(ctx context.Context, i int) error {
 // HandleMessage is the device's acknowledgement: count the message's id,
 // check it came to the right device, wait the configured ack delay, reply
 // {"ok":true}.
-func (d *simDevice) HandleMessage(ctx context.Context, _ string, body []byte) (int, []byte) {
-	s := d.s
+func (d *simDevice) HandleMessage(ctx context.Context, m wire.Message) (int, []byte) {
+	s, body := d.s, m.Body
 	s.inHandler.Add(1)
 	defer s.inHandler.Add(-1)
 	s.handled.Add(1)

@@ -27,7 +27,11 @@ func KeyOf(token []byte) Key { return sha256.Sum256(token) }
 // Message is one webhook on its way to a device.
 type Message struct {
 	Mode string
-	Body []byte // valid until Deliver returns
+	// Query is the webhook's parameters for the device, URL-encoded; ""
+	// for none. A device whose protocol version cannot carry one gets
+	// ErrOutdated instead of the message.
+	Query string
+	Body  []byte // valid until Deliver returns
 }
 
 // Reply is a device's answer: an HTTP-like status and a JSON body.
@@ -44,6 +48,9 @@ var (
 	ErrTimeout  = errors.New("router: device did not answer in time")
 	ErrGone     = errors.New("router: device disconnected before answering")
 	ErrBadReply = errors.New("router: device sent an invalid reply")
+	// ErrOutdated: the device's protocol version cannot carry the message
+	// (a query to a version 1 session); it was not sent.
+	ErrOutdated = errors.New("router: device's protocol version cannot carry the message")
 	// ErrUnavailable: the device may be connected to another node, which
 	// cannot be reached now (the cluster's message bus is down).
 	ErrUnavailable = errors.New("router: the other relay nodes cannot be reached")

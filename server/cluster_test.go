@@ -52,9 +52,23 @@ func TestClusterDeliversAcrossNodes(t *testing.T) {
 			tok := wire.NewToken()
 			a.DialWith(t, tok, echo("on-a"), tr.opt)
 			status, body := b.Post(t, "notify", tok, `{"text":"hi"}`)
-			var r struct{ Device, Mode, Body string }
+			var r struct{ Device, Mode, Query string }
 			if json.Unmarshal(body, &r); status != 200 || r.Device != "on-a" || r.Mode != "notify" {
 				t.Fatalf("webhook to the other node: %d %s", status, body)
+			}
+			// A custom app's name and a read cross the nodes too.
+			status, body = b.Do(t, "POST", b.URL("custom", tok)+"&name=weather", `{"text":"21"}`, nil)
+			if json.Unmarshal(body, &r); status != 200 || r.Mode != "custom" || r.Query != "name=weather" {
+				t.Fatalf("a named custom app to the other node: %d %s", status, body)
+			}
+			status, body = b.Do(t, "GET", b.URL("stats", tok), ``, nil)
+			if json.Unmarshal(body, &r); status != 200 || r.Mode != "stats" {
+				t.Fatalf("a read to the other node: %d %s", status, body)
+			}
+			older := wire.NewToken()
+			a.DialWith(t, older, echo("old"), device.Options{WebTransport: tr.opt.WebTransport, Version: 1})
+			if s, body := b.Do(t, "POST", b.URL("custom", older)+"&name=weather", `{}`, nil); s != 501 || relaytest.ErrorCode(t, body) != "device_outdated" {
+				t.Fatalf("a name for a version 1 device on the other node: %d %s, want 501 device_outdated", s, body)
 			}
 
 			// Busy and timeout: a device that holds its one message.

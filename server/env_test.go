@@ -7,6 +7,7 @@ import (
 
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/wire"
 	"go.uber.org/goleak"
 )
 
@@ -16,8 +17,12 @@ func TestMain(m *testing.M) {
 
 // echo replies with who it is and what it got.
 func echo(name string) device.Handler {
-	return device.HandlerFunc(func(_ context.Context, mode string, body []byte) (int, []byte) {
-		b, _ := json.Marshal(map[string]any{"device": name, "mode": mode, "body": json.RawMessage(body)})
+	return device.HandlerFunc(func(_ context.Context, m wire.Message) (int, []byte) {
+		var body any // null for an empty body
+		if len(m.Body) > 0 {
+			body = json.RawMessage(m.Body)
+		}
+		b, _ := json.Marshal(map[string]any{"device": name, "mode": m.Mode, "query": m.Query, "body": body})
 		return 200, b
 	})
 }

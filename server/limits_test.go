@@ -32,9 +32,18 @@ type response struct {
 
 func send(t *testing.T, c *http.Client, method, url string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(`{"text":"x"}`))
+	return sendBody(t, c, method, url, "", `{"text":"x"}`)
+}
+
+// sendBody sends body, with contentType unless it is "".
+func sendBody(t *testing.T, c *http.Client, method, url, contentType, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.Do(req)
 	if err != nil {

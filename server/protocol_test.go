@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 )
@@ -69,13 +71,19 @@ func readFrame(t *testing.T, s *quic.Stream, limit int) (wire.FrameType, []byte)
 // registered it).
 func login(t *testing.T, e *relaytest.Relay, token string) (*quic.Conn, *quic.Stream) {
 	t.Helper()
+	return loginAt(t, e, token, wire.Version)
+}
+
+// loginAt logs in offering minor version v, which the relay must speak.
+func loginAt(t *testing.T, e *relaytest.Relay, token string, v uint8) (*quic.Conn, *quic.Stream) {
+	t.Helper()
 	c := rawDial(t, e)
-	ctrl := openCtrl(t, c, wire.Login{Version: wire.Version, Token: []byte(token), Agent: "proto-test"}.Append(nil))
+	ctrl := openCtrl(t, c, wire.Login{Version: v, Token: []byte(token), Agent: "proto-test"}.Append(nil))
 	typ, p := readFrame(t, ctrl, wire.MaxControlPayload)
 	if typ != wire.FrameWelcome {
 		t.Fatalf("relay answered the login with %s, want WELCOME", typ)
 	}
-	if w, err := wire.ParseWelcome(p); err != nil || w.Version != wire.Version {
+	if w, err := wire.ParseWelcome(p); err != nil || w.Version != v {
 		t.Fatalf("welcome %+v: %v", w, err)
 	}
 	return c, ctrl
@@ -182,19 +190,21 @@ func TestProtoBadFirstFrame(t *testing.T) {
 }
 
 // TestProtoVersionNegotiation: the relay answers a device's LOGIN with the
-// highest minor version both speak. An old device (version 1) and a newer
-// one (version 2, whose LOGIN carries a field version 1 does not know) both
-// get WELCOME version 1; version 0, older than any relay, is refused for
-// good.
+// highest minor version both speak. An old device gets its version 1; a
+// current one 2; a newer one (version 3, whose LOGIN carries a field
+// version 2 does not know) and the newest get 2; version 0, older than any
+// relay, is refused for good.
 func TestProtoVersionNegotiation(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	for _, tc := range []struct {
 		name  string
 		login []byte
+		want  uint8
 	}{
-		{"old device, version 1", wire.Login{Version: 1, Token: []byte(wire.NewToken())}.Append(nil)},
-		{"newer device, version 2 with an extension field", withLength(append(wire.Login{Version: 2, Token: []byte(wire.NewToken()), Agent: "v2"}.Append(nil), 0x03, 'x', 'y', 'z'))},
-		{"newest device, version 255", wire.Login{Version: 255, Token: []byte(wire.NewToken())}.Append(nil)},
+		{"old device, version 1", wire.Login{Version: 1, Token: []byte(wire.NewToken())}.Append(nil), 1},
+		{"current device, version 2", wire.Login{Version: 2, Token: []byte(wire.NewToken())}.Append(nil), 2},
+		{"newer device, version 3 with an extension field", withLength(append(wire.Login{Version: 3, Token: []byte(wire.NewToken()), Agent: "v3"}.Append(nil), 0x03, 'x', 'y', 'z')), 2},
+		{"newest device, version 255", wire.Login{Version: 255, Token: []byte(wire.NewToken())}.Append(nil), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := rawDial(t, e)
@@ -203,16 +213,18 @@ func TestProtoVersionNegotiation(t *testing.T) {
 			if typ != wire.FrameWelcome {
 				t.Fatalf("relay answered with %s, want WELCOME", typ)
 			}
-			if w, err := wire.ParseWelcome(p); err != nil || w.Version != 1 {
-				t.Fatalf("welcome %+v (%v); want version 1", w, err)
+			if w, err := wire.ParseWelcome(p); err != nil || w.Version != tc.want {
+				t.Fatalf("welcome %+v (%v); want version %d", w, err, tc.want)
 			}
 		})
 	}
-	t.Run("version 1 with a field it does not define", func(t *testing.T) {
-		c := rawDial(t, e)
-		openCtrl(t, c, withLength(append(wire.Login{Version: 1, Token: []byte(wire.NewToken())}.Append(nil), 0x03, 'x', 'y', 'z')))
-		expectClose(t, c, wire.CloseProtocol)
-	})
+	for v := uint8(1); v <= wire.Version; v++ {
+		t.Run(fmt.Sprintf("version %d with a field it does not define", v), func(t *testing.T) {
+			c := rawDial(t, e)
+			openCtrl(t, c, withLength(append(wire.Login{Version: v, Token: []byte(wire.NewToken())}.Append(nil), 0x03, 'x', 'y', 'z')))
+			expectClose(t, c, wire.CloseProtocol)
+		})
+	}
 	t.Run("version 0", func(t *testing.T) {
 		c := rawDial(t, e)
 		ctrl := openCtrl(t, c, wire.Login{Version: 0, Token: []byte(wire.NewToken())}.Append(nil))
@@ -363,30 +375,54 @@ func TestProtoExtraDeviceStreamsAreIgnored(t *testing.T) {
 	}
 }
 
+// TestProtoMessageFrameIsExact: the MESSAGE a device gets is, byte for
+// byte, what §4.7 says for its version: at version 1 mode and body; at
+// version 2 also the query (empty here) and the time the relay waits for
+// the REPLY, which the default 5 s ack timeout bounds.
 func TestProtoMessageFrameIsExact(t *testing.T) {
 	e := relaytest.Start(t, nil)
-	tok := wire.NewToken()
-	c, _ := login(t, e, tok)
 	const mode, body = "customapp", `{"text":"Hallo \u00e9","icon":"1234","duration":10}`
-
-	done := answer(c, wire.Reply{Status: 200, Body: []byte(`{"ok":1}`)}.Append(nil))
-	status, reply := e.Post(t, mode, tok, body)
-	a := <-done
-	if a.err != nil {
-		t.Fatalf("device side: %v", a.err) // io.ReadAll: the stream did not end in a FIN
-	}
-	if status != 200 || string(reply) != `{"ok":1}` {
-		t.Fatalf("webhook: %d %s", status, reply)
-	}
-
-	want := []byte{byte(wire.FrameMessage), 0, 0, 0, byte(1 + len(mode) + len(body)), byte(len(mode))}
-	want = append(append(want, mode...), body...)
-	if !bytes.Equal(a.msg, want) {
-		t.Fatalf("message stream held\n%q\nwant\n%q", a.msg, want)
-	}
-	// The reference encoder agrees with the hand-built frame.
-	if enc := (wire.Message{Mode: mode, Body: []byte(body)}).Append(nil); !bytes.Equal(enc, want) {
-		t.Fatalf("wire.Message.Append gives %q", enc)
+	for v := uint8(1); v <= wire.Version; v++ {
+		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
+			tok := wire.NewToken()
+			c, _ := loginAt(t, e, tok, v)
+			done := answer(c, wire.Reply{Status: 200, Body: []byte(`{"ok":1}`)}.Append(nil))
+			status, reply := e.Post(t, mode, tok, body)
+			a := <-done
+			if a.err != nil {
+				t.Fatalf("device side: %v", a.err) // io.ReadAll: the stream did not end in a FIN
+			}
+			if status != 200 || string(reply) != `{"ok":1}` {
+				t.Fatalf("webhook: %d %s", status, reply)
+			}
+			var want []byte
+			switch v {
+			case 1:
+				want = []byte{byte(wire.FrameMessage), 0, 0, 0, byte(1 + len(mode) + len(body)), byte(len(mode))}
+				want = append(append(want, mode...), body...)
+			case 2:
+				want = []byte{byte(wire.FrameMessage), 0, 0, 0, byte(1 + len(mode) + 1 + 4 + len(body)), byte(len(mode))}
+				want = append(append(want, mode...), 0)
+				if len(a.msg) < len(want)+4 {
+					t.Fatalf("message stream held %q", a.msg)
+				}
+				timeout := binary.BigEndian.Uint32(a.msg[len(want):])
+				if timeout == 0 || timeout > uint32(webhook.DefaultAckTimeout/time.Millisecond) {
+					t.Fatalf("timeout %d ms, want (0, %v]", timeout, webhook.DefaultAckTimeout)
+				}
+				want = append(binary.BigEndian.AppendUint32(want, timeout), body...)
+				// The reference encoder agrees with the hand-built frame.
+				if enc := (wire.Message{Mode: mode, Timeout: time.Duration(timeout) * time.Millisecond, Body: []byte(body)}).Append(nil); !bytes.Equal(enc, want) {
+					t.Fatalf("wire.Message.Append gives %q", enc)
+				}
+			}
+			if !bytes.Equal(a.msg, want) {
+				t.Fatalf("message stream held\n%q\nwant\n%q", a.msg, want)
+			}
+			if enc := (wire.Message{Mode: mode, Body: []byte(body)}).AppendAt(nil, 1); v == 1 && !bytes.Equal(enc, want) {
+				t.Fatalf("wire.Message.AppendAt(1) gives %q", enc)
+			}
+		})
 	}
 }
 

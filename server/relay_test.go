@@ -23,8 +23,8 @@ func TestWebhookReachesDevice(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
 	got := make(chan string, 2)
-	e.Dial(t, tok, device.HandlerFunc(func(_ context.Context, mode string, body []byte) (int, []byte) {
-		got <- mode + " " + string(body)
+	e.Dial(t, tok, device.HandlerFunc(func(_ context.Context, m wire.Message) (int, []byte) {
+		got <- m.Mode + " " + string(m.Body)
 		return 200, []byte(`{"shown":true}`)
 	}))
 	body := `{"force":true,"icon":36,"text":"New mail","color":[255,255,255]}`
@@ -72,7 +72,7 @@ func TestRefusals(t *testing.T) {
 		code                    string
 	}{
 		{"no mode", "POST", e.URL("", tok), `{}`, nil, 400, "mode_missing"},
-		{"unknown mode", "POST", e.URL("reboot", tok), `{}`, nil, 400, "bad_mode"},
+		{"unknown mode", "POST", e.URL("rebooot", tok), `{}`, nil, 400, "bad_mode"},
 		{"no token", "POST", e.URL("notify", ""), `{}`, nil, 400, "token_missing"},
 		{"short token", "POST", e.URL("notify", "abc"), `{}`, nil, 400, "bad_token"},
 		{"weak token", "POST", e.URL("notify", strings.Repeat("ab", 15)), `{}`, nil, 400, "bad_token"},
@@ -80,9 +80,8 @@ func TestRefusals(t *testing.T) {
 		{"not bearer", "POST", e.URL("notify", ""), `{}`, http.Header{"Authorization": {"Basic " + tok}}, 400, "bad_token"},
 		{"conflict", "POST", e.URL("notify", tok), `{}`, http.Header{"Authorization": {"Bearer " + other}}, 400, "token_conflict"},
 		{"bad json", "POST", e.URL("notify", tok), `{"text":`, nil, 400, "bad_json"},
-		{"empty body", "POST", e.URL("notify", tok), ``, nil, 400, "bad_json"},
 		{"no device", "POST", e.URL("notify", other), `{}`, nil, 404, "no_device"},
-		{"GET", "GET", e.URL("notify", tok), ``, nil, 405, "method_not_allowed"},
+		{"GET of a write", "GET", e.URL("notify", tok), ``, nil, 405, "method_not_allowed"},
 		{"PUT", "PUT", e.URL("notify", tok), `{}`, nil, 405, "method_not_allowed"},
 		{"other path", "POST", "https://" + e.Addr + "/api/notify?mode=notify&token=" + tok, `{}`, nil, 404, "not_found"},
 		{"too large", "POST", e.URL("notify", tok), `{"text":"` + strings.Repeat("x", 1100) + `"}`, nil, 413, "too_large"},
@@ -114,8 +113,8 @@ func newBlocker() *blocker {
 	return &blocker{arrived: make(chan string, 100), release: make(chan struct{})}
 }
 
-func (b *blocker) HandleMessage(_ context.Context, _ string, body []byte) (int, []byte) {
-	b.arrived <- string(body)
+func (b *blocker) HandleMessage(_ context.Context, m wire.Message) (int, []byte) {
+	b.arrived <- string(m.Body)
 	<-b.release
 	return 200, []byte(`{"ok":true}`)
 }
@@ -213,7 +212,7 @@ func TestDeviceVanishingGets502(t *testing.T) {
 func TestDeviceErrorStatusPassesThrough(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	tok := wire.NewToken()
-	e.Dial(t, tok, device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) {
+	e.Dial(t, tok, device.HandlerFunc(func(context.Context, wire.Message) (int, []byte) {
 		return 502, []byte(`{"error":"clock unreachable","code":"clock_unreachable"}`)
 	}))
 	status, body := e.Post(t, "notify", tok, `{}`)
@@ -300,9 +299,9 @@ func TestThousandMessagesExactlyOnce(t *testing.T) {
 	seen := make(map[int][]int) // message id -> devices that got it
 	for d := range devices {
 		tokens[d] = wire.NewToken()
-		e.Dial(t, tokens[d], device.HandlerFunc(func(_ context.Context, _ string, body []byte) (int, []byte) {
+		e.Dial(t, tokens[d], device.HandlerFunc(func(_ context.Context, msg wire.Message) (int, []byte) {
 			var m struct{ ID int }
-			if err := json.Unmarshal(body, &m); err != nil {
+			if err := json.Unmarshal(msg.Body, &m); err != nil {
 				return 400, []byte(`{"error":"bad"}`)
 			}
 			mu.Lock()

@@ -91,6 +91,9 @@ func (d *device) writeCtrlBy(deadline time.Time, frame []byte) error {
 // ErrTimeout for the deadline and wraps context.Cause(ctx) for a cancel.
 // Deliver never keeps m.Body after returning.
 func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
+	if m.Query != "" && d.version < 2 {
+		return router.Reply{}, router.ErrOutdated
+	}
 	if !d.begin() {
 		return router.Reply{}, router.ErrBusy
 	}
@@ -100,16 +103,18 @@ func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, e
 	if err != nil {
 		return router.Reply{}, d.deliveryErr(ctx, err)
 	}
+	frame := wire.Message{Mode: m.Mode, Query: m.Query, Body: m.Body}
 	if dl, ok := ctx.Deadline(); ok {
 		str.SetDeadline(dl)
+		frame.Timeout = time.Until(dl)
 	}
 	// Wakes every blocked read and write at once on a cancel; the error
 	// path below resets the stream.
 	stop := context.AfterFunc(ctx, func() { str.SetDeadline(time.Now()) })
 	defer stop()
 
-	var hdr [wire.HeaderLen + 1 + wire.MaxModeLen]byte
-	if _, err = str.Write(wire.AppendMessageHeader(hdr[:0], m.Mode, len(m.Body))); err == nil {
+	var hdr [wire.HeaderLen + 1 + wire.MaxModeLen + 1 + wire.MaxQueryLen + 4]byte
+	if _, err = str.Write(frame.AppendHeader(hdr[:0], d.version)); err == nil {
 		if _, err = str.Write(m.Body); err == nil {
 			err = str.Close()
 		}

@@ -27,7 +27,7 @@ func TestDrainWaitsForDevicesToLeave(t *testing.T) {
 				t.Fatal(err)
 			}
 			go func() {
-				served <- c.Serve(context.Background(), device.HandlerFunc(func(context.Context, string, []byte) (int, []byte) { return 200, nil }))
+				served <- c.Serve(context.Background(), device.HandlerFunc(func(context.Context, wire.Message) (int, []byte) { return 200, nil }))
 			}()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

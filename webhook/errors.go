@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,6 +21,7 @@ type Error struct {
 	Code       string // stable, machine-readable
 	Message    string // for people
 	RetryAfter int    // seconds; 0 means no Retry-After header
+	Allow      string // the Allow header of a 405
 	body       []byte // rendered once
 	idx        int    // position in allErrors, for per-outcome counters
 }
@@ -29,25 +32,36 @@ var allErrors []*Error
 func (e *Error) Error() string { return "webhook: " + e.Message }
 
 func newError(status int, code, msg string, retryAfter int) *Error {
-	body, _ := json.Marshal(struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}{msg, code})
-	e := &Error{Status: status, Code: code, Message: msg, RetryAfter: retryAfter, body: body, idx: len(allErrors)}
+	e := &Error{Status: status, Code: code, Message: msg, RetryAfter: retryAfter, body: render(code, msg), idx: len(allErrors)}
 	allErrors = append(allErrors, e)
 	return e
 }
 
+// render is the JSON of a refusal.
+func render(code, msg string) []byte {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}{msg, code})
+	return body
+}
+
+// modeList names every mode, for the messages that list them.
+var modeList = strings.Join(wire.Modes, ", ")
+
 // The frontend's own refusals.
 var (
 	ErrNotFound      = newError(fasthttp.StatusNotFound, "not_found", "no such endpoint; POST /cloud?mode=MODE&token=TOKEN", 0)
-	ErrMethod        = newError(fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use POST", 0)
-	ErrModeMissing   = newError(fasthttp.StatusBadRequest, "mode_missing", "mode missing; one of draw, basics, app, settings, notify, customapp, temporaryapp", 0)
-	ErrModeUnknown   = newError(fasthttp.StatusBadRequest, "bad_mode", "unknown mode; one of draw, basics, app, settings, notify, customapp, temporaryapp", 0)
+	ErrMethod        = allow(newError(fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use POST; GET only reads: stats, screen, loop, effects, transitions, settings, apps", 0), "POST")
+	ErrMethodRead    = allow(newError(fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use GET or POST", 0), "GET, POST")
+	ErrModeMissing   = newError(fasthttp.StatusBadRequest, "mode_missing", "mode missing; one of "+modeList, 0)
+	ErrModeUnknown   = newError(fasthttp.StatusBadRequest, "bad_mode", "unknown mode; one of "+modeList, 0)
+	ErrParam         = newError(fasthttp.StatusBadRequest, "bad_param", "bad query parameter: name belongs to mode=custom", 0)
 	ErrTokenMissing  = newError(fasthttp.StatusBadRequest, "token_missing", "token missing; pass ?token= or Authorization: Bearer", 0)
 	ErrTokenBad      = newError(fasthttp.StatusBadRequest, "bad_token", "token malformed or too weak: 22-128 random characters of A-Z a-z 0-9 - _", 0)
 	ErrTokenConflict = newError(fasthttp.StatusBadRequest, "token_conflict", "query token and Authorization header differ", 0)
 	ErrBadJSON       = newError(fasthttp.StatusBadRequest, "bad_json", "body is not valid JSON", 0)
+	ErrBadForm       = newError(fasthttp.StatusBadRequest, "bad_form", "form body has a field notify does not take; text, icon, color, duration, repeat, rainbow, hold, sound", 0)
 	ErrTooLarge      = newError(fasthttp.StatusRequestEntityTooLarge, "too_large", "body too large", 0)
 	ErrHeaderLarge   = newError(fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large", 0)
 	ErrBadRequest    = newError(fasthttp.StatusBadRequest, "bad_request", "malformed HTTP request", 0)
@@ -73,6 +87,33 @@ var deliveryErrors = []struct {
 	{router.ErrGone, newError(fasthttp.StatusBadGateway, "device_gone", "device disconnected before answering", 0)},
 	{router.ErrBadReply, newError(fasthttp.StatusBadGateway, "bad_reply", "device sent an invalid reply", 0)},
 	{router.ErrUnavailable, newError(fasthttp.StatusServiceUnavailable, "cluster_unavailable", "the relay cannot reach its other nodes; retry shortly", 1)},
+	{router.ErrOutdated, newError(fasthttp.StatusNotImplemented, "device_outdated", "the device speaks protocol version 1, which cannot carry this webhook's parameters; update the device", 0)},
+}
+
+// allow sets a 405's Allow header.
+func allow(e *Error, methods string) *Error {
+	e.Allow = methods
+	return e
+}
+
+// detailError is a refusal whose message names what was wrong (the
+// parameter, the field): it counts and answers as Err, with Detail as
+// the message.
+type detailError struct {
+	Err    *Error
+	Detail string
+}
+
+func (e *detailError) Error() string { return "webhook: " + e.Detail }
+func (e *detailError) Unwrap() error { return e.Err }
+
+// bodyFor is e's JSON for err: e's own, or with the detail err carries
+// (a *detailError is never wrapped, so no reflection on the hot path).
+func (e *Error) bodyFor(err error) []byte {
+	if d, ok := err.(*detailError); ok && d.Err == e {
+		return render(e.Code, d.Detail)
+	}
+	return e.body
 }
 
 // retryError is a refusal whose Retry-After is known only when it happens:
@@ -151,7 +192,7 @@ func errorOr(err error, fallback *Error) *Error {
 // WriteError answers ctx with err's response.
 func WriteError(ctx *fasthttp.RequestCtx, err error) {
 	e, retry := respond(err, ErrInternal)
-	writeError(ctx, e, retry)
+	writeError(ctx, e, retry, err)
 }
 
 // ServeError is fasthttp's Server.ErrorHandler: requests that fasthttp
@@ -159,27 +200,27 @@ func WriteError(ctx *fasthttp.RequestCtx, err error) {
 func (h *Handler) ServeError(ctx *fasthttp.RequestCtx, err error) {
 	e, retry := respond(err, ErrBadRequest)
 	h.outcomes[e.idx].Inc()
-	writeError(ctx, e, retry)
+	writeError(ctx, e, retry, err)
 }
 
 // WriteHTTPError answers a net/http request (HTTP/3) with err's response.
 func WriteHTTPError(w http.ResponseWriter, err error) {
 	e, retry := respond(err, ErrInternal)
-	writeHTTPError(w, e, retry)
+	writeHTTPError(w, e, retry, err)
 }
 
-// writeHTTPError answers with e and, if retry > 0, Retry-After: retry.
-func writeHTTPError(w http.ResponseWriter, e *Error, retry int) {
+// writeHTTPError answers err with e and, if retry > 0, Retry-After: retry.
+func writeHTTPError(w http.ResponseWriter, e *Error, retry int, err error) {
 	h := w.Header()
 	setJSONHTTPHeaders(h)
 	if retry > 0 {
 		h.Set("Retry-After", strconv.Itoa(retry))
 	}
-	if e.Status == http.StatusMethodNotAllowed {
-		h.Set("Allow", "POST")
+	if e.Allow != "" {
+		h.Set("Allow", e.Allow)
 	}
 	w.WriteHeader(e.Status)
-	w.Write(e.body)
+	w.Write(e.bodyFor(err))
 }
 
 func setJSONHTTPHeaders(h http.Header) {
@@ -188,18 +229,18 @@ func setJSONHTTPHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
-// writeError answers with e and, if retry > 0, Retry-After: retry.
-func writeError(ctx *fasthttp.RequestCtx, e *Error, retry int) {
+// writeError answers err with e and, if retry > 0, Retry-After: retry.
+func writeError(ctx *fasthttp.RequestCtx, e *Error, retry int, err error) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.Status)
 	setJSONHeaders(&ctx.Response.Header)
 	if retry > 0 {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retry))
 	}
-	if e.Status == fasthttp.StatusMethodNotAllowed {
-		ctx.Response.Header.Set("Allow", "POST")
+	if e.Allow != "" {
+		ctx.Response.Header.Set("Allow", e.Allow)
 	}
-	ctx.SetBody(e.body)
+	ctx.SetBody(e.bodyFor(err))
 }
 
 func setJSONHeaders(h *fasthttp.ResponseHeader) {

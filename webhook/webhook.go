@@ -1,6 +1,7 @@
 // Package webhook is the relay's HTTP frontend: it takes
-// POST /cloud?mode=MODE&token=TOKEN, hands the body to the device bound to
-// the token through a router.Deliverer, and answers with the device's reply.
+// POST /cloud?mode=MODE&token=TOKEN (or a GET for the modes that read the
+// clock), hands the body to the device bound to the token through a
+// router.Deliverer, and answers with the device's reply.
 //
 // Nothing from a request outlives the handler: Deliver returns before the
 // handler does, and the token is only ever hashed.
@@ -17,7 +18,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,12 +210,15 @@ var bearer = []byte("Bearer ")
 // request is one webhook as a frontend read it; the slices are valid for
 // the call only.
 type request struct {
-	src   netip.Addr // the caller's source, as limit.Source() keys it
-	post  bool
-	mode  []byte // ?mode=
-	token []byte // ?token=
-	auth  []byte // Authorization header
-	body  []byte
+	src         netip.Addr // the caller's source, as limit.Source() keys it
+	method      string     // GET, POST, or another (refused)
+	mode        []byte     // ?mode=
+	token       []byte     // ?token=
+	name        []byte     // ?name= (mode=custom)
+	hasName     bool
+	auth        []byte // Authorization header
+	contentType []byte
+	body        []byte
 
 	// How a frontend learns that the caller hung up during the delivery:
 	// HTTP/3 gives a context that ends then (ctx), HTTP/1.1 a TCP
@@ -243,7 +246,10 @@ func (h *Handler) admit(src netip.Addr, now time.Time) error {
 
 // handle is serve after admit.
 func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
-	if !r.post {
+	if r.method != fasthttp.MethodPost && r.method != fasthttp.MethodGet {
+		if mode, ok := wire.ParseMode(r.mode); ok && wire.IsRead(mode) {
+			return router.Reply{}, ErrMethodRead
+		}
 		return router.Reply{}, ErrMethod
 	}
 	if h.draining.Load() {
@@ -253,8 +259,21 @@ func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 	if err != nil {
 		return router.Reply{}, err
 	}
-	if !json.Valid(r.body) {
-		return router.Reply{}, ErrBadJSON
+	body := r.body
+	if r.method == fasthttp.MethodGet {
+		if !wire.IsRead(mode) {
+			return router.Reply{}, ErrMethod
+		}
+		body = nil // a read; a GET's body means nothing
+	}
+	var query string
+	if r.hasName {
+		if query, err = nameQuery(r.name); err != nil {
+			return router.Reply{}, err
+		}
+	}
+	if body, err = toJSON(mode, r.contentType, body, h.cfg.MaxBody); err != nil {
+		return router.Reply{}, err
 	}
 	key := router.KeyOf(token)
 	if h.lookup != nil && h.lookup.Lookup(key) == nil {
@@ -272,7 +291,7 @@ func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 	if r.conn != nil {
 		defer watchCaller(r.conn, cancel)()
 	}
-	reply, err := h.d.Deliver(ctx, key, router.Message{Mode: mode, Body: r.body})
+	reply, err := h.d.Deliver(ctx, key, router.Message{Mode: mode, Query: query, Body: body})
 	switch {
 	case err == nil:
 	case errors.Is(ctx.Err(), context.Canceled):
@@ -309,18 +328,21 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	args := ctx.QueryArgs()
 	src, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	reply, err := h.serve(request{
-		src:   limit.Source(src),
-		post:  ctx.IsPost(),
-		mode:  args.Peek("mode"),
-		token: args.Peek("token"),
-		auth:  ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
-		body:  ctx.PostBody(),
-		conn:  ctx.Conn(),
-	}, start)
+	r := request{
+		src:         limit.Source(src),
+		method:      methodOf(ctx.Method()),
+		mode:        args.Peek("mode"),
+		token:       args.Peek("token"),
+		auth:        ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
+		contentType: ctx.Request.Header.ContentType(),
+		body:        ctx.PostBody(),
+		conn:        ctx.Conn(),
+	}
+	r.name, r.hasName = args.Peek("name"), args.Has("name")
+	reply, err := h.serve(r, start)
 	if err != nil {
 		e, retry := h.fail(err)
-		writeError(ctx, e, retry)
+		writeError(ctx, e, retry, err)
 		return
 	}
 	h.answered(start, reply.Status)
@@ -344,19 +366,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var reply router.Reply
 	if err == nil {
 		q := r.URL.Query()
-		reply, err = h.handle(request{
-			src:   src,
-			post:  r.Method == http.MethodPost,
-			mode:  []byte(q.Get("mode")),
-			token: []byte(q.Get("token")),
-			auth:  []byte(r.Header.Get("Authorization")),
-			body:  body,
-			ctx:   r.Context(),
-		}, start)
+		req := request{
+			src:         src,
+			method:      methodOf([]byte(r.Method)),
+			mode:        []byte(q.Get("mode")),
+			token:       []byte(q.Get("token")),
+			auth:        []byte(r.Header.Get("Authorization")),
+			contentType: []byte(r.Header.Get("Content-Type")),
+			body:        body,
+			ctx:         r.Context(),
+		}
+		if names, ok := q["name"]; ok {
+			req.hasName, req.name = true, []byte(names[0])
+		}
+		reply, err = h.handle(req, start)
 	}
 	if err != nil {
 		e, retry := h.fail(err)
-		writeHTTPError(w, e, retry)
+		writeHTTPError(w, e, retry, err)
 		return
 	}
 	h.answered(start, reply.Status)
@@ -375,6 +402,9 @@ func parse(r request) (mode string, token []byte, err error) {
 	mode, ok := wire.ParseMode(r.mode)
 	if !ok {
 		return "", nil, ErrModeUnknown
+	}
+	if r.hasName && !wire.TakesName(mode) {
+		return "", nil, &detailError{ErrParam, "name belongs to mode=custom (the custom app's name)"}
 	}
 	token = r.token
 	if auth := r.auth; len(auth) > 0 {

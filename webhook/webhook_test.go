@@ -116,3 +116,57 @@ func TestDrainingRefusesWithRetryAfter(t *testing.T) {
 		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
 }
+
+func TestIsMedia(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/plain": true, "Text/Plain": true, "text/plain; charset=utf-8": true, " text/plain ;q=1": true,
+		"": false, "text/plainx": false, "text/html": false, "application/json": false, "text/": false,
+	} {
+		if got := isMedia([]byte(ct), "text/plain"); got != want {
+			t.Errorf("isMedia(%q) = %v", ct, got)
+		}
+	}
+}
+
+// TestJSONBodyDoesNotAllocate: the common webhook, a JSON body with its
+// Content-Type, passes toJSON as it is, without an allocation.
+func TestJSONBodyDoesNotAllocate(t *testing.T) {
+	body, ct := []byte(`{"text":"hi","color":[255,0,0]}`), []byte("application/json; charset=utf-8")
+	if n := testing.AllocsPerRun(100, func() {
+		if b, err := toJSON("notify", ct, body, 1<<16); err != nil || &b[0] != &body[0] {
+			t.Fatal("the body did not pass as it is")
+		}
+	}); n != 0 {
+		t.Fatalf("toJSON allocates %v times for a JSON body", n)
+	}
+}
+
+func TestToJSONLimits(t *testing.T) {
+	// Escaping can make the converted body longer than what was posted.
+	quotes := []byte(`""""""""""`)
+	if _, err := toJSON("notify", []byte("text/plain"), quotes, 20); err != ErrTooLarge {
+		t.Fatalf("a text that grows past max-body: %v, want ErrTooLarge", err)
+	}
+	if b, err := toJSON("notify", []byte("text/plain"), quotes, 40); err != nil || string(b) != `{"text":"\"\"\"\"\"\"\"\"\"\""}` {
+		t.Fatalf("text of quotes: %s %v", b, err)
+	}
+	if b, err := toJSON("notify", []byte("text/plain"), []byte("\xff\xfe"), 40); err != nil || !json.Valid(b) {
+		t.Fatalf("text that is not UTF-8: %q %v; want valid JSON", b, err)
+	}
+	if _, err := toJSON("stats", nil, nil, 40); err != nil {
+		t.Fatalf("an empty body: %v", err)
+	}
+}
+
+func TestNameQuery(t *testing.T) {
+	for name, want := range map[string]string{"weather": "name=weather", "a.b-c_D9": "name=a.b-c_D9"} {
+		if q, err := nameQuery([]byte(name)); err != nil || q != want {
+			t.Errorf("nameQuery(%q) = %q, %v", name, q, err)
+		}
+	}
+	for _, name := range []string{"", "a b", "a/b", "a&b=c", "ä", string(make([]byte, 65))} {
+		if _, err := nameQuery([]byte(name)); err == nil {
+			t.Errorf("nameQuery(%q) passed", name)
+		}
+	}
+}

@@ -8,7 +8,7 @@ func TestValidMode(t *testing.T) {
 			t.Errorf("ValidMode(%q) = false for a member of Modes", m)
 		}
 		// Every mode must fit a Message frame.
-		if _, err := ParseMessage(Message{Mode: m}.Append(nil)[HeaderLen:]); err != nil {
+		if _, err := ParseMessage(Message{Mode: m}.Append(nil)[HeaderLen:], Version); err != nil {
 			t.Errorf("mode %q does not fit a Message frame: %v", m, err)
 		}
 	}

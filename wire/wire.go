@@ -1,6 +1,7 @@
-// Package wire is the relay's device protocol, version 1 (ALPN
-// "awtrix-relay/1"): the frames a device and the relay exchange over QUIC
-// or WebTransport streams, their encoding, and the device token rules.
+// Package wire is the relay's device protocol, major version 1 (ALPN
+// "awtrix-relay/1") in minor versions 1 and 2: the frames a device and the
+// relay exchange over QUIC or WebTransport streams, their encoding, and
+// the device token rules.
 //
 // Every frame is a 5-byte header (type, then payload length as a big-endian
 // uint32) followed by the payload. docs/PROTOCOL.md is the normative text;
@@ -12,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -21,9 +24,10 @@ const ALPN = "awtrix-relay/1"
 // Minor versions inside ALPN's major version. A device offers the highest
 // it speaks in LOGIN; the session runs at Negotiate's answer, which WELCOME
 // names.
+// Version 2 adds a query and a timeout to MESSAGE.
 const (
 	MinVersion = 1 // the oldest this package speaks
-	Version    = 1 // the newest this package speaks
+	Version    = 2 // the newest this package speaks
 )
 
 // Negotiate returns the minor version a session runs at when the device
@@ -43,6 +47,7 @@ const HeaderLen = 5
 const (
 	MaxControlPayload = 1024    // login, welcome, refuse, rotate, rotated, goaway
 	MaxModeLen        = 32      // mode names are short ASCII words
+	MaxQueryLen       = 255     // a MESSAGE's query, from version 2
 	MaxReplyBody      = 1 << 16 // a device's reply body
 	MaxPayload        = 1 << 20 // hard cap on any frame the decoder accepts
 	maxAgentLen       = 64
@@ -193,7 +198,24 @@ type GoAway struct {
 // Message carries one webhook to the device.
 type Message struct {
 	Mode string
-	Body []byte
+	// Query is the webhook's parameters for the device, URL-encoded
+	// ("name=weather"), printable ASCII, at most MaxQueryLen bytes; ""
+	// for none. From version 2: a session at version 1 cannot carry one.
+	Query string
+	// Timeout is how long the relay waits for the REPLY from when it sent
+	// the MESSAGE, in whole milliseconds; 0 when it did not say. From
+	// version 2.
+	Timeout time.Duration
+	Body    []byte
+}
+
+// MessageOverhead is the most a MESSAGE payload at version v holds besides
+// its body: what a device adds to WELCOME.max_body for its read limit.
+func MessageOverhead(v uint8) int {
+	if v < 2 {
+		return 1 + MaxModeLen
+	}
+	return 1 + MaxModeLen + 1 + MaxQueryLen + 4
 }
 
 // Reply is the device's answer to a Message: an HTTP-like status (200-599)
@@ -270,19 +292,34 @@ func (f GoAway) Append(b []byte) []byte {
 	return append(b, msg...)
 }
 
-// AppendMessageHeader encodes everything of a Message frame but its body, so
-// that the body can be written straight from the caller's buffer. Modes are
-// one of Modes; one over 255 bytes panics.
-func AppendMessageHeader(b []byte, mode string, bodyLen int) []byte {
-	b = AppendHeader(b, FrameMessage, 1+len(mode)+bodyLen)
-	b = append(b, shortLen(len(mode), "mode"))
-	return append(b, mode...)
+// AppendHeader encodes everything of the frame at version v but its body,
+// so that the body can be written straight from the caller's buffer (the
+// length counts len(f.Body)). At version 1 Query and Timeout are not
+// encoded: the sender checks that a message with a query goes to a
+// session at version 2 or later. A mode or query over 255 bytes panics.
+func (f Message) AppendHeader(b []byte, v uint8) []byte {
+	n := 1 + len(f.Mode) + len(f.Body)
+	if v >= 2 {
+		n += 1 + len(f.Query) + 4
+	}
+	b = AppendHeader(b, FrameMessage, n)
+	b = append(b, shortLen(len(f.Mode), "mode"))
+	b = append(b, f.Mode...)
+	if v >= 2 {
+		b = append(b, shortLen(len(f.Query), "query"))
+		b = append(b, f.Query...)
+		b = binary.BigEndian.AppendUint32(b, uint32(min(nonNegative(f.Timeout)/time.Millisecond, 0xffffffff)))
+	}
+	return b
 }
 
-// Append encodes the frame.
-func (f Message) Append(b []byte) []byte {
-	return append(AppendMessageHeader(b, f.Mode, len(f.Body)), f.Body...)
+// AppendAt encodes the frame at version v (see AppendHeader).
+func (f Message) AppendAt(b []byte, v uint8) []byte {
+	return append(f.AppendHeader(b, v), f.Body...)
 }
+
+// Append encodes the frame at this package's Version.
+func (f Message) Append(b []byte) []byte { return f.AppendAt(b, Version) }
 
 // Append encodes the frame.
 func (f Reply) Append(b []byte) []byte {
@@ -441,14 +478,22 @@ func ParseGoAway(b []byte) (GoAway, error) {
 	return f, p.done()
 }
 
-// ParseMessage decodes a Message payload. Body aliases b.
-func ParseMessage(b []byte) (Message, error) {
+// ParseMessage decodes a Message payload of a session at version v. Body
+// aliases b.
+func ParseMessage(b []byte, v uint8) (Message, error) {
 	p := payload{b: b, t: FrameMessage}
 	mode := p.short("mode")
 	if len(mode) == 0 || len(mode) > MaxModeLen {
 		p.fail("mode length outside 1..32")
 	}
 	f := Message{Mode: text(mode, "mode", &p)}
+	if v >= 2 {
+		f.Query = text(p.short("query"), "query", &p)
+		if _, err := url.ParseQuery(f.Query); p.err == nil && (err != nil || strings.ContainsRune(f.Query, ' ')) {
+			p.fail("query is not URL-encoded")
+		}
+		f.Timeout = time.Duration(p.u32("timeout")) * time.Millisecond
+	}
 	if p.err == nil {
 		f.Body = p.b
 	}

@@ -55,7 +55,7 @@ func parseFrame(t FrameType, p []byte) (any, error) {
 	case FrameGoAway:
 		return ParseGoAway(p)
 	case FrameMessage:
-		return ParseMessage(p)
+		return ParseMessage(p, Version)
 	case FrameReply:
 		return ParseReply(p)
 	}
@@ -96,7 +96,7 @@ func sameFrame(a, b any) bool {
 		return ok && bytes.Equal(a.Token, b.Token)
 	case Message:
 		b, ok := b.(Message)
-		return ok && a.Mode == b.Mode && bytes.Equal(a.Body, b.Body)
+		return ok && a.Mode == b.Mode && a.Query == b.Query && a.Timeout == b.Timeout && bytes.Equal(a.Body, b.Body)
 	case Reply:
 		b, ok := b.(Reply)
 		return ok && a.Status == b.Status && bytes.Equal(a.Body, b.Body)
@@ -147,6 +147,8 @@ func TestRoundTrip(t *testing.T) {
 		{"message", FrameMessage, Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)}},
 		{"message/no-body", FrameMessage, Message{Mode: "app"}},
 		{"message/max-mode", FrameMessage, Message{Mode: strings.Repeat("z", MaxModeLen), Body: []byte{0, 1, 2, 0xff}}},
+		{"message/query", FrameMessage, Message{Mode: "custom", Query: "name=weather%2Fnow", Timeout: 4500 * time.Millisecond, Body: []byte(`[{"text":"1"}]`)}},
+		{"message/max-query", FrameMessage, Message{Mode: "custom", Query: "name=" + strings.Repeat("q", MaxQueryLen-5), Timeout: 0xffffffff * time.Millisecond}},
 		{"reply", FrameReply, Reply{Status: 200, Body: []byte(`{"ok":true}`)}},
 		{"reply/min", FrameReply, Reply{Status: 200}},
 		{"reply/max", FrameReply, Reply{Status: 599, Body: bytes.Repeat([]byte("b"), MaxReplyBody)}},
@@ -210,7 +212,9 @@ func TestEncoding(t *testing.T) {
 		{"rotated", AppendRotated(nil), []byte{0x05, 0, 0, 0, 0}},
 		{"goaway", GoAway{Reason: ReasonDraining, ReconnectAfter: 0x01020304 * time.Millisecond, Redirect: "h:1", Message: "m"}.Append(nil),
 			[]byte{0x06, 0, 0, 0, 11, 4, 1, 2, 3, 4, 3, 'h', ':', '1', 1, 'm'}},
-		{"message", Message{Mode: "app", Body: []byte("{}")}.Append(nil), []byte{0x10, 0, 0, 0, 6, 3, 'a', 'p', 'p', '{', '}'}},
+		{"message v1", Message{Mode: "app", Query: "x=1", Timeout: time.Second, Body: []byte("{}")}.AppendAt(nil, 1), []byte{0x10, 0, 0, 0, 6, 3, 'a', 'p', 'p', '{', '}'}},
+		{"message v2", Message{Mode: "app", Query: "x=1", Timeout: 0x01020304 * time.Millisecond, Body: []byte("{}")}.Append(nil),
+			[]byte{0x10, 0, 0, 0, 14, 3, 'a', 'p', 'p', 3, 'x', '=', '1', 1, 2, 3, 4, '{', '}'}},
 		{"reply", Reply{Status: 404, Body: []byte("{}")}.Append(nil), []byte{0x11, 0, 0, 0, 4, 0x01, 0x94, '{', '}'}},
 	}
 	for _, tt := range tests {
@@ -220,21 +224,33 @@ func TestEncoding(t *testing.T) {
 	}
 }
 
-func TestAppendMessageHeader(t *testing.T) {
+func TestMessageAppendHeader(t *testing.T) {
 	bodies := [][]byte{nil, {}, []byte("{}"), bytes.Repeat([]byte{0xa5}, 70000)}
-	for _, mode := range append([]string{"x", strings.Repeat("y", MaxModeLen)}, Modes...) {
-		for _, body := range bodies {
-			want := Message{Mode: mode, Body: body}.Append([]byte("pre"))
-			got := append(AppendMessageHeader([]byte("pre"), mode, len(body)), body...)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("mode %q, body %d bytes: AppendMessageHeader+body differs from Message.Append", mode, len(body))
-			}
-			typ, p := readOne(t, got[3:])
-			m, err := ParseMessage(p)
-			if typ != FrameMessage || err != nil || m.Mode != mode || !bytes.Equal(m.Body, body) {
-				t.Fatalf("mode %q, body %d bytes: parsed %s %q %d bytes, %v", mode, len(body), typ, m.Mode, len(m.Body), err)
+	for v := uint8(MinVersion); v <= Version; v++ {
+		for _, mode := range append([]string{"x", strings.Repeat("y", MaxModeLen)}, Modes...) {
+			for _, body := range bodies {
+				m := Message{Mode: mode, Query: "name=a%20b", Timeout: 1500 * time.Millisecond, Body: body}
+				want := m.AppendAt([]byte("pre"), v)
+				got := append(m.AppendHeader([]byte("pre"), v), body...)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("v%d mode %q, body %d bytes: AppendHeader+body differs from AppendAt", v, mode, len(body))
+				}
+				if hdr := len(m.AppendHeader(nil, v)) - HeaderLen; hdr > MessageOverhead(v) {
+					t.Fatalf("v%d: a header of %d bytes passes MessageOverhead %d", v, hdr, MessageOverhead(v))
+				}
+				typ, p := readOne(t, got[3:])
+				back, err := ParseMessage(p, v)
+				if typ != FrameMessage || err != nil || back.Mode != mode || !bytes.Equal(back.Body, body) {
+					t.Fatalf("v%d mode %q, body %d bytes: parsed %s %q %d bytes, %v", v, mode, len(body), typ, back.Mode, len(back.Body), err)
+				}
+				if v == 1 && (back.Query != "" || back.Timeout != 0) || v >= 2 && (back.Query != m.Query || back.Timeout != m.Timeout) {
+					t.Fatalf("v%d: query %q timeout %v", v, back.Query, back.Timeout)
+				}
 			}
 		}
+	}
+	if n := len(Message{Mode: strings.Repeat("m", MaxModeLen), Query: strings.Repeat("q", MaxQueryLen)}.AppendHeader(nil, Version)) - HeaderLen; n != MessageOverhead(Version) {
+		t.Fatalf("the largest header is %d bytes, MessageOverhead says %d", n, MessageOverhead(Version))
 	}
 }
 
@@ -424,7 +440,8 @@ func TestParseRejects(t *testing.T) {
 	refuse := func(b ...byte) func() error { return func() error { _, err := ParseRefuse(b); return err } }
 	rotate := func(b ...byte) func() error { return func() error { _, err := ParseRotate(b); return err } }
 	goaway := func(b ...byte) func() error { return func() error { _, err := ParseGoAway(b); return err } }
-	message := func(b ...byte) func() error { return func() error { _, err := ParseMessage(b); return err } }
+	message := func(b ...byte) func() error { return func() error { _, err := ParseMessage(b, 1); return err } }
+	message2 := func(b ...byte) func() error { return func() error { _, err := ParseMessage(b, 2); return err } }
 	reply := func(b ...byte) func() error { return func() error { _, err := ParseReply(b); return err } }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
@@ -475,6 +492,13 @@ func TestParseRejects(t *testing.T) {
 		{"message/short mode", message(5, 'd', 'r', 'a')},
 		{"message/mode control char", message(3, 'a', '\r', 'p')},
 		{"message/mode non-ASCII", message(2, 0xe2, 0x80)},
+		{"message v2/no query length", message2(1, 'a')},
+		{"message v2/short query", message2(1, 'a', 5, 'n', '=')},
+		{"message v2/short timeout", message2(1, 'a', 0, 0, 0, 1)},
+		{"message v2/query with a space", message2(1, 'a', 3, 'n', '=', ' ', 0, 0, 0, 0)},
+		{"message v2/query bad escape", message2(1, 'a', 3, '%', 'z', 'z', 0, 0, 0, 0)},
+		{"message v2/query semicolon", message2(1, 'a', 3, 'a', ';', 'b', 0, 0, 0, 0)},
+		{"message v2/query control char", message2(1, 'a', 1, '\n', 0, 0, 0, 0)},
 		{"reply/empty", reply()},
 		{"reply/1 byte", reply(0)},
 		{"reply/status 0", reply(0, 0)},
@@ -508,7 +532,7 @@ func TestParseAccepts(t *testing.T) {
 	if f, err := ParseRotate([]byte{2, 0, 0xff}); err != nil || !bytes.Equal(f.Token, []byte{0, 0xff}) {
 		t.Errorf("rotate with binary token: %v", err)
 	}
-	if f, err := ParseMessage([]byte{1, 'a'}); err != nil || f.Mode != "a" || len(f.Body) != 0 {
+	if f, err := ParseMessage([]byte{1, 'a'}, 1); err != nil || f.Mode != "a" || len(f.Body) != 0 {
 		t.Errorf("message with 1-byte mode, no body: %+v, %v", f, err)
 	}
 	for _, status := range []uint16{200, 204, 404, 599} {
@@ -523,7 +547,7 @@ func TestParseAliases(t *testing.T) {
 	// Message and Reply bodies alias the payload (documented), so a
 	// transport can forward them without a copy.
 	p := []byte{3, 'a', 'p', 'p', '{', '}'}
-	m, err := ParseMessage(p)
+	m, err := ParseMessage(p, 1)
 	if err != nil || &m.Body[0] != &p[4] {
 		t.Errorf("Message body does not alias the payload (%v)", err)
 	}

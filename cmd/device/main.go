@@ -31,6 +31,7 @@ import (
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/flagenv"
+	"github.com/pixelrelay/relay/wire"
 
 	// The root certificates to use when the system has none: a FROM scratch
 	// image (make image) must still verify Let's Encrypt and NATS servers.
@@ -184,14 +185,21 @@ type printer struct {
 	w  io.Writer
 }
 
-func (p *printer) HandleMessage(_ context.Context, mode string, body []byte) (int, []byte) {
-	line, _ := json.Marshal(struct {
-		Mode string          `json:"mode"`
-		Body json.RawMessage `json:"body"`
-	}{mode, body})
-	p.mu.Lock()
-	_, err := p.w.Write(append(line, '\n'))
-	p.mu.Unlock()
+func (p *printer) HandleMessage(_ context.Context, m wire.Message) (int, []byte) {
+	body := json.RawMessage(m.Body)
+	if len(body) == 0 { // a read, or a command without arguments
+		body = json.RawMessage("null")
+	}
+	line, err := json.Marshal(struct {
+		Mode  string          `json:"mode"`
+		Query string          `json:"query,omitempty"`
+		Body  json.RawMessage `json:"body"`
+	}{m.Mode, m.Query, body})
+	if err == nil {
+		p.mu.Lock()
+		_, err = p.w.Write(append(line, '\n'))
+		p.mu.Unlock()
+	}
 	if err != nil {
 		return 500, []byte(`{"error":"device could not write the message","code":"device_error"}`)
 	}

@@ -66,8 +66,8 @@ const device = new Device({
     el.dataset.state = state;
     $('rotate').disabled = rotating !== null || state === 'connecting';
   },
-  onMessage(mode, body) {
-    const { status, body: reply, show } = handleMessage(mode, body);
+  onMessage({ mode, query, body }) {
+    const { status, body: reply, show } = handleMessage(mode, body, query);
     if (show?.kind === 'frame') display.showFrame(show.frame);
     if (show?.kind === 'text') display.showText(show.text, show.color);
     return { status, body: reply };

@@ -49,7 +49,8 @@ class ProtocolError extends Error {}
 /**
  * Device is the reconnecting device. Callbacks:
  *   onState(state, text): state is "connecting", "connected" or "disconnected"
- *   onMessage(mode, body) -> {status, body}: render one message (synchronously)
+ *   onMessage({mode, query, timeout, body}) -> {status, body}: render one
+ *     message (synchronously); query is URL-encoded, '' for none
  *   onReply(status, json): every reply, just before it is written
  */
 export class Device {
@@ -185,7 +186,8 @@ class Session {
   #rotation = null; // {resolve, reject} of the unanswered ROTATE
   #end = null; // how the session ended, when the control stream or a timer knew first
   #inflight = new Set(); // message handlers not yet done, for GOAWAY
-  #limit = wire.MaxPayload; // MESSAGE payload limit: 1 + mode + WELCOME.max_body once known
+  #limit = wire.MaxPayload; // MESSAGE payload limit: overhead + WELCOME.max_body once known
+  #version = wire.Version; // the session's, from WELCOME
 
   constructor(wt, token, opts, onWelcome) {
     this.#wt = wt;
@@ -278,7 +280,8 @@ class Session {
       this.#close(wire.CloseNormal, '', { why, reason: 'unsupported_version', permanent: true });
       return;
     }
-    this.#limit = 1 + wire.MaxModeLen + w.maxBody;
+    this.#version = w.version;
+    this.#limit = wire.messageOverhead(w.version) + w.maxBody;
     this.welcomed = true;
     welcomed();
     this.#onWelcome();
@@ -397,12 +400,12 @@ class Session {
     if (!(await frames.atEnd())) return bad('bad_frame', 'data after the MESSAGE');
     let msg;
     try {
-      msg = wire.parseMessage(f.payload);
+      msg = wire.parseMessage(f.payload, this.#version);
     } catch (err) {
       return bad('bad_frame', err.message);
     }
     try {
-      const { status, body } = this.#opts.onMessage(msg.mode, msg.body);
+      const { status, body } = this.#opts.onMessage(msg);
       return { status, body };
     } catch (err) {
       return { status: 500, body: { error: `the device failed: ${err.message}`, code: 'device_error' } };

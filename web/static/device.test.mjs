@@ -114,8 +114,8 @@ async function start() {
     configURL: '/device-config',
     connectURL: 'https://relay.test/connect',
     onState: (state, text) => states.push([state, text]),
-    onMessage: (mode, body) => {
-      const { status, body: reply } = handleMessage(mode, body);
+    onMessage: ({ mode, query, body }) => {
+      const { status, body: reply } = handleMessage(mode, body, query);
       return { status, body: reply };
     },
     onReply: (status, json) => replies.push([status, json]),
@@ -145,7 +145,7 @@ test('base64ToBytes', () => {
 
 test('login, welcome, a message split across reads, a reply', async () => {
   const { d, wt, control, login, replies } = await start();
-  assert.deepEqual(login, { version: 1, token: TOKEN, agent: AGENT });
+  assert.deepEqual(login, { version: wire.Version, token: TOKEN, agent: AGENT });
   assert.equal(wt.url, 'https://relay.test/connect');
   assert.equal(wt.options.serverCertificateHashes[0].algorithm, 'sha-256');
   assert.equal(wt.options.serverCertificateHashes[0].value.length, 32);

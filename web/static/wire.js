@@ -1,4 +1,5 @@
-// The relay's device protocol, version 1: frame encoding and decoding.
+// The relay's device protocol, version 1 (minor versions 1 and 2): frame
+// encoding and decoding.
 //
 // This mirrors the Go package wire (wire/wire.go, wire/token.go) name for
 // name, in JavaScript spelling: wire.Login.Append is encodeLogin, ParseLogin
@@ -10,12 +11,13 @@ export const ALPN = 'awtrix-relay/1';
 // Minor versions (PROTOCOL.md §1): the device offers the newest it speaks;
 // WELCOME names the one in force, never above the offer.
 export const MinVersion = 1;
-export const Version = 1;
+export const Version = 2; // 2 adds a query and a timeout to MESSAGE
 export const HeaderLen = 5;
 
 // Size limits of the protocol itself (PROTOCOL.md §3).
 export const MaxControlPayload = 1024;
 export const MaxModeLen = 32;
+export const MaxQueryLen = 255; // a MESSAGE's query, from version 2
 export const MaxReplyBody = 1 << 16;
 export const MaxPayload = 1 << 20;
 const maxAgentLen = 64;
@@ -177,9 +179,21 @@ export function encodeGoAway({ reason, reconnectAfter, redirect = '', message = 
   return frame(FrameGoAway, [reason, u32(reconnectAfter), ...short(clip(redirect)), ...short(clip(message))]);
 }
 
-/** encodeMessage is Message.Append. */
-export function encodeMessage({ mode, body }) {
-  return frame(FrameMessage, [...short(mode, 'mode'), bytesOf(body)]);
+/**
+ * messageOverhead is MessageOverhead: the most a MESSAGE payload at version
+ * v holds besides its body.
+ */
+export function messageOverhead(v) {
+  return v < 2 ? 1 + MaxModeLen : 1 + MaxModeLen + 1 + MaxQueryLen + 4;
+}
+
+/**
+ * encodeMessage is Message.AppendAt: at version 1 query and timeout (in
+ * milliseconds) are not encoded.
+ */
+export function encodeMessage({ mode, query = '', timeout = 0, body }, version = Version) {
+  if (version < 2) return frame(FrameMessage, [...short(mode, 'mode'), bytesOf(body)]);
+  return frame(FrameMessage, [...short(mode, 'mode'), ...short(query, 'query'), u32(timeout), bytesOf(body)]);
 }
 
 /** encodeReply is Reply.Append. A status outside 200..599 is a bug and throws. */
@@ -307,12 +321,34 @@ export function parseGoAway(b) {
   return f;
 }
 
-/** parseMessage is ParseMessage. body is a view into b. */
-export function parseMessage(b) {
+/**
+ * parseMessage is ParseMessage for a session at version v: {mode, query,
+ * timeout (ms), body}, query '' and timeout 0 at version 1. body is a view
+ * into b.
+ */
+export function parseMessage(b, v = Version) {
   const p = new Payload(b, FrameMessage);
   const mode = p.short('mode');
   if (mode.length === 0 || mode.length > MaxModeLen) p.fail('mode length outside 1..32');
-  return { mode: p.text(mode, 'mode'), body: p.rest() };
+  const f = { mode: p.text(mode, 'mode'), query: '', timeout: 0 };
+  if (v >= 2) {
+    f.query = p.text(p.short('query'), 'query');
+    if (!isURLEncoded(f.query)) p.fail('query is not URL-encoded');
+    f.timeout = p.u32('timeout');
+  }
+  f.body = p.rest();
+  return f;
+}
+
+/** isURLEncoded is what Go's url.ParseQuery accepts, without spaces. */
+function isURLEncoded(q) {
+  if (q.includes(' ') || q.includes(';')) return false;
+  try {
+    for (const part of q.split('&')) decodeURIComponent(part.replace(/\+/g, ' '));
+  } catch {
+    return false;
+  }
+  return true;
 }
 
 /** parseReply is ParseReply. body is a view into b. */

@@ -79,10 +79,22 @@ test('MESSAGE matches PROTOCOL.md §4.7', () => {
   const want = hex(`10 00 00 00 14
     06 6e 6f 74 69 66 79
     7b 22 74 65 78 74 22 3a 22 48 69 22 7d`);
-  assert.deepEqual(wire.encodeMessage({ mode: 'notify', body: '{"text":"Hi"}' }), want);
-  const m = wire.parseMessage(payloadOf(want, wire.FrameMessage));
+  assert.deepEqual(wire.encodeMessage({ mode: 'notify', body: '{"text":"Hi"}' }, 1), want);
+  const m = wire.parseMessage(payloadOf(want, wire.FrameMessage), 1);
   assert.equal(m.mode, 'notify');
   assert.equal(ascii(m.body), '{"text":"Hi"}');
+
+  // Version 2 adds query and timeout.
+  const want2 = hex(`10 00 00 00 25
+    06 63 75 73 74 6f 6d
+    0c 6e 61 6d 65 3d 77 65 61 74 68 65 72
+    00 00 11 94
+    7b 22 74 65 78 74 22 3a 22 48 69 22 7d`);
+  assert.deepEqual(wire.encodeMessage({ mode: 'custom', query: 'name=weather', timeout: 4500, body: '{"text":"Hi"}' }), want2);
+  const m2 = wire.parseMessage(payloadOf(want2, wire.FrameMessage));
+  assert.deepEqual([m2.mode, m2.query, m2.timeout, ascii(m2.body)], ['custom', 'name=weather', 4500, '{"text":"Hi"}']);
+  assert.equal(wire.messageOverhead(1), 33);
+  assert.equal(wire.messageOverhead(2), 293);
 });
 
 test('REPLY matches PROTOCOL.md §4.8', () => {
@@ -102,6 +114,10 @@ test('malformed payloads are refused', () => {
     ['empty mode', () => wire.parseMessage(hex('00 7b 7d'))],
     ['mode over 32', () => wire.parseMessage(Uint8Array.of(33, ...new Uint8Array(33).fill(0x61)))],
     ['non-ASCII mode', () => wire.parseMessage(hex('02 6e 0a'))],
+    ['v2 without a query', () => wire.parseMessage(hex('01 61'))],
+    ['v2 short timeout', () => wire.parseMessage(hex('01 61 00 00 00 01'))],
+    ['v2 query with a space', () => wire.parseMessage(hex('01 61 03 6e 3d 20 00 00 00 00'))],
+    ['v2 query bad escape', () => wire.parseMessage(hex('01 61 03 25 7a 7a 00 00 00 00'))],
     ['short token', () => wire.parseRotate(hex('2b 61 62'))],
     ['non-printable message', () => wire.parseRefuse(hex('02 01 07'))],
   ];

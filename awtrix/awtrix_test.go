@@ -1,11 +1,13 @@
 package awtrix
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,69 +15,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/fakeclock"
 	"github.com/pixelrelay/relay/wire"
 )
 
-// seen is one request as the fake clock received it.
-type seen struct {
-	method, path, rawQuery, name, contentType, auth string
-	body                                            string
-}
-
-// fakeClock is an AWTRIX clock on 127.0.0.1:0 that records every request
-// and answers with a fixed status and body.
-type fakeClock struct {
-	srv *httptest.Server
-
-	mu   sync.Mutex // guards reqs
-	reqs []seen
-}
-
-func newClock(t *testing.T, status int, reply string) *fakeClock {
+// fixedClock answers every request with status and reply, and records
+// them: for the shapes of the replies, whatever the call.
+func fixedClock(t *testing.T, status int, reply string) (*httptest.Server, func() []fakeclock.Request) {
 	t.Helper()
-	c := &fakeClock{}
-	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("clock: reading body: %v", err)
-		}
-		c.mu.Lock()
-		c.reqs = append(c.reqs, seen{
-			method:      r.Method,
-			path:        r.URL.Path,
-			rawQuery:    r.URL.RawQuery,
-			name:        r.URL.Query().Get("name"),
-			contentType: r.Header.Get("Content-Type"),
-			auth:        r.Header.Get("Authorization"),
-			body:        string(b),
-		})
-		c.mu.Unlock()
+	var mu sync.Mutex
+	var reqs []fakeclock.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		reqs = append(reqs, fakeclock.Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+			ContentType: r.Header.Get("Content-Type"), Auth: r.Header.Get("Authorization"), Body: string(b)})
+		mu.Unlock()
 		w.WriteHeader(status)
 		io.WriteString(w, reply)
 	}))
-	t.Cleanup(c.srv.Close)
-	return c
-}
-
-func (c *fakeClock) requests() []seen {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]seen(nil), c.reqs...)
-}
-
-// only returns the single request the clock got.
-func (c *fakeClock) only(t *testing.T) seen {
-	t.Helper()
-	r := c.requests()
-	if len(r) != 1 {
-		t.Fatalf("clock got %d requests, want 1: %+v", len(r), r)
+	t.Cleanup(srv.Close)
+	return srv, func() []fakeclock.Request {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]fakeclock.Request(nil), reqs...)
 	}
-	return r[0]
 }
 
 func newForwarder(t *testing.T, url string, api int) *Forwarder {
 	t.Helper()
-	f, err := New(url, api, nil)
+	f, err := New(url, Options{API: api})
 	if err != nil {
 		t.Fatalf("New(%q, %d): %v", url, api, err)
 	}
@@ -96,179 +65,315 @@ func decodeReply(t *testing.T, b []byte) replyJSON {
 	t.Helper()
 	var r replyJSON
 	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("reply is not JSON: %v: %s", err, b)
+		t.Fatalf("reply %q is not JSON: %v", b, err)
 	}
 	return r
 }
 
-func handle(t *testing.T, f *Forwarder, mode, body string) (int, replyJSON, []byte) {
+func handle(t *testing.T, f *Forwarder, mode, query, body string) (int, replyJSON, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	st, b := f.HandleMessage(ctx, wire.Message{Mode: mode, Body: []byte(body)})
+	st, b := f.HandleMessage(ctx, wire.Message{Mode: mode, Query: query, Body: []byte(body)})
 	return st, decodeReply(t, b), b
 }
 
-// Bodies from the AWTRIX 2 documentation, one per mode.
-var v2Bodies = map[string]string{
-	"basics":       `{"timer":"00:00:10","color":[255,0,0],"count":10,"text":"AWTRIX"}`,
-	"settings":     `{"Brightness":100}`,
-	"draw":         `{"repeat":2,"draw":[{"type":"fill","color":[100,100,100]},{"type":"text","string":"Hello","position":[0,0],"color":[255,0,0]},{"type":"show"}]}`,
-	"app":          `{"name":"test","force":false,"icon":6,"text":"Awtrix","color":[255,0,0]}`,
-	"notify":       `{"force":true,"text":"Awesome","icon":1,"color":[0,255,255],"count":2}`,
-	"customapp":    `{"name":"Weather","text":"21 C","icon":6}`,
-	"temporaryapp": `{"name":"TestApp","lifetime":5,"icon":6,"text":"Totally Awesome","color":[60,255,0]}`,
-}
-
-func TestV2EveryModePassesThrough(t *testing.T) {
-	for mode, body := range v2Bodies {
-		t.Run(mode, func(t *testing.T) {
-			clock := newClock(t, http.StatusOK, "")
-			f := newForwarder(t, clock.srv.URL, 2)
-			st, r, _ := handle(t, f, mode, body)
-			if st != http.StatusOK || !r.OK || r.ClockStatus != 200 {
-				t.Fatalf("status %d reply %+v", st, r)
-			}
-			got := clock.only(t)
-			want := seen{method: "POST", path: "/api/v3/" + mode, contentType: "application/json", body: body}
-			if got != want {
-				t.Errorf("clock got %+v\nwant %+v", got, want)
-			}
-		})
+// only is the one request the clock got since the last Reset.
+func only(t *testing.T, c *fakeclock.Clock) fakeclock.Request {
+	t.Helper()
+	r := c.Requests()
+	if len(r) != 1 {
+		t.Fatalf("the clock got %d requests, want 1: %+v", len(r), r)
 	}
+	c.Reset()
+	return r[0]
 }
 
-func TestV3Mapping(t *testing.T) {
-	tests := []struct {
-		name, mode, body string
-		path, query      string // query: the raw query string
-		clockBody        string // "" means an empty body and no Content-Type
+// TestAWTRIX2Translation: every AWTRIX 2 key of a notification either
+// carries over (renamed or converted) to what means the same in AWTRIX 3,
+// or is refused by name. These rows are the table in docs/API.md.
+func TestAWTRIX2Translation(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, API3)
+	for _, c := range []struct {
+		name, in, out string // out: the clock's body, or the error code
 	}{
-		{"notify", "notify", v2Bodies["notify"], "/api/notify", "", v2Bodies["notify"]},
-		{"settings", "settings", `{"BRI":40,"ATIME":7}`, "/api/settings", "", `{"BRI":40,"ATIME":7}`},
-		{"app", "app", v2Bodies["app"], "/api/custom", "name=test", v2Bodies["app"]},
-		{"customapp", "customapp", v2Bodies["customapp"], "/api/custom", "name=Weather", v2Bodies["customapp"]},
-		{"temporaryapp", "temporaryapp", v2Bodies["temporaryapp"], "/api/custom", "name=TestApp", v2Bodies["temporaryapp"]},
-		{"custom name escaped", "customapp", `{"name":"a b&c=d/é","text":"x"}`, "/api/custom", "name=a+b%26c%3Dd%2F%C3%A9", `{"name":"a b&c=d/é","text":"x"}`},
-		{"remove app", "temporaryapp", `{"remove":"TestApp"}`, "/api/custom", "name=TestApp", ""},
-		{"power on", "basics", `{"power": true}`, "/api/power", "", `{"power":true}`},
-		{"power off", "basics", `{"power":false}`, "/api/power", "", `{"power":false}`},
-		{"switchTo", "basics", `{"switchTo":"Facebook"}`, "/api/switch", "", `{"name":"Facebook"}`},
-		{"next app", "basics", `{"app":"next"}`, "/api/nextapp", "", ""},
-		{"previous app", "basics", `{"app":"previous"}`, "/api/previousapp", "", ""},
-		{"prev app", "basics", `{"app":"prev"}`, "/api/previousapp", "", ""},
-		{"back (AWTRIX 2 word)", "basics", `{"app":"back"}`, "/api/previousapp", "", ""},
-		{"draw", "draw", v2Bodies["draw"], "/api/notify", "", `{"draw":[{"df":[0,0,32,8,"#646464"]},{"dt":[0,0,"Hello","#FF0000"]}]}`},
+		{"shared keys pass", `{"text":"Hi","color":[255,0,0],"duration":10,"repeat":2,"rainbow":true,"progress":50}`,
+			`{"text":"Hi","color":[255,0,0],"duration":10,"repeat":2,"rainbow":true,"progress":50}`},
+		{"AWTRIX 3 keys pass", `{"text":"Hi","hold":true,"stack":false,"effect":"Fade","scrollSpeed":150,"icon":"mail"}`,
+			`{"text":"Hi","hold":true,"stack":false,"effect":"Fade","scrollSpeed":150,"icon":"mail"}`},
+		{"unknown keys pass", `{"text":"Hi","futureKey":{"a":1}}`, `{"text":"Hi","futureKey":{"a":1}}`},
+		{"force true: shown at once", `{"text":"Hi","force":true}`, `{"text":"Hi","stack":false}`},
+		{"force false: AWTRIX 3's default", `{"text":"Hi","force":false}`, `{"text":"Hi"}`},
+		{"icon number becomes a file name", `{"text":"Hi","icon":36}`, `{"text":"Hi","icon":"36"}`},
+		{"moveIcon", `{"text":"Hi","moveIcon":true}`, `{"text":"Hi","pushIcon":1}`},
+		{"moveIcon with repeatIcon", `{"text":"Hi","moveIcon":true,"repeatIcon":true}`, `{"text":"Hi","pushIcon":2}`},
+		{"moveIcon false", `{"text":"Hi","moveIcon":false,"repeatIcon":true}`, `{"text":"Hi","pushIcon":0}`},
+		{"soundfile is a 4-digit MP3", `{"text":"Hi","soundfile":7}`, `{"text":"Hi","sound":"0007"}`},
+		{"progress colors", `{"progress":30,"progressColor":[0,255,0],"progressBackground":[9,9,9]}`, `{"progress":30,"progressC":[0,255,0],"progressBC":[9,9,9]}`},
+		{"charts", `{"barchart":[1,2,3],"linechart":[4,5]}`, `{"bar":[1,2,3],"line":[4,5]}`},
+		{"count is repeat", `{"text":"Awesome","icon":1,"color":[0,255,255],"count":2,"force":true}`, `{"text":"Awesome","icon":"1","color":[0,255,255],"repeat":2,"stack":false}`},
+		{"multiColorText becomes fragments", `{"multiColorText":[{"text":"Totally ","color":[0,255,0]},{"text":"Awesome","color":[255,0,0]}]}`,
+			`{"text":[{"t":"Totally ","c":"00FF00"},{"t":"Awesome","c":"FF0000"}]}`},
+		{"scrollSpeed ms to percent", `{"text":"Hi","force":true,"scrollSpeed":130}`, `{"text":"Hi","stack":false,"scrollSpeed":50}`},
+		{"scrollSpeed default", `{"text":"Hi","moveIcon":false,"scrollSpeed":65}`, `{"text":"Hi","pushIcon":0,"scrollSpeed":100}`},
+		{"a notification's name shows nothing", `{"name":"Test","text":"Hi"}`, `{"text":"Hi"}`},
+		{"fallingText", `{"fallingText":true,"text":"Hi"}`, "unsupported"},
+		{"icon2", `{"text":"Hi","icon":1,"icon2":2}`, "unsupported"},
+		{"yeelight", `{"text":"Hi","yeelight":["Alarm",10]}`, "unsupported"},
+		{"remove from the queue", `{"remove":"Test"}`, "bad_request"},
+		{"two names for one key", `{"progressColor":[1,2,3],"progressC":[4,5,6]}`, "bad_request"},
+		{"text and multiColorText", `{"text":"a","multiColorText":[{"text":"b","color":[1,2,3]}]}`, "bad_request"},
+		{"force not a bool", `{"text":"Hi","force":"yes"}`, "bad_request"},
+		{"soundfile not a number", `{"text":"Hi","soundfile":"loud"}`, "bad_request"},
+		{"AWTRIX 3 key of the wrong type", `{"text":"Hi","duration":"long"}`, "bad_request"},
+		{"color out of range", `{"text":"Hi","color":[300,0,0]}`, "bad_request"},
+		{"not an object", `["Hi"]`, "bad_request"},
+		{"no body", ``, "bad_request"},
+	} {
+		st, r, raw := handle(t, f, "notify", "", c.in)
+		if !strings.HasPrefix(c.out, "{") {
+			if st != 400 || r.Code != c.out {
+				t.Errorf("%s: %d %s, want 400 %s", c.name, st, raw, c.out)
+			}
+			if n := len(clock.Requests()); n != 0 {
+				t.Errorf("%s: the clock got %d requests", c.name, n)
+				clock.Reset()
+			}
+			continue
+		}
+		if st != 200 || !r.OK {
+			t.Errorf("%s: %d %s", c.name, st, raw)
+			clock.Reset()
+			continue
+		}
+		if got := only(t, clock); got.Path != "/api/notify" || !fakeclock.SameJSON(got.Body, c.out) {
+			t.Errorf("%s: the clock got %s %s\nwant /api/notify %s", c.name, got.Path, got.Body, c.out)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clock := newClock(t, http.StatusOK, "OK")
-			f := newForwarder(t, clock.srv.URL, 3)
-			st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: tt.mode, Body: []byte(tt.body)})
-			if want := `{"ok":true,"clock_status":200,"clock_reply":"OK"}`; st != http.StatusOK || string(raw) != want {
-				t.Fatalf("got %d %s, want 200 %s", st, raw, want)
-			}
-			got := clock.only(t)
-			want := seen{method: "POST", path: tt.path, rawQuery: tt.query, body: tt.clockBody}
-			if tt.clockBody != "" {
-				want.contentType = "application/json"
-			}
-			got.name = "" // checked through rawQuery
-			if got != want {
-				t.Errorf("clock got %+v\nwant %+v", got, want)
-			}
-		})
+	// A refusal names the key.
+	if _, r, _ := handle(t, f, "notify", "", `{"text":"Hi","fallingText":true}`); !strings.Contains(r.Error, "fallingText") {
+		t.Errorf("the refusal does not name the key: %q", r.Error)
 	}
 }
 
-func TestV3CustomAppNameIsUnescapedByTheClock(t *testing.T) {
-	clock := newClock(t, http.StatusOK, "OK")
-	f := newForwarder(t, clock.srv.URL, 3)
-	const name = "my app?&name=evil#x"
-	body, _ := json.Marshal(map[string]string{"name": name, "text": "hi"})
-	if st, r, _ := handle(t, f, "customapp", string(body)); st != http.StatusOK {
-		t.Fatalf("status %d %+v", st, r)
-	}
-	if got := clock.only(t).name; got != name {
-		t.Errorf("clock saw name %q, want %q", got, name)
-	}
-}
-
-// TestDrawFullExample translates fill, text, pixel and a bitmap whose RGB565
-// pixels must arrive as RGB888, dropping show, wait and exit.
-func TestDrawFullExample(t *testing.T) {
-	clock := newClock(t, http.StatusOK, "OK")
-	f := newForwarder(t, clock.srv.URL, 3)
-	body := `{"repeat":1,"draw":[
-		{"type":"fill","color":[100,100,100]},
-		{"type":"text","string":"Hello","position":[1,1],"color":[255,0,0]},
-		{"type":"pixel","position":[31,7],"color":[0,255,0]},
-		{"type":"bmp","position":[24,0],"size":[2,2],"data":[63488,2016,31,65535]},
-		{"type":"show"},
-		{"type":"wait","ms":500},
-		{"type":"exit"}]}`
-	if st, r, _ := handle(t, f, "draw", body); st != http.StatusOK || !r.OK {
-		t.Fatalf("status %d %+v", st, r)
-	}
-	got := clock.only(t)
-	const want = `{"draw":[` +
-		`{"df":[0,0,32,8,"#646464"]},` +
-		`{"dt":[1,1,"Hello","#FF0000"]},` +
-		`{"dp":[31,7,"#00FF00"]},` +
-		`{"db":[24,0,2,2,[16711680,65280,255,16777215]]}]}`
-	if got.path != "/api/notify" || got.body != want {
-		t.Errorf("clock got %s %s\nwant /api/notify %s", got.path, got.body, want)
-	}
-}
-
-func TestBadMessagesNeverReachTheClock(t *testing.T) {
-	tests := []struct {
-		name      string
-		api       int
-		mode      string
-		body      string
-		code      string
-		errSubstr string
+// TestAppModes: AWTRIX 2's app, customapp and temporaryapp become AWTRIX
+// 3's named custom apps; a temporary app's lifetime in app loops becomes
+// seconds, from the clock's own loop and app time.
+func TestAppModes(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, API3)
+	for _, c := range []struct {
+		name, mode, in string
+		query, out     string // the clock's query and body; out "" is an empty body
 	}{
-		{"unknown mode v2", 2, "reboot", `{}`, "bad_request", "unknown mode"},
-		{"unknown mode v3", 3, "reboot", `{}`, "bad_request", "unknown mode"},
-		{"mode is case sensitive", 3, "Notify", `{}`, "bad_request", "unknown mode"},
-		{"invalid JSON v2", 2, "notify", `{"text":`, "bad_request", "JSON"},
-		{"invalid JSON v3", 3, "notify", `{"text":`, "bad_request", "JSON"},
-		{"empty body", 3, "settings", ``, "bad_request", "JSON"},
-		{"missing name app", 3, "app", `{"text":"x"}`, "bad_request", "name"},
-		{"missing name customapp", 3, "customapp", `{"text":"x"}`, "bad_request", "name"},
-		{"missing name temporaryapp", 3, "temporaryapp", `{"lifetime":5}`, "bad_request", "name"},
-		{"empty name", 3, "customapp", `{"name":""}`, "bad_request", "name"},
-		{"null name", 3, "customapp", `{"name":null}`, "bad_request", "name"},
-		{"number name", 3, "customapp", `{"name":7}`, "bad_request", "name"},
-		{"custom body not an object", 3, "customapp", `["x"]`, "bad_request", "object"},
-		{"basics timer", 3, "basics", `{"timer":"00:00:10"}`, "unsupported", "power"},
-		{"basics get", 3, "basics", `{"get":"installedApps"}`, "unsupported", "power"},
-		{"basics empty", 3, "basics", `{}`, "unsupported", "power"},
-		{"basics app pause", 3, "basics", `{"app":"pause"}`, "unsupported", "pause"},
-		{"basics power string", 3, "basics", `{"power":"on"}`, "bad_request", "power"},
-		{"basics power null", 3, "basics", `{"power":null}`, "bad_request", "power"},
-		{"basics two commands", 3, "basics", `{"power":true,"app":"next"}`, "bad_request", "one of"},
-		{"basics switchTo empty", 3, "basics", `{"switchTo":""}`, "bad_request", "switchTo"},
-		{"draw without list", 3, "draw", `{"repeat":1}`, "bad_request", "draw"},
-		{"draw bad command", 3, "draw", `{"draw":[{"type":"pixel","position":[0],"color":[1,2,3]}]}`, "bad_request", "draw[0]"},
+		{"app", "app", `{"name":"test","force":false,"icon":6,"text":"Awtrix","color":[255,0,0]}`, "name=test", `{"icon":"6","text":"Awtrix","color":[255,0,0]}`},
+		{"customapp by ID", "customapp", `{"ID":4,"text":"Google dropped"}`, "name=customapp4", `{"text":"Google dropped"}`},
+		{"customapp by name", "customapp", `{"name":"Weather","text":"21 C","icon":6}`, "name=Weather", `{"text":"21 C","icon":"6"}`},
+		{"name with characters to escape", "customapp", `{"name":"a b&c=d/é","text":"x"}`, "name=a+b%26c%3Dd%2F%C3%A9", `{"text":"x"}`},
+		// The loop holds the 5 native apps and test, customapp4, Weather and "a b&c=d/é" by now; TestApp joins it:
+		// 5 loops x 10 apps x ATIME 7 s.
+		{"temporary app: loops to seconds", "temporaryapp", `{"name":"TestApp","lifetime":5,"icon":6,"text":"Totally Awesome","color":[60,255,0]}`,
+			"name=TestApp", `{"lifetime":350,"icon":"6","text":"Totally Awesome","color":[60,255,0]}`},
+		{"remove", "temporaryapp", `{"remove":"TestApp"}`, "name=TestApp", ""},
+	} {
+		st, _, raw := handle(t, f, c.mode, "", c.in)
+		if st != 200 {
+			t.Fatalf("%s: %d %s", c.name, st, raw)
+		}
+		reqs := clock.Requests()
+		clock.Reset()
+		got := reqs[len(reqs)-1]
+		if got.Method != "POST" || got.Path != "/api/custom" || got.RawQuery != c.query || !fakeclock.SameJSON(got.Body, c.out) {
+			t.Errorf("%s: the clock got %s %s?%s %s\nwant POST /api/custom?%s %s", c.name, got.Method, got.Path, got.RawQuery, got.Body, c.query, c.out)
+		}
+		if c.mode == "temporaryapp" && c.out != "" && len(reqs) != 3 {
+			t.Errorf("%s: %d requests; want the loop, the settings, then the app", c.name, len(reqs))
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clock := newClock(t, http.StatusOK, "OK")
-			f := newForwarder(t, clock.srv.URL, tt.api)
-			st, r, raw := handle(t, f, tt.mode, tt.body)
-			if st != http.StatusBadRequest || r.Code != tt.code || r.OK {
-				t.Fatalf("got %d %s, want 400 code %q", st, raw, tt.code)
+	for _, c := range []struct{ mode, in, code string }{
+		{"app", `{"text":"x"}`, "bad_request"},
+		{"customapp", `{"ID":4,"name":"x"}`, "bad_request"},
+		{"customapp", `{"ID":-1}`, "bad_request"},
+		{"temporaryapp", `{"name":"x","lifetime":0}`, "bad_request"},
+		{"app", `{"name":"x","force":true}`, "unsupported"},
+		{"app", `{"name":"x","soundfile":3}`, "unsupported"},
+		{"app", `{"remove":"x","text":"y"}`, "bad_request"},
+	} {
+		if st, r, raw := handle(t, f, c.mode, "", c.in); st != 400 || r.Code != c.code {
+			t.Errorf("%s %s: %d %s, want 400 %s", c.mode, c.in, st, raw, c.code)
+		}
+	}
+}
+
+// TestDrawTiming: a drawing lasts on AWTRIX 3 as long as it did on AWTRIX
+// 2 (its waits, repeated, or until told otherwise), text lands where
+// AWTRIX 2 drew it, and notification keys beside the drawing carry over.
+func TestDrawTiming(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, API3)
+	fill := `{"type":"fill","color":[1,2,3]}`
+	for _, c := range []struct{ name, in, out string }{
+		{"no exit, no repeat: held", `{"draw":[` + fill + `,{"type":"show"}]}`, `{"hold":true,"draw":[{"df":[0,0,32,8,"#010203"]}]}`},
+		{"exit after waits", `{"draw":[` + fill + `,{"type":"wait","ms":1500},{"type":"exit"},{"type":"wait","ms":9000}]}`, `{"duration":2,"draw":[{"df":[0,0,32,8,"#010203"]}]}`},
+		{"repeat", `{"repeat":2,"draw":[` + fill + `,{"type":"wait","ms":3000},{"type":"exit"}]}`, `{"duration":6,"draw":[{"df":[0,0,32,8,"#010203"]}]}`},
+		{"loop is repeat", `{"loop":3,"draw":[` + fill + `,{"type":"wait","ms":100}]}`, `{"duration":1,"draw":[{"df":[0,0,32,8,"#010203"]}]}`},
+		{"the caller's duration wins", `{"duration":20,"text":"Hi","draw":[` + fill + `]}`, `{"duration":20,"text":"Hi","draw":[{"df":[0,0,32,8,"#010203"]}]}`},
+		{"text one pixel right", `[{"type":"text","string":"Hi","position":[0,0],"color":[255,0,0]},{"type":"exit"}]`, `{"duration":1,"draw":[{"dt":[1,0,"Hi","#FF0000"]}]}`},
+		{"AWTRIX 3 primitives pass", `{"draw":[{"dc":[28,4,3,"#FF0000"]}],"duration":5}`, `{"duration":5,"draw":[{"dc":[28,4,3,"#FF0000"]}]}`},
+	} {
+		if st, _, raw := handle(t, f, "draw", "", c.in); st != 200 {
+			t.Errorf("%s: %d %s", c.name, st, raw)
+			clock.Reset()
+			continue
+		}
+		if got := only(t, clock); got.Path != "/api/notify" || !fakeclock.SameJSON(got.Body, c.out) {
+			t.Errorf("%s: the clock got %s %s\nwant %s", c.name, got.Path, got.Body, c.out)
+		}
+	}
+	for _, in := range []string{`{"repeat":0,"draw":[` + fill + `]}`, `{"draw":[{"type":"wait"}]}`, `{"draw":[]}`, `{"draw":[` + fill + `],"fallingText":true}`} {
+		if st, _, raw := handle(t, f, "draw", "", in); st != 400 {
+			t.Errorf("draw %s: %d %s, want 400", in, st, raw)
+		}
+	}
+}
+
+// TestBasicsAndSettings: AWTRIX 2's basic controls and settings map to
+// AWTRIX 3's endpoints, one call each, or are refused by name.
+func TestBasicsAndSettings(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, API3)
+	for _, c := range []struct {
+		name, mode, in       string
+		method, path, out    string // out: the clock's body
+		wantStatus, wantCode int
+	}{
+		{"power", "basics", `{"power":true}`, "POST", "/api/power", `{"power":true}`, 200, 0},
+		{"switchTo", "basics", `{"switchTo":"Date"}`, "POST", "/api/switch", `{"name":"Date"}`, 200, 0},
+		{"switchTo fast", "basics", `{"switchTo":"Date","fast":true}`, "POST", "/api/switch", `{"name":"Date","fast":true}`, 200, 0},
+		{"next", "basics", `{"app":"next"}`, "POST", "/api/nextapp", ``, 200, 0},
+		{"back", "basics", `{"app":"back"}`, "POST", "/api/previousapp", ``, 200, 0},
+		{"disable", "basics", `{"disable":"Date"}`, "POST", "/api/apps", `[{"name":"Date","show":false}]`, 200, 0},
+		{"enable", "basics", `{"enable":"Date"}`, "POST", "/api/apps", `[{"name":"Date","show":true}]`, 200, 0},
+		{"soundfile", "basics", `{"soundfile":101}`, "POST", "/api/sound", `{"sound":"0101"}`, 200, 0},
+		{"appList", "basics", `{"appList":["Time","Date"]}`, "POST", "/api/reorder", `["Time","Date"]`, 200, 0},
+		{"get settings", "basics", `{"get":"settings"}`, "GET", "/api/settings", ``, 200, 0},
+		{"get version", "basics", `{"get":"version"}`, "GET", "/api/stats", ``, 200, 0},
+		{"settings", "settings", `{"BRI":40,"ATIME":7}`, "POST", "/api/settings", `{"BRI":40,"ATIME":7}`, 200, 0},
+		{"Brightness is BRI", "settings", `{"Brightness":100}`, "POST", "/api/settings", `{"BRI":100}`, 200, 0},
+		{"settings read", "settings", ``, "GET", "/api/settings", ``, 200, 0},
+	} {
+		st, _, raw := handle(t, f, c.mode, "", c.in)
+		if st != c.wantStatus {
+			t.Errorf("%s: %d %s", c.name, st, raw)
+			clock.Reset()
+			continue
+		}
+		if got := only(t, clock); got.Method != c.method || got.Path != c.path || !fakeclock.SameJSON(got.Body, c.out) {
+			t.Errorf("%s: the clock got %s %s %s\nwant %s %s %s", c.name, got.Method, got.Path, got.Body, c.method, c.path, c.out)
+		}
+	}
+	for _, c := range []struct{ mode, in, code, names string }{
+		{"basics", `{"timer":"00:00:10"}`, "unsupported", "timer"},
+		{"basics", `{"app":"pause"}`, "unsupported", "pause"},
+		{"basics", `{"get":"log"}`, "unsupported", "log"},
+		{"basics", `{"power":true,"app":"next"}`, "bad_request", "one of"},
+		{"basics", `{"power":"on"}`, "bad_request", "power"},
+		{"basics", `{}`, "unsupported", "power"},
+		{"settings", `{"AutoBrightness":true}`, "unsupported", "AutoBrightness"},
+		{"settings", `{"Brightness":100,"BRI":50}`, "bad_request", "Brightness"},
+	} {
+		st, r, raw := handle(t, f, c.mode, "", c.in)
+		if st != 400 || r.Code != c.code || !strings.Contains(r.Error, c.names) {
+			t.Errorf("%s %s: %d %s, want 400 %s naming %s", c.mode, c.in, st, raw, c.code, c.names)
+		}
+	}
+	if n := len(clock.Requests()); n != 0 {
+		t.Errorf("refused messages reached the clock: %d requests", n)
+	}
+}
+
+// TestReadsAnswerWithTheClocksJSON: a read's reply is the clock's own
+// JSON, not wrapped.
+func TestReadsAnswerWithTheClocksJSON(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, API3)
+	st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "stats"})
+	if st != 200 || !fakeclock.SameJSON(string(raw), fakeclock.Stats) {
+		t.Fatalf("stats: %d %s", st, raw)
+	}
+	st, raw = f.HandleMessage(t.Context(), wire.Message{Mode: "screen"})
+	var px []int
+	if json.Unmarshal(raw, &px); st != 200 || len(px) != 256 {
+		t.Fatalf("screen: %d %s", st, raw)
+	}
+	if st, r, _ := handle(t, f, "stats", "", `{}`); st != 400 || r.Code != "bad_request" {
+		t.Fatalf("a read with a body: %d %+v", st, r)
+	}
+}
+
+// TestDetect: with APIAuto the agent asks the clock once, at the first
+// message, and remembers.
+func TestDetect(t *testing.T) {
+	for name, c := range map[string]struct {
+		clock *fakeclock.Clock
+		api   int
+	}{"AWTRIX 3": {fakeclock.AWTRIX3(t), API3}, "AWTRIX 2": {fakeclock.AWTRIX2(t), API2}} {
+		f := newForwarder(t, c.clock.URL, APIAuto)
+		for range 2 {
+			if st, _, raw := handle(t, f, "notify", "", `{"text":"hi"}`); st != 200 {
+				t.Fatalf("%s: %d %s", name, st, raw)
 			}
-			if !strings.Contains(r.Error, tt.errSubstr) {
-				t.Errorf("error %q does not mention %q", r.Error, tt.errSubstr)
-			}
-			if n := len(clock.requests()); n != 0 {
-				t.Errorf("clock got %d requests, want none", n)
-			}
-		})
+		}
+		reqs := c.clock.Requests()
+		if len(reqs) != map[int]int{API3: 3, API2: 4}[c.api] || f.api.Load() != int32(c.api) {
+			t.Errorf("%s: detected %d after %d requests %+v", name, f.api.Load(), len(reqs), reqs)
+		}
+	}
+	other, _ := fixedClock(t, 404, "no")
+	f := newForwarder(t, other.URL, APIAuto)
+	if st, r, _ := handle(t, f, "notify", "", `{"text":"hi"}`); st != 502 || r.Code != "clock_unknown" {
+		t.Errorf("a clock that is neither: %d %+v", st, r)
+	}
+	if f.api.Load() != APIAuto {
+		t.Error("a failed detection was remembered")
+	}
+}
+
+func TestDestructiveModes(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	for _, mode := range []string{"erase", "resetSettings", "doupdate"} {
+		f := newForwarder(t, clock.URL, API3)
+		if st, r, _ := handle(t, f, mode, "", ""); st != 403 || r.Code != "forbidden" || !strings.Contains(r.Error, "--allow-destructive") {
+			t.Errorf("%s without the flag: %d %+v", mode, st, r)
+		}
+		if n := len(clock.Requests()); n != 0 {
+			t.Fatalf("%s reached the clock", mode)
+		}
+		f, _ = New(clock.URL, Options{API: API3, AllowDestructive: true})
+		if st, _, raw := handle(t, f, mode, "", ""); st != 200 {
+			t.Errorf("%s allowed: %d %s", mode, st, raw)
+		}
+		if got := only(t, clock); got.Method != "POST" || got.Path != "/api/"+mode {
+			t.Errorf("%s: the clock got %+v", mode, got)
+		}
+	}
+}
+
+// TestTooLargeForTheClock: a body the firmware's parser cannot hold
+// never leaves the agent.
+func TestTooLargeForTheClock(t *testing.T) {
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, API3)
+	big := `{"text":"` + strings.Repeat("x", maxNotify3) + `"}`
+	if st, r, _ := handle(t, f, "notify", "", big); st != 413 || r.Code != "too_large_for_clock" || !strings.Contains(r.Error, "6144") {
+		t.Errorf("a 6 KiB notification: %d %+v", st, r)
+	}
+	if st, _, raw := handle(t, f, "custom", "name=x", big); st != 200 {
+		t.Errorf("the same as a custom app (8 KiB): %d %s", st, raw)
+	}
+	if n := len(clock.Requests()); n != 1 {
+		t.Errorf("the clock got %d requests, want the custom app only", n)
 	}
 }
 
@@ -288,8 +393,8 @@ func TestClockReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newClock(t, tt.status, tt.body)
-			f := newForwarder(t, clock.srv.URL, 3)
+			srv, _ := fixedClock(t, tt.status, tt.body)
+			f := newForwarder(t, srv.URL, API3)
 			st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)})
 			wantStatus := http.StatusOK
 			if tt.status >= 300 {
@@ -303,9 +408,9 @@ func TestClockReplies(t *testing.T) {
 }
 
 func TestClockReplyIsLimited(t *testing.T) {
-	clock := newClock(t, http.StatusOK, strings.Repeat("x", maxClockReply+1000))
-	f := newForwarder(t, clock.srv.URL, 3)
-	st, r, _ := handle(t, f, "notify", `{"text":"hi"}`)
+	srv, _ := fixedClock(t, http.StatusOK, strings.Repeat("x", maxClockReply+1000))
+	f := newForwarder(t, srv.URL, API3)
+	st, r, _ := handle(t, f, "notify", "", `{"text":"hi"}`)
 	if st != http.StatusOK || !r.Truncated {
 		t.Fatalf("status %d truncated %v", st, r.Truncated)
 	}
@@ -320,7 +425,7 @@ func TestClockDown(t *testing.T) {
 	url := srv.URL
 	srv.Close() // nothing listens there any more: connection refused
 
-	for _, api := range []int{2, 3} {
+	for _, api := range []int{API2, API3, APIAuto} {
 		f := newForwarder(t, url, api)
 		start := time.Now()
 		st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)})
@@ -354,7 +459,10 @@ func hangingClock(t *testing.T, headersFirst bool) string {
 	return srv.URL
 }
 
-func TestClockHangsPastDeadline(t *testing.T) {
+// TestClockTimeout: a clock that hangs is clock_timeout, within the
+// agent's timeout or the message's deadline, whichever is first: before
+// the relay would give up.
+func TestClockTimeout(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	const slack = time.Second // scheduling under -race; a hang would be 5 s or forever
 
@@ -363,106 +471,122 @@ func TestClockHangsPastDeadline(t *testing.T) {
 		start := time.Now()
 		st, raw := f.HandleMessage(ctx, wire.Message{Mode: "notify", Body: []byte(`{"text":"hi"}`)})
 		d := time.Since(start)
-		if want := `{"error":"clock unreachable","code":"clock_unreachable"}`; st != http.StatusBadGateway || string(raw) != want {
+		if want := `{"error":"the clock did not answer in time","code":"clock_timeout"}`; st != http.StatusBadGateway || string(raw) != want {
 			t.Errorf("got %d %s, want 502 %s", st, raw, want)
 		}
 		if d > timeout+slack {
 			t.Errorf("returned after %v, deadline was %v", d, timeout)
 		}
 	}
-
-	t.Run("ctx deadline", func(t *testing.T) {
-		f := newForwarder(t, hangingClock(t, false), 3)
+	t.Run("message deadline", func(t *testing.T) {
+		f := newForwarder(t, hangingClock(t, false), API3)
 		ctx, cancel := context.WithTimeout(t.Context(), timeout)
 		defer cancel()
 		check(t, f, ctx)
 	})
-	t.Run("client timeout", func(t *testing.T) {
-		f, err := New(hangingClock(t, false), 2, &http.Client{Timeout: timeout})
+	t.Run("agent timeout", func(t *testing.T) {
+		f, err := New(hangingClock(t, false), Options{API: API2, Timeout: timeout})
 		if err != nil {
 			t.Fatal(err)
 		}
 		check(t, f, t.Context())
 	})
 	t.Run("body never ends", func(t *testing.T) {
-		f := newForwarder(t, hangingClock(t, true), 3)
+		f := newForwarder(t, hangingClock(t, true), API3)
 		ctx, cancel := context.WithTimeout(t.Context(), timeout)
 		defer cancel()
 		check(t, f, ctx)
 	})
+	t.Run("detection", func(t *testing.T) {
+		f, _ := New(hangingClock(t, false), Options{Timeout: timeout})
+		check(t, f, t.Context())
+	})
 }
 
+// TestBasePathAndBasicAuth: a path prefix is kept and user:password@
+// becomes Basic auth; the password never appears in a log line.
 func TestBasePathAndBasicAuth(t *testing.T) {
-	clock := newClock(t, http.StatusOK, "OK")
-	base := strings.Replace(clock.srv.URL, "http://", "http://admin:s3cret@", 1) + "/clock/"
-	f := newForwarder(t, base, 3)
-	if st, r, _ := handle(t, f, "basics", `{"app":"next"}`); st != http.StatusOK {
+	srv, reqs := fixedClock(t, http.StatusOK, "OK")
+	base := strings.Replace(srv.URL, "http://", "http://admin:s3cret@", 1) + "/clock/"
+	f := newForwarder(t, base, API3)
+	if st, r, _ := handle(t, f, "basics", "", `{"app":"next"}`); st != http.StatusOK {
 		t.Fatalf("status %d %+v", st, r)
 	}
-	got := clock.only(t)
-	if got.path != "/clock/api/nextapp" {
-		t.Errorf("path %q, want /clock/api/nextapp", got.path)
+	got := reqs()[0]
+	if got.Path != "/clock/api/nextapp" {
+		t.Errorf("path %q, want /clock/api/nextapp", got.Path)
 	}
-	if want := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret")); got.auth != want {
-		t.Errorf("Authorization %q, want %q", got.auth, want)
+	if want := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret")); got.Auth != want {
+		t.Errorf("Authorization %q, want %q", got.Auth, want)
+	}
+
+	var logs bytes.Buffer
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	f, _ = New(strings.Replace(dead.URL, "http://", "http://admin:s3cret@", 1), Options{API: API3, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	handle(t, f, "notify", "", `{"text":"secret body"}`)
+	if !strings.Contains(logs.String(), "clock call failed") || strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "secret body") {
+		t.Errorf("the log of a failure:\n%s", logs.String())
 	}
 }
 
 func TestNew(t *testing.T) {
 	bad := []struct {
 		url  string
-		api  int
+		opt  Options
 		want error
 	}{
-		{"", 3, ErrBadURL},
-		{"192.168.1.20", 3, ErrBadURL},
-		{"192.168.1.20:7000", 2, ErrBadURL},
-		{"ftp://clock.local", 3, ErrBadURL},
-		{"http://", 3, ErrBadURL},
-		{"http:///api", 3, ErrBadURL},
-		{"http://:80", 3, ErrBadURL},
-		{"http://clock.local/?token=x", 3, ErrBadURL},
-		{"http://clock.local/?", 3, ErrBadURL},
-		{"http://clock.local/#frag", 3, ErrBadURL},
-		{"http://clo ck.local", 3, ErrBadURL},
-		{"http://clock.local", 1, ErrBadAPI},
-		{"http://clock.local", 4, ErrBadAPI},
-		{"http://clock.local", 0, ErrBadAPI},
+		{"", Options{}, ErrBadURL},
+		{"192.168.1.20", Options{}, ErrBadURL},
+		{"192.168.1.20:7000", Options{}, ErrBadURL},
+		{"ftp://clock.local", Options{}, ErrBadURL},
+		{"http://", Options{}, ErrBadURL},
+		{"http:///api", Options{}, ErrBadURL},
+		{"http://:80", Options{}, ErrBadURL},
+		{"http://clock.local/?token=x", Options{}, ErrBadURL},
+		{"http://clock.local/?", Options{}, ErrBadURL},
+		{"http://clock.local/#frag", Options{}, ErrBadURL},
+		{"http://clo ck.local", Options{}, ErrBadURL},
+		{"http://clock.local", Options{API: 1}, ErrBadAPI},
+		{"http://clock.local", Options{API: 4}, ErrBadAPI},
 	}
 	for _, tt := range bad {
-		f, err := New(tt.url, tt.api, nil)
+		f, err := New(tt.url, tt.opt)
 		if !errors.Is(err, tt.want) || f != nil {
-			t.Errorf("New(%q, %d) = %v, %v; want %v", tt.url, tt.api, f, err, tt.want)
+			t.Errorf("New(%q, %+v) = %v, %v; want %v", tt.url, tt.opt, f, err, tt.want)
 		}
 	}
+	if _, err := New("http://clock.local", Options{Timeout: -time.Second}); err == nil {
+		t.Error("a negative timeout passed")
+	}
 	for _, u := range []string{"http://192.168.1.20:7000", "https://clock.local/", "http://[::1]:80/prefix", "HTTP://Clock.Local"} {
-		f, err := New(u, 3, nil)
+		f, err := New(u, Options{})
 		if err != nil {
 			t.Errorf("New(%q): %v", u, err)
 			continue
 		}
-		if f.client == nil || f.client.Timeout != DefaultTimeout {
-			t.Errorf("New(%q): default client %+v, want timeout %v", u, f.client, DefaultTimeout)
+		if f.opt.Timeout != DefaultTimeout || f.client == nil {
+			t.Errorf("New(%q): timeout %v", u, f.opt.Timeout)
 		}
 	}
 	c := &http.Client{}
-	if f, err := New("http://clock.local", 2, c); err != nil || f.client != c {
+	if f, err := New("http://clock.local", Options{Client: c}); err != nil || f.client != c {
 		t.Errorf("New with a client: %v, client kept: %v", err, err == nil && f.client == c)
 	}
 }
 
 // TestConcurrentMessages shares one Forwarder between goroutines; -race
-// checks that it holds no mutable state.
+// checks its state (the detected API) is safe.
 func TestConcurrentMessages(t *testing.T) {
-	clock := newClock(t, http.StatusOK, "OK")
-	f := newForwarder(t, clock.srv.URL, 3)
+	clock := fakeclock.AWTRIX3(t)
+	f := newForwarder(t, clock.URL, APIAuto)
 	const n = 32
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			mode, body := "notify", `{"text":"hi"}`
 			if i%2 == 1 {
-				mode, body = "draw", v2Bodies["draw"]
+				mode, body = "draw", `{"draw":[{"type":"fill","color":[1,1,1]}]}`
 			}
 			if st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: mode, Body: []byte(body)}); st != http.StatusOK {
 				t.Errorf("message %d: %d %s", i, st, raw)
@@ -470,22 +594,28 @@ func TestConcurrentMessages(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := len(clock.requests()); got != n {
-		t.Errorf("clock got %d requests, want %d", got, n)
+	var posts int
+	for _, r := range clock.Requests() {
+		if r.Method == "POST" {
+			posts++
+		}
+	}
+	if posts != n {
+		t.Errorf("the clock got %d messages, want %d", posts, n)
 	}
 }
 
 // TestBodyNotRetained checks that the caller may reuse its body buffer as
 // soon as HandleMessage returns.
 func TestBodyNotRetained(t *testing.T) {
-	clock := newClock(t, http.StatusOK, "OK")
-	f := newForwarder(t, clock.srv.URL, 2)
+	srv, reqs := fixedClock(t, http.StatusOK, "OK")
+	f := newForwarder(t, srv.URL, API2)
 	body := []byte(`{"text":"original"}`)
 	if st, raw := f.HandleMessage(t.Context(), wire.Message{Mode: "notify", Body: body}); st != http.StatusOK {
 		t.Fatalf("%d %s", st, raw)
 	}
 	copy(body, `{"text":"CLOBBERED"}`)
-	if got := clock.only(t).body; got != `{"text":"original"}` {
+	if got := reqs()[0].Body; got != `{"text":"original"}` {
 		t.Errorf("clock got %s", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Translating AWTRIX 2 drawing to AWTRIX 3.
@@ -20,16 +21,29 @@ import (
 //	{"type":"line","start":[x0,y0],"end":[x1,y1],"color":C} -> {"dl":[x0,y0,x1,y1,C']}
 //	{"type":"rect","position":[x,y],"size":[w,h],"color":C} -> {"dr":[x,y,w,h,C']}
 //	{"type":"circle","position":[x,y],"radius":r,"color":C} -> {"dc":[x,y,r,C']}
-//	{"type":"text","position":[x,y],"string":s,"color":C}   -> {"dt":[x,y,s,C']}
+//	{"type":"text","position":[x,y],"string":s,"color":C}   -> {"dt":[x+1,y,s,C']}
 //	{"type":"bmp","position":[x,y],"size":[w,h],"data":[RGB565...]} -> {"db":[x,y,w,h,[RGB888...]]}
 //	{"type":"show"|"wait"|"exit"}                        -> nothing
 //	{"type":"clear"}                                     -> nothing, and drops what came before it
 //	{"dp"|"dl"|"dr"|"df"|"dc"|"dfc"|"dt"|"db": ...}      -> passed through unchanged (already AWTRIX 3)
 //
+// Timing: AWTRIX 2 stays in drawing mode until "exit", or, with "repeat"
+// (or "loop") at the top, until every repetition has run; the waits are
+// the time that takes. AWTRIX 3 shows a notification for "duration"
+// seconds. So the translation gives the notification the drawing's time:
+// the waits (before exit, or all of them times repeat), rounded up to a
+// second, at least one; and "hold": true when AWTRIX 2 would have stayed
+// until told otherwise (no exit, no repeat), which keeps it until mode
+// dismiss. A "duration" or "hold" the caller gave wins. Other top-level
+// keys are a notification's (text, icon, ...), translated as for notify.
+//
+// Text: AWTRIX 2's controller draws text one pixel right of its position
+// (AWTRIX2.0-Controller, DrawText: setCursor(x + 1, y + 5)); AWTRIX 3's dt
+// draws at it (setCursor(x, y + 5)), so x moves one right.
+//
 // Assumptions, where the references are silent:
 //   - The body is {"draw":[...], ...} as AWTRIX 2 takes it, or a bare array
-//     of commands. Other top-level keys ("repeat", "loop") have no AWTRIX 3
-//     meaning and are dropped; so are the timing of wait and show.
+//     of commands.
 //   - Since AWTRIX 3 shows a single frame, the translation keeps what the
 //     AWTRIX 2 clock would have in its frame buffer at the end: a "clear"
 //     discards the primitives before it, so an animation collapses to its
@@ -63,24 +77,36 @@ var primitives3 = map[string]bool{
 
 // translateDraw turns a draw message into an AWTRIX 3 notify body.
 func translateDraw(body []byte) ([]byte, error) {
+	const shape = "draw: body must be {\"draw\":[...]} or an array of commands"
 	var list []json.RawMessage
+	top := map[string]json.RawMessage{}
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
 		if err := json.Unmarshal(t, &list); err != nil {
-			return nil, badRequest("draw: body must be {\"draw\":[...]} or an array of commands")
+			return nil, badRequest(shape)
 		}
 	} else {
-		var top struct {
-			Draw []json.RawMessage `json:"draw"`
+		if err := json.Unmarshal(body, &top); err != nil || top == nil || top["draw"] == nil || json.Unmarshal(top["draw"], &list) != nil || list == nil {
+			return nil, badRequest(shape)
 		}
-		if err := json.Unmarshal(body, &top); err != nil || top.Draw == nil {
-			return nil, badRequest("draw: body must be {\"draw\":[...]} or an array of commands")
-		}
-		list = top.Draw
+		delete(top, "draw")
 	}
 	if len(list) == 0 {
 		return nil, badRequest("draw: no commands")
 	}
+	repeat := int64(0) // AWTRIX 2's repetitions; 0: none given
+	for _, k := range []string{"repeat", "loop"} {
+		if raw, ok := top[k]; ok {
+			n, ok := wholeNumber(raw)
+			if !ok || n < 1 || n > 1000 {
+				return nil, badRequest("draw: %q must be a number of repetitions, 1 to 1000", k)
+			}
+			repeat = max(repeat, n)
+			delete(top, k)
+		}
+	}
 	out := make([]any, 0, len(list))
+	var waited, beforeExit int64 // milliseconds
+	exited := false
 	for i, raw := range list {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
@@ -93,23 +119,48 @@ func translateDraw(body []byte) ([]byte, error) {
 			out = append(out, raw)
 			continue
 		}
-		p, isClear, err := command2(m)
+		p, t, err := command2(m)
 		switch {
 		case err != nil:
 			return nil, badRequest("draw[%d]: %s", i, err.Error())
-		case isClear:
+		case t.clear:
 			out = out[:0]
+		case t.exit:
+			if !exited {
+				exited, beforeExit = true, waited
+			}
 		case p != nil:
 			out = append(out, p)
 		}
+		waited += t.wait
 	}
-	b, err := json.Marshal(struct {
-		Draw []any `json:"draw"`
-	}{out})
+	notify, err := translate("draw", top, toNotify)
+	if err != nil {
+		return nil, err
+	}
+	_, hasDuration := notify["duration"]
+	_, hasHold := notify["hold"]
+	if !hasDuration && !hasHold {
+		switch {
+		case repeat > 0:
+			notify["duration"] = seconds(waited * repeat)
+		case exited:
+			notify["duration"] = seconds(beforeExit)
+		default:
+			notify["hold"] = json.RawMessage("true")
+		}
+	}
+	d, err := json.Marshal(out)
 	if err != nil { // only from a pass-through primitive json.Valid already accepted
 		return nil, badRequest("draw: %s", err.Error())
 	}
-	return b, nil
+	notify["draw"] = d
+	return marshal(notify), nil
+}
+
+// seconds is a duration in whole seconds, rounded up, at least one.
+func seconds(ms int64) json.RawMessage {
+	return json.RawMessage(strconv.FormatInt(max(1, (ms+999)/1000), 10))
 }
 
 // isPrimitive3 reports whether m is one AWTRIX 3 drawing instruction.
@@ -123,12 +174,19 @@ func isPrimitive3(m map[string]json.RawMessage) bool {
 	return false
 }
 
+// timing is what a command does besides drawing.
+type timing struct {
+	clear bool  // "clear": drops what came before
+	exit  bool  // "exit": leaves drawing mode
+	wait  int64 // "wait": milliseconds
+}
+
 // command2 translates one AWTRIX 2 command. p is nil for commands that draw
-// nothing; isClear reports a "clear". The error's text goes to the caller.
-func command2(m map[string]json.RawMessage) (p map[string]any, isClear bool, err error) {
+// nothing. The error's text goes to the caller.
+func command2(m map[string]json.RawMessage) (p map[string]any, t timing, err error) {
 	var typ string
 	if err := json.Unmarshal(m["type"], &typ); err != nil {
-		return nil, false, fmt.Errorf("\"type\" must be a string")
+		return nil, t, fmt.Errorf("\"type\" must be a string")
 	}
 	f := fields{m: m, typ: typ}
 	switch typ {
@@ -158,23 +216,34 @@ func command2(m map[string]json.RawMessage) (p map[string]any, isClear bool, err
 		x, y := f.point("position")
 		s := f.str("string")
 		c := f.color("color")
-		p = map[string]any{"dt": []any{x, y, s, c}}
+		p = map[string]any{"dt": []any{x + 1, y, s, c}}
 	case "bmp":
 		x, y := f.point("position")
 		w, h := f.size("size", 1)
 		px := f.bitmap("data", w, h)
 		p = map[string]any{"db": []any{x, y, w, h, px}}
-	case "show", "wait", "exit":
-		return nil, false, nil
+	case "show":
+		return nil, t, nil
+	case "wait":
+		ms, ok := wholeNumber(m["ms"])
+		if !ok || ms < 0 || ms > 3600_000 {
+			return nil, t, fmt.Errorf("wait: \"ms\" must be milliseconds, 0 to 3600000")
+		}
+		t.wait = ms
+		return nil, t, nil
+	case "exit":
+		t.exit = true
+		return nil, t, nil
 	case "clear":
-		return nil, true, nil
+		t.clear = true
+		return nil, t, nil
 	default:
-		return nil, false, fmt.Errorf("unknown command type %q", truncate(typ, 32))
+		return nil, t, fmt.Errorf("unknown command type %q", truncate(typ, 32))
 	}
 	if f.err != nil {
-		return nil, false, f.err
+		return nil, t, f.err
 	}
-	return p, false, nil
+	return p, t, nil
 }
 
 // fields reads a command's parameters and keeps the first error, so that

@@ -16,29 +16,29 @@ func TestTranslateDraw(t *testing.T) {
 			`{"draw":[{"type":"line","start":[0,0],"end":[31,7],"color":[255,255,255]},` +
 				`{"type":"rect","position":[19,2],"size":[3,5],"color":[255,0,0]},` +
 				`{"type":"circle","radius":3,"position":[24,3],"color":[255,0,255]}]}`,
-			`{"draw":[{"dl":[0,0,31,7,"#FFFFFF"]},{"dr":[19,2,3,5,"#FF0000"]},{"dc":[24,3,3,"#FF00FF"]}]}`},
+			`{"draw":[{"dl":[0,0,31,7,"#FFFFFF"]},{"dr":[19,2,3,5,"#FF0000"]},{"dc":[24,3,3,"#FF00FF"]}],"hold":true}`},
 		{"bare array",
 			`[{"type":"pixel","position":[1,2],"color":[1,2,3]}]`,
-			`{"draw":[{"dp":[1,2,"#010203"]}]}`},
+			`{"draw":[{"dp":[1,2,"#010203"]}],"hold":true}`},
 		{"hex color accepted",
 			`{"draw":[{"type":"text","string":"Hi","position":[0,0],"color":"#00ff00"}]}`,
-			`{"draw":[{"dt":[0,0,"Hi","#00ff00"]}]}`},
+			`{"draw":[{"dt":[1,0,"Hi","#00ff00"]}],"hold":true}`},
 		{"AWTRIX 3 primitives pass through",
 			`{"draw":[{"dc": [28, 4, 3, "#FF0000"]},{"type":"fill","color":[0,0,0]},{"dfc":[1,1,1,[1,2,3]]},{"db":[0,0,1,1,[255]]}]}`,
-			`{"draw":[{"dc":[28,4,3,"#FF0000"]},{"df":[0,0,32,8,"#000000"]},{"dfc":[1,1,1,[1,2,3]]},{"db":[0,0,1,1,[255]]}]}`},
+			`{"draw":[{"dc":[28,4,3,"#FF0000"]},{"df":[0,0,32,8,"#000000"]},{"dfc":[1,1,1,[1,2,3]]},{"db":[0,0,1,1,[255]]}],"hold":true}`},
 		{"clear keeps the last frame",
 			`{"repeat":2,"draw":[{"type":"fill","color":[100,100,100]},{"type":"show"},{"type":"wait","ms":3000},` +
 				`{"type":"clear"},{"type":"line","start":[0,0],"end":[31,7],"color":[255,255,255]},{"type":"show"},{"type":"exit"}]}`,
-			`{"draw":[{"dl":[0,0,31,7,"#FFFFFF"]}]}`},
+			`{"draw":[{"dl":[0,0,31,7,"#FFFFFF"]}],"duration":6}`},
 		{"only control commands",
 			`{"draw":[{"type":"clear"},{"type":"show"},{"type":"exit"}]}`,
-			`{"draw":[]}`},
+			`{"draw":[],"duration":1}`},
 		{"negative coordinates and Java-short RGB565",
 			`{"draw":[{"type":"bmp","position":[-1,-2],"size":[1,1],"data":[-2048]}]}`,
-			`{"draw":[{"db":[-1,-2,1,1,[16711680]]}]}`},
+			`{"draw":[{"db":[-1,-2,1,1,[16711680]]}],"hold":true}`},
 		{"unknown fields ignored",
 			`{"draw":[{"type":"pixel","position":[0,0],"color":[0,0,0],"note":"x"}]}`,
-			`{"draw":[{"dp":[0,0,"#000000"]}]}`},
+			`{"draw":[{"dp":[0,0,"#000000"]}],"hold":true}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +122,8 @@ func TestRGB565to888(t *testing.T) {
 // panic, every failure is a bad request, and every success is an AWTRIX 3
 // draw body whose primitives are objects with one known key.
 func FuzzTranslateDraw(f *testing.F) {
-	f.Add([]byte(v2Bodies["draw"]))
+	f.Add([]byte(`{"repeat":2,"draw":[{"type":"fill","color":[100,100,100]},{"type":"text","string":"Hello","position":[0,0],"color":[255,0,0]},{"type":"show"},{"type":"wait","ms":3000},{"type":"exit"}]}`))
+	f.Add([]byte(`{"duration":4,"text":"Hi","force":true,"draw":[{"dp":[0,0,"#FFFFFF"]}]}`))
 	f.Add([]byte(`{"draw":[{"type":"bmp","position":[0,0],"size":[2,1],"data":[63488,-1]}]}`))
 	f.Add([]byte(`[{"dp":[0,0,"#FFFFFF"]},{"type":"clear"}]`))
 	f.Add([]byte(`{"draw":[{"type":"circle","position":[1,1],"radius":2,"color":"#ABCDEF"}]}`))
@@ -130,11 +131,12 @@ func FuzzTranslateDraw(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, err := translateDraw(body)
 		if err != nil {
-			if !errors.Is(err, errBadRequest) {
+			if !errors.Is(err, errBadRequest) && !errors.Is(err, errUnsupported) {
 				t.Fatalf("error is not a bad request: %v", err)
 			}
 			return
 		}
+		checkOutput(t, "draw", out)
 		var got struct {
 			Draw []map[string]json.RawMessage `json:"draw"`
 		}

@@ -1,6 +1,7 @@
 package awtrix
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,16 +11,20 @@ import (
 // Errors of New.
 var (
 	ErrBadURL = errors.New("awtrix: clock URL must be http(s)://host[:port][/path]")
-	ErrBadAPI = errors.New("awtrix: API version must be 2 or 3")
+	ErrBadAPI = errors.New("awtrix: API version must be 2, 3 or auto")
 )
 
 // Outcomes of HandleMessage. They never leave the package: HandleMessage
 // turns them into a status and a JSON reply through errTable.
 var (
-	errBadRequest  = errors.New("awtrix: bad request")
-	errUnsupported = errors.New("awtrix: not supported by the clock's API")
-	errClockStatus = errors.New("awtrix: clock answered with an error status")
-	errUnreachable = errors.New("awtrix: clock unreachable")
+	errBadRequest   = errors.New("awtrix: bad request")
+	errUnsupported  = errors.New("awtrix: not supported by the clock's API")
+	errTooLarge     = errors.New("awtrix: body too large for the clock")
+	errForbidden    = errors.New("awtrix: mode not allowed by the agent")
+	errClockStatus  = errors.New("awtrix: clock answered with an error status")
+	errUnreachable  = errors.New("awtrix: clock unreachable")
+	errClockTimeout = errors.New("awtrix: clock did not answer in time")
+	errUnknownClock = errors.New("awtrix: clock speaks neither AWTRIX 3's nor AWTRIX 2's API")
 )
 
 // errTable maps every outcome to its reply, in one place. An empty message
@@ -32,14 +37,18 @@ var errTable = []struct {
 }{
 	{errBadRequest, http.StatusBadRequest, "bad_request", ""},
 	{errUnsupported, http.StatusBadRequest, "unsupported", ""},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_clock", ""},
+	{errForbidden, http.StatusForbidden, "forbidden", "this agent refuses erase, resetSettings and doupdate; its owner can allow them with --allow-destructive"},
 	{errClockStatus, http.StatusBadGateway, "clock_error", ""},
 	{errUnreachable, http.StatusBadGateway, "clock_unreachable", "clock unreachable"},
+	{errClockTimeout, http.StatusBadGateway, "clock_timeout", "the clock did not answer in time"},
+	{errUnknownClock, http.StatusBadGateway, "clock_unknown", "the clock answers neither AWTRIX 3's GET /api/stats nor AWTRIX 2's /api/v3/basics; check --forward"},
 }
 
 // reqError is a problem with the message itself. msg is meant for the
 // webhook caller: it names what is wrong without echoing the body.
 type reqError struct {
-	kind error // errBadRequest or errUnsupported
+	kind error // errBadRequest, errUnsupported or errTooLarge
 	msg  string
 }
 
@@ -52,6 +61,10 @@ func badRequest(format string, args ...any) error {
 
 func unsupported(format string, args ...any) error {
 	return &reqError{errUnsupported, fmt.Sprintf(format, args...)}
+}
+
+func tooLarge(format string, args ...any) error {
+	return &reqError{errTooLarge, fmt.Sprintf(format, args...)}
 }
 
 // clockError is a non-2xx answer from the clock.
@@ -111,11 +124,20 @@ func errorReply(err error) (int, []byte) {
 // stats, AWTRIX 2 "get" answers), else as a JSON string (AWTRIX 3's "OK").
 // An empty body becomes "".
 func clockJSON(b []byte) json.RawMessage {
-	if len(b) > 0 && json.Valid(b) {
+	if len(b) > 0 && isJSON(b) {
 		return json.RawMessage(b)
 	}
 	s, _ := json.Marshal(string(b)) // a string always marshals; bad UTF-8 becomes U+FFFD
 	return s
+}
+
+// isJSON reports whether b is one JSON value.
+func isJSON(b []byte) bool { return json.Valid(b) }
+
+// isObject reports whether b is a JSON object.
+func isObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
 }
 
 // encode marshals a reply. It cannot fail: every field is a plain value or

@@ -56,6 +56,8 @@ type options struct {
 	stateDir   string
 	forward    string
 	forwardAPI string
+	clockWait  time.Duration
+	destroy    bool
 	transport  string
 	keepAlive  time.Duration
 	backoffMax time.Duration
@@ -73,7 +75,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "`dir` for the device's state: its token (mode 0600); default $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/awtrix-device or ~/.local/state/awtrix-device")
 	fs.StringVar(&o.tokenFile, "token-file", "", "`file` holding the device token, created (mode 0600) on first run and its token printed then; default STATE-DIR/token")
 	fs.StringVar(&o.forward, "forward", "", "base `URL` of the clock's local HTTP API, e.g. http://192.168.1.50; empty prints messages on stdout")
-	fs.StringVar(&o.forwardAPI, "forward-api", "v3", "the clock's API: v2 (AWTRIX 2, /api/v3/<mode>) or v3 (AWTRIX 3 firmware)")
+	fs.StringVar(&o.forwardAPI, "forward-api", "auto", "the clock's API: auto (ask the clock at the first message), v2 (the AWTRIX 2 host, /api/v3/<mode>) or v3 (the AWTRIX 3 firmware)")
+	fs.DurationVar(&o.clockWait, "clock-timeout", awtrix.DefaultTimeout, "longest wait for the clock's answer to one message; keep it below the relay's --ack-timeout (5 s) so that a slow clock is reported as clock_timeout, not as the relay's 504")
+	fs.BoolVar(&o.destroy, "allow-destructive", false, "let webhooks erase the clock, reset its settings and update its firmware (modes erase, resetSettings, doupdate); refused with 403 otherwise")
 	fs.DurationVar(&o.keepAlive, "keepalive", device.DefaultKeepAlive, "QUIC keep-alive period; below your NAT's UDP timeout")
 	fs.DurationVar(&o.backoffMax, "backoff-max", device.DefaultBackoffMax, "longest wait between reconnect attempts")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
@@ -83,8 +87,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.transport != "quic" && o.transport != "webtransport" {
 		return nil, fmt.Errorf("--transport %q: want quic or webtransport", o.transport)
 	}
-	if o.forwardAPI != "v2" && o.forwardAPI != "v3" {
-		return nil, fmt.Errorf("--forward-api %q: want v2 or v3", o.forwardAPI)
+	if o.forwardAPI != "auto" && o.forwardAPI != "v2" && o.forwardAPI != "v3" {
+		return nil, fmt.Errorf("--forward-api %q: want auto, v2 or v3", o.forwardAPI)
+	}
+	if o.clockWait <= 0 {
+		return nil, fmt.Errorf("--clock-timeout %v: must be positive", o.clockWait)
 	}
 	return o, nil
 }
@@ -104,11 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	}
 	var h device.Handler = &printer{w: stdout}
 	if o.forward != "" {
-		api := 3
-		if o.forwardAPI == "v2" {
-			api = 2
-		}
-		if h, err = awtrix.New(o.forward, api, nil); err != nil {
+		api := map[string]int{"auto": awtrix.APIAuto, "v2": awtrix.API2, "v3": awtrix.API3}[o.forwardAPI]
+		if h, err = awtrix.New(o.forward, awtrix.Options{API: api, Timeout: o.clockWait, AllowDestructive: o.destroy, Logger: log}); err != nil {
 			return err
 		}
 	}

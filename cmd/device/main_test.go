@@ -15,6 +15,7 @@ import (
 
 	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 	"go.uber.org/goleak"
 )
@@ -34,7 +35,14 @@ type fixture struct {
 // its real flag parsing) and waits until the agent's token is routable.
 func startRelayAndAgent(t *testing.T, extra ...string) *fixture {
 	t.Helper()
-	r := relaytest.Start(t, nil)
+	return startRelayAndAgentWith(t, nil, extra...)
+}
+
+// startRelayAndAgentWith is startRelayAndAgent with a relay that mutate
+// configures.
+func startRelayAndAgentWith(t *testing.T, mutate func(*server.Config), extra ...string) *fixture {
+	t.Helper()
+	r := relaytest.Start(t, mutate)
 	f := &fixture{
 		relay:     r,
 		tokenFile: filepath.Join(t.TempDir(), "token"),
@@ -146,7 +154,7 @@ func TestAgentReportsUnreachableClock(t *testing.T) {
 }
 
 func TestFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}} {
+	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}, {"--clock-timeout", "0s"}} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}

@@ -152,6 +152,7 @@ func TestBrowserDevice(t *testing.T) {
 		return len(wrong) == 0, wrong
 	})
 	b.saveScreenshot(t, ctx, "browser-device.png")
+	testAWTRIX3Modes(t, ctx, b, relay, tok)
 
 	// Rotation: the old token stops reaching the page at once, the new one
 	// reaches it, and the page shows it.
@@ -375,4 +376,78 @@ func (b *browser) dumpOnFailure(t *testing.T) {
 	for _, e := range entries {
 		t.Logf("console %s %s: %s", e.Level, e.Source, e.Message)
 	}
+}
+
+// testAWTRIX3Modes: the page is an AWTRIX 3 clock for the modes it can
+// show (an indicator in its corner, the mood light over everything, a
+// sound as a cue on the page, dismiss, sleep as a dark screen) and answers
+// the reads (stats from its own state, screen with the pixels it shows).
+func testAWTRIX3Modes(t *testing.T, ctx context.Context, b *browser, relay *relaytest.Relay, tok string) {
+	t.Helper()
+	pixelsAre := func(what string, want map[[2]int][3]int) {
+		t.Helper()
+		b.poll(t, ctx, what, func() (bool, any) {
+			var wrong []string
+			for p, rgb := range want {
+				var got [3]int
+				b.eval(t, ctx, &got, `return window.awtrixDevice.pixel(arguments[0], arguments[1]);`, p[0], p[1])
+				if got != rgb {
+					wrong = append(wrong, fmt.Sprintf("(%d,%d) is %v, want %v", p[0], p[1], got, rgb))
+				}
+			}
+			return len(wrong) == 0, wrong
+		})
+	}
+	post := func(mode, body string) {
+		t.Helper()
+		if status, reply := relay.Post(t, mode, tok, body); status != 200 {
+			t.Fatalf("%s %s: %d %s", mode, body, status, reply)
+		}
+	}
+	red, green, black := [3]int{255, 0, 0}, [3]int{0, 255, 0}, [3]int{0, 0, 0}
+
+	post("indicator1", `{"color":[255,0,0]}`)
+	pixelsAre("indicator 1 in the top right corner", map[[2]int][3]int{{31, 0}: red, {30, 0}: red, {31, 1}: red, {3, 4}: green})
+
+	// Reads: a GET, answered with the page's own state and pixels.
+	status, body := relay.Do(t, "GET", relay.URL("stats", tok), "", nil)
+	var stats struct {
+		Version    string `json:"version"`
+		Indicator1 bool   `json:"indicator1"`
+		Matrix     bool   `json:"matrix"`
+		Messages   int    `json:"messages"`
+	}
+	if err := json.Unmarshal(body, &stats); status != 200 || err != nil || stats.Version != "virtual" || !stats.Indicator1 || !stats.Matrix || stats.Messages < 3 {
+		t.Fatalf("GET mode=stats: %d %s", status, body)
+	}
+	status, body = relay.Do(t, "GET", relay.URL("screen", tok), "", nil)
+	var screen []int
+	if err := json.Unmarshal(body, &screen); status != 200 || err != nil || len(screen) != 256 {
+		t.Fatalf("GET mode=screen: %d %.80s", status, body)
+	}
+	for _, p := range []struct{ x, y, rgb int }{{31, 0, 0xff0000}, {3, 4, 0x00ff00}, {0, 0, 0}} {
+		if got := screen[p.y*32+p.x]; got != p.rgb {
+			t.Errorf("screen (%d,%d) is %06x, want %06x", p.x, p.y, got, p.rgb)
+		}
+	}
+
+	post("moodlight", `{"brightness":255,"color":[0,0,255]}`)
+	pixelsAre("the mood light over the drawing, the indicator on top", map[[2]int][3]int{{3, 4}: {0, 0, 255}, {20, 6}: {0, 0, 255}, {31, 0}: red})
+	post("moodlight", ``)
+	pixelsAre("the drawing back after the mood light", map[[2]int][3]int{{3, 4}: green, {20, 6}: black})
+
+	post("sound", `{"sound":"alarm"}`)
+	b.poll(t, ctx, "the sound's cue on the page", func() (bool, any) {
+		var cue string
+		b.eval(t, ctx, &cue, `return window.awtrixDevice.sound;`)
+		return strings.Contains(cue, "alarm"), cue
+	})
+
+	post("sleep", `{"sleep":1}`)
+	pixelsAre("a dark screen while asleep", map[[2]int][3]int{{3, 4}: black, {31, 0}: black})
+	pixelsAre("the screen back after a second of sleep", map[[2]int][3]int{{3, 4}: green, {31, 0}: red})
+
+	post("indicator1", ``)
+	post("dismiss", ``)
+	pixelsAre("nothing left after dismiss and the indicator off", map[[2]int][3]int{{3, 4}: black, {31, 0}: black})
 }

@@ -2,9 +2,9 @@
 // (display.js) and the DOM together, keeps the token, and exposes the test
 // hooks on window.awtrixDevice.
 
+import { VirtualClock } from './clock.js';
 import { Device } from './device.js';
 import { Display } from './display.js';
-import { handleMessage } from './modes.js';
 import { checkToken, newToken } from './wire.js';
 
 const TOKEN_KEY = 'awtrix-relay-token';
@@ -51,7 +51,23 @@ function notice(text) {
   $('notice').textContent = text;
 }
 
-const display = new Display($('matrix'));
+// The clock's state is drawn over what modes render: display paints
+// clock.compose(frame), and the clock's screen read is what display shows.
+const clock = new VirtualClock({ screen: () => display.shown });
+const display = new Display($('matrix'), (f) => clock.compose(f));
+let soundTimer = 0;
+let wakeTimer = 0;
+
+/** cue shows, for a moment, what the clock was asked to play: it has no speaker. */
+function cue(sound) {
+  const el = $('sound');
+  el.textContent = `♪ ${sound.kind}: ${sound.what}`;
+  el.hidden = false;
+  clearTimeout(soundTimer);
+  soundTimer = setTimeout(() => {
+    el.hidden = true;
+  }, 3000);
+}
 let messages = 0; // MESSAGEs answered, whatever the status
 let lastReply = ''; // JSON of the last REPLY body
 let rotating = null; // the pending rotation's promise
@@ -67,9 +83,17 @@ const device = new Device({
     $('rotate').disabled = rotating !== null || state === 'connecting';
   },
   onMessage({ mode, query, body }) {
-    const { status, body: reply, show } = handleMessage(mode, body, query);
+    const sound = clock.sound;
+    const { status, body: reply, show } = clock.handle(mode, body, query);
     if (show?.kind === 'frame') display.showFrame(show.frame);
-    if (show?.kind === 'text') display.showText(show.text, show.color);
+    else if (show?.kind === 'text') display.showText(show.text, show.color);
+    else if (show?.kind === 'clear') display.clear();
+    else display.repaint(); // indicators, mood light, power, sleep
+    if (clock.sound !== sound) cue(clock.sound);
+    if (mode === 'sleep' && status === 200) {
+      clearTimeout(wakeTimer);
+      wakeTimer = setTimeout(() => display.repaint(), Math.max(0, clock.sleepUntil - Date.now()) + 10);
+    }
     return { status, body: reply };
   },
   onReply(status, json) {
@@ -142,6 +166,9 @@ window.awtrixDevice = {
     return lastReply;
   },
   pixel: (x, y) => display.pixel(x, y),
+  get sound() {
+    return $('sound').hidden ? '' : $('sound').textContent;
+  },
   rotate,
 };
 

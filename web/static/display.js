@@ -1,8 +1,9 @@
 // The canvas that shows the matrix: 32x8 LEDs, each a 20x20 CSS px square.
 //
-// The model is leds[y][x] = [r,g,b]; the canvas is always painted from it,
-// synchronously, so that a reply leaves the relay only after its pixels are
-// on the canvas. Squares have no gaps and no rounding, so the centre of cell
+// The model is leds[y][x] = [r,g,b], what was drawn; the canvas shows
+// overlay(leds) (the clock's indicators, mood light, sleep), always painted
+// synchronously, so that a reply leaves the relay only after its pixels
+// are on the canvas. Squares have no gaps and no rounding, so the centre of cell
 // (x, y), at canvas point (x*20+10, y*20+10), has exactly the LED's color.
 
 import { GLYPH_HEIGHT, textColumns } from './font.js';
@@ -19,8 +20,13 @@ export class Display {
 
   /** leds is the model, leds[y][x] = [r,g,b]; treat it as read-only. */
   leds = newFrame();
+  /** shown is what the canvas shows: overlay(leds); read-only. */
+  shown = newFrame();
+  #overlay;
 
-  constructor(canvas) {
+  /** overlay maps a drawn frame to the one shown; the identity by default. */
+  constructor(canvas, overlay = (f) => f) {
+    this.#overlay = overlay;
     canvas.width = WIDTH * CELL;
     canvas.height = HEIGHT * CELL;
     // willReadFrequently keeps the canvas in CPU memory: pixel() reads it.
@@ -64,6 +70,16 @@ export class Display {
     }, TICK_MS);
   }
 
+  /** repaint shows the model again, after the overlay's state changed. */
+  repaint() {
+    this.#paint();
+  }
+
+  /** clear blanks what was drawn, as a dismissed notification leaves. */
+  clear() {
+    this.showFrame(newFrame());
+  }
+
   /** pixel reads back the canvas at the centre of LED (x, y): [r,g,b]. */
   pixel(x, y) {
     const d = this.#ctx.getImageData(x * CELL + CELL / 2, y * CELL + CELL / 2, 1, 1).data;
@@ -89,7 +105,8 @@ export class Display {
 
   #paint() {
     const ctx = this.#ctx;
-    this.leds.forEach((row, y) =>
+    this.shown = this.#overlay(this.leds);
+    this.shown.forEach((row, y) =>
       row.forEach(([r, g, b], x) => {
         ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
         ctx.fillRect(x * CELL, y * CELL, CELL, CELL);

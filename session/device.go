@@ -113,8 +113,9 @@ func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, e
 	stop := context.AfterFunc(ctx, func() { str.SetDeadline(time.Now()) })
 	defer stop()
 
-	var hdr [wire.HeaderLen + 1 + wire.MaxModeLen + 1 + wire.MaxQueryLen + 4]byte
-	if _, err = str.Write(frame.AppendHeader(hdr[:0], d.version)); err == nil {
+	// Sized to fit: the buffer escapes to the heap through the Write.
+	hdr := make([]byte, 0, wire.HeaderLen+1+len(m.Mode)+1+len(m.Query)+4)
+	if _, err = str.Write(frame.AppendHeader(hdr, d.version)); err == nil {
 		if _, err = str.Write(m.Body); err == nil {
 			err = str.Close()
 		}

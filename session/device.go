@@ -16,6 +16,14 @@ import (
 	"github.com/pixelrelay/relay/wire"
 )
 
+// messageBufs holds the buffers Deliver encodes a MESSAGE into: the
+// stream has copied or sent the bytes when Write returns.
+var messageBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledMessage keeps the pool from holding the occasional 64 KiB
+// body's buffer: bitmaps are ~2 KB, notifications a few hundred bytes.
+const maxPooledMessage = 8 << 10
+
 // device is one logged-in device session. It implements router.Device.
 type device struct {
 	srv  *Server        // static after construction
@@ -113,12 +121,16 @@ func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, e
 	stop := context.AfterFunc(ctx, func() { str.SetDeadline(time.Now()) })
 	defer stop()
 
-	// Sized to fit: the buffer escapes to the heap through the Write.
-	hdr := make([]byte, 0, wire.HeaderLen+1+len(m.Mode)+1+len(m.Query)+4)
-	if _, err = str.Write(frame.AppendHeader(hdr, d.version)); err == nil {
-		if _, err = str.Write(m.Body); err == nil {
-			err = str.Close()
-		}
+	// One Write of the whole frame, then the FIN: each Write wakes the
+	// connection's sender. quic-go's Write returns once it has copied or
+	// framed the bytes, so the buffer goes back to the pool right after.
+	buf := messageBufs.Get().(*[]byte)
+	*buf = frame.AppendAt((*buf)[:0], d.version)
+	if _, err = str.Write(*buf); err == nil {
+		err = str.Close()
+	}
+	if cap(*buf) <= maxPooledMessage {
+		messageBufs.Put(buf)
 	}
 	var rep wire.Reply
 	if err == nil {

@@ -46,8 +46,9 @@ func TestDeviceCap(t *testing.T) {
 
 // TestRetryUnderHandshakeSpike: past RetryAbove new connections per second,
 // the relay demands address validation; real devices pass it and connect.
+// (KnownSources off: every dial here comes from one address.)
 func TestRetryUnderHandshakeSpike(t *testing.T) {
-	e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove = 1 })
+	e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove = 1; c.KnownSources = 0 })
 	for i := range 6 {
 		opt := device.Options{WebTransport: i%2 == 1}
 		tok := wire.NewToken()
@@ -58,6 +59,47 @@ func TestRetryUnderHandshakeSpike(t *testing.T) {
 	}
 	if got := metric(t, e, "relay_quic_retries_total"); got < 1 {
 		t.Fatalf("relay_quic_retries_total = %v; the spike should have demanded Retries", got)
+	}
+}
+
+// TestKnownSourceSkipsRetry: under a spike, a source that completed a
+// handshake is never sent a Retry again, while a source new to the relay
+// still is.
+func TestKnownSourceSkipsRetry(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove = 1 })
+	// The first connection takes the spike budget; from then on
+	// 127.0.0.1 is known.
+	for i := range 6 {
+		tok := wire.NewToken()
+		e.DialWith(t, tok, echo("d"), device.Options{WebTransport: i%2 == 1})
+		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
+			t.Fatalf("device %d: %d", i, s)
+		}
+	}
+	if got := metric(t, e, "relay_quic_retries_total"); got != 0 {
+		t.Fatalf("relay_quic_retries_total = %v for a known source; want 0", got)
+	}
+	if got := metric(t, e, "relay_quic_retries_skipped_total"); got < 1 {
+		t.Fatalf("relay_quic_retries_skipped_total = %v; five dials within the spike should have skipped a Retry", got)
+	}
+	// New sources (127.0.0.2, .3, ...) right after: the budget is spent,
+	// so they answer a Retry, and connect.
+	for i := range 3 {
+		ip := net.IPv4(127, 0, 0, byte(2+i))
+		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+		if err != nil {
+			t.Skipf("SKIPPED LOUDLY: cannot bind %v for a new source: %v", ip, err)
+		}
+		tr := &quic.Transport{Conn: uc}
+		t.Cleanup(func() { tr.Close() })
+		tok := wire.NewToken()
+		e.DialWith(t, tok, echo("n"), device.Options{UDP: tr})
+		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
+			t.Fatalf("device from %v: %d", ip, s)
+		}
+	}
+	if got := metric(t, e, "relay_quic_retries_total"); got < 1 {
+		t.Fatalf("relay_quic_retries_total = %v; new sources during the spike should have answered a Retry", got)
 	}
 }
 

@@ -84,6 +84,11 @@ type Config struct {
 	// RetryAbove is the rate of new QUIC connections per second above
 	// which unvalidated sources must first answer a Retry; 0: never.
 	RetryAbove int
+	// KnownSources is how many source addresses that proved themselves
+	// lately (a completed handshake, an ended session) are remembered to
+	// skip that Retry, each for KnownSourceTTL; 0: none.
+	KnownSources   int
+	KnownSourceTTL time.Duration
 	// HandshakesPerSource bounds new QUIC connections from one source (an
 	// IPv4 address, an IPv6 /64).
 	HandshakesPerSource limit.Rate
@@ -102,6 +107,8 @@ const (
 	DefaultReconnectSpread  = 10 * time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultRetryAbove       = 200
+	DefaultKnownSources     = 65536
+	DefaultKnownSourceTTL   = time.Hour
 )
 
 // DefaultConfig returns the production defaults; TLS is left to the caller.
@@ -119,6 +126,8 @@ func DefaultConfig() Config {
 		ReconnectSpread:  DefaultReconnectSpread,
 		HandshakeTimeout: DefaultHandshakeTimeout,
 		RetryAbove:       DefaultRetryAbove,
+		KnownSources:     DefaultKnownSources,
+		KnownSourceTTL:   DefaultKnownSourceTTL,
 		// A NAT full of clocks reconnecting after an outage: 1,000
 		// devices are back in 20 s with jittered backoff.
 		HandshakesPerSource: limit.Rate{PerSecond: 50, Burst: 200},
@@ -152,6 +161,8 @@ func (c *Config) checkNode() error {
 		return errors.New("server: max header bytes must be positive")
 	case c.ReconnectSpread < 0, c.RetryAbove < 0:
 		return errors.New("server: reconnect spread and retry-above must be >= 0")
+	case c.KnownSources < 0, c.KnownSourceTTL < 0:
+		return errors.New("server: known sources and their ttl must be >= 0")
 	case c.Webhook.MaxBody > session.MaxBodyLimit:
 		return fmt.Errorf("server: max body %d over the protocol's limit of %d bytes", c.Webhook.MaxBody, session.MaxBodyLimit)
 	}
@@ -176,6 +187,7 @@ type Node struct {
 	tcp   net.Listener
 	udp   net.PacketConn
 	quicT *quic.Transport
+	known *knownSources // sources that skip a Retry; set with quicT
 	quicL *quic.Listener
 	wt    *webtransport.Server // HTTP/3 and WebTransport on the QUIC listener
 	http  *fasthttp.Server

@@ -33,11 +33,20 @@ func (n *Node) listenQUIC() error {
 	// address with a Retry round trip first, so that the relay answers no
 	// spoofed Initial with more than it received.
 	// RetryAbove 0 turns this off.
+	// A source that proved its address lately (knownSources) skips it.
 	spike := limit.NewBucket(limit.Rate{PerSecond: float64(n.cfg.RetryAbove), Burst: n.cfg.RetryAbove})
 	retries := promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_retries_total",
 		Help: "QUIC handshakes made to answer a Retry first (new connections above --retry-above per second)."})
-	n.quicT = &quic.Transport{Conn: n.udp, VerifySourceAddress: func(net.Addr) bool {
-		if spike.Allow(time.Now()) {
+	skipped := promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_retries_skipped_total",
+		Help: "QUIC handshakes above --retry-above let through without a Retry: their source proved its address lately (--known-sources)."})
+	n.known = newKnownSources(n.cfg.KnownSources, n.cfg.KnownSourceTTL)
+	n.quicT = &quic.Transport{Conn: n.udp, VerifySourceAddress: func(a net.Addr) bool {
+		now := time.Now()
+		switch {
+		case spike.Allow(now):
+			return false
+		case n.known.known(a, now):
+			skipped.Inc()
 			return false
 		}
 		retries.Inc()
@@ -125,6 +134,10 @@ func (n *Node) acceptQUIC() error {
 			}
 			return err
 		}
+		// The handshake is complete: the source receives at its address.
+		// So does one whose session ends, however long ago it connected.
+		n.known.add(c.RemoteAddr(), time.Now())
+		context.AfterFunc(c.Context(), func() { n.known.add(c.RemoteAddr(), time.Now()) })
 		alpn := c.ConnectionState().TLS.NegotiatedProtocol
 		if n := n.quicConns[alpn]; n != nil {
 			n.Inc()

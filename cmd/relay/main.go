@@ -99,6 +99,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(perUnit{&c.HandshakesPerSource.PerSecond, time.Second}, "handshake-ip-rate", "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; 0 disables")
 	fs.Var(count{&c.HandshakesPerSource.Burst}, "handshake-ip-burst", "new QUIC connections from one source allowed at once; 0 disables")
 	fs.Var(count{&c.RetryAbove}, "retry-above", "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods); 0 disables")
+	fs.Var(count{&c.KnownSources}, "known-sources", "source addresses remembered for --known-source-ttl after a completed QUIC handshake or an ended session: they skip the --retry-above Retry (a fleet coming back after an outage); 0 disables")
+	fs.DurationVar(&c.KnownSourceTTL, "known-source-ttl", c.KnownSourceTTL, "how long a source stays known (--known-sources)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "reading one webhook request")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "idle keep-alive webhook connection")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "request line and headers in `bytes` (431 above)")
@@ -204,7 +206,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	for name, d := range map[string]time.Duration{"--ack-timeout": wc.AckTimeout, "--login-timeout": sc.LoginTimeout,
 		"--idle-timeout": sc.IdleTimeout, "--handshake-timeout": c.HandshakeTimeout, "--http-read-timeout": c.HTTPReadTimeout,
-		"--http-idle-timeout": c.HTTPIdleTimeout, "--drain-timeout": c.DrainTimeout} {
+		"--http-idle-timeout": c.HTTPIdleTimeout, "--drain-timeout": c.DrainTimeout, "--known-source-ttl": c.KnownSourceTTL} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s must be positive", name)
 		}

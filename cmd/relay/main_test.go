@@ -129,7 +129,7 @@ func TestBadFlags(t *testing.T) {
 		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
 		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"}, {"--ip-rate", "+Inf"},
 		{"--max-devices", "-1"}, {"--takeovers-per-minute", "-1"}, {"--rotation-burst", "1.5"}, {"--ack-timeout", "0s"},
-		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"}, {"--proxy-from", "10.0.0.0/33"}, {"--proxy-from", "balancer"},
+		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"}, {"--known-sources", "-1"}, {"--known-source-ttl", "-1s"}, {"--known-source-ttl", "0s"}, {"--proxy-from", "10.0.0.0/33"}, {"--proxy-from", "balancer"},
 		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -463,4 +464,50 @@ func copyFile(t *testing.T, src, dst, name string, to ...string) {
 		out = to[0]
 	}
 	write(t, dst, out, mustRead(t, filepath.Join(src, name)))
+}
+
+// TestLoadOrCreateKey: a key is made once (0600), read back the same by
+// every later call, also by callers racing to create it; a damaged file is
+// an error naming the fix, never silently replaced.
+func TestLoadOrCreateKey(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "quic-token.key")
+	var keys [8][certs.KeySize]byte
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			k, err := certs.LoadOrCreateKey(name)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		})
+	}
+	wg.Wait()
+	for i := range keys {
+		if keys[i] != keys[0] {
+			t.Fatalf("racing creators got different keys: %x vs %x", keys[i], keys[0])
+		}
+	}
+	if keys[0] == ([certs.KeySize]byte{}) {
+		t.Fatal("the key is all zeros")
+	}
+	fi, err := os.Stat(name)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	if again, err := certs.LoadOrCreateKey(name); err != nil || again != keys[0] {
+		t.Fatalf("read back: %x, %v", again, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
+		t.Fatalf("temporary files left behind: %v", left)
+	}
+	for _, bad := range []string{"", "abc\n", strings.Repeat("zz", certs.KeySize), strings.Repeat("ab", certs.KeySize+1)} {
+		if err := os.WriteFile(name, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := certs.LoadOrCreateKey(name); err == nil || !strings.Contains(err.Error(), "remove the file") {
+			t.Fatalf("damaged key %q: %v", bad, err)
+		}
+	}
 }

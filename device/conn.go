@@ -55,6 +55,12 @@ type Options struct {
 	// UDP, if set, dials from this shared socket (the load-test swarm puts
 	// many devices on one socket).
 	UDP *quic.Transport
+	// Tokens keeps the address-validation tokens relays give (QUIC
+	// NEW_TOKEN): a device that shows one when it comes back skips the
+	// Retry a relay under a handshake spike asks for, also a restarted
+	// relay that kept its key. Nil: one store for the whole process
+	// (Tokens), right for one device per process.
+	Tokens quic.TokenStore
 	// WebTransport dials https://ADDR/connect over HTTP/3 instead of raw
 	// QUIC; the protocol inside is the same.
 	WebTransport bool
@@ -68,6 +74,10 @@ type Options struct {
 	// to be an older device.
 	Version uint8
 }
+
+// Tokens is the process's store of relays' address-validation tokens, for
+// dials whose Options.Tokens is nil.
+var Tokens = quic.NewLRUTokenStore(16, 4)
 
 // Defaults for Options.
 const (
@@ -150,7 +160,11 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 	if opt.TLS != nil {
 		tlsConf = opt.TLS.Clone()
 	}
+	if opt.Tokens == nil {
+		opt.Tokens = Tokens
+	}
 	qconf := &quic.Config{
+		TokenStore:            opt.Tokens,
 		KeepAlivePeriod:       opt.KeepAlive,
 		MaxIdleTimeout:        max(2*opt.KeepAlive, 30*time.Second),
 		MaxIncomingStreams:    maxIncomingStreams,

@@ -50,7 +50,7 @@ func TestDeviceCap(t *testing.T) {
 func TestRetryUnderHandshakeSpike(t *testing.T) {
 	e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove = 1; c.KnownSources = 0 })
 	for i := range 6 {
-		opt := device.Options{WebTransport: i%2 == 1}
+		opt := device.Options{WebTransport: i%2 == 1, Tokens: quic.NewLRUTokenStore(1, 1)}
 		tok := wire.NewToken()
 		e.DialWith(t, tok, echo("d"), opt)
 		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
@@ -71,7 +71,8 @@ func TestKnownSourceSkipsRetry(t *testing.T) {
 	// 127.0.0.1 is known.
 	for i := range 6 {
 		tok := wire.NewToken()
-		e.DialWith(t, tok, echo("d"), device.Options{WebTransport: i%2 == 1})
+		// A token store of its own: no NEW_TOKEN from a previous dial.
+		e.DialWith(t, tok, echo("d"), device.Options{WebTransport: i%2 == 1, Tokens: quic.NewLRUTokenStore(1, 1)})
 		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
 			t.Fatalf("device %d: %d", i, s)
 		}
@@ -100,6 +101,45 @@ func TestKnownSourceSkipsRetry(t *testing.T) {
 	}
 	if got := metric(t, e, "relay_quic_retries_total"); got < 1 {
 		t.Fatalf("relay_quic_retries_total = %v; new sources during the spike should have answered a Retry", got)
+	}
+}
+
+// TestReturningDeviceSkipsRetry: a device keeps the address-validation
+// token a relay gave it; back at the restarted relay during a spike, the
+// token spares it the Retry when the relay kept its key, and does not when
+// the relay has a new one.
+func TestReturningDeviceSkipsRetry(t *testing.T) {
+	kept := quic.TokenGeneratorKey{1, 2, 3}
+	for _, tc := range []struct {
+		name      string
+		key       *quic.TokenGeneratorKey
+		wantRetry bool
+	}{{"kept key", &kept, false}, {"new key", nil, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove, c.KnownSources, c.QUICTokenKey = 1, 0, tc.key })
+			tokens := quic.NewLRUTokenStore(4, 4)
+			c, _ := e.DialWith(t, wire.NewToken(), echo("d"), device.Options{Tokens: tokens})
+			c.Close()
+			e = e.Restart(t)
+			// Another source spends the new process's spike budget.
+			uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+			if err != nil {
+				t.Skipf("SKIPPED LOUDLY: cannot bind 127.0.0.2 for a second source: %v", err)
+			}
+			tr := &quic.Transport{Conn: uc}
+			t.Cleanup(func() { tr.Close() })
+			e.DialWith(t, wire.NewToken(), echo("o"), device.Options{UDP: tr})
+
+			tok := wire.NewToken()
+			e.DialWith(t, tok, echo("d"), device.Options{Tokens: tokens})
+			if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
+				t.Fatalf("returning device: %d", s)
+			}
+			got := metric(t, e, "relay_quic_retries_total")
+			if tc.wantRetry && got < 1 || !tc.wantRetry && got != 0 {
+				t.Fatalf("relay_quic_retries_total = %v; want a Retry: %v", got, tc.wantRetry)
+			}
+		})
 	}
 }
 

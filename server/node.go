@@ -89,6 +89,11 @@ type Config struct {
 	// skip that Retry, each for KnownSourceTTL; 0: none.
 	KnownSources   int
 	KnownSourceTTL time.Duration
+	// QUICTokenKey encrypts the address-validation tokens (NEW_TOKEN) the
+	// relay gives devices, which spare them the Retry when they come back.
+	// A key kept across restarts (cmd/relay keeps it in the state
+	// directory) keeps their tokens good; nil: a new key per process.
+	QUICTokenKey *quic.TokenGeneratorKey
 	// HandshakesPerSource bounds new QUIC connections from one source (an
 	// IPv4 address, an IPv6 /64).
 	HandshakesPerSource limit.Rate

@@ -40,7 +40,7 @@ func (n *Node) listenQUIC() error {
 	skipped := promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_retries_skipped_total",
 		Help: "QUIC handshakes above --retry-above let through without a Retry: their source proved its address lately (--known-sources)."})
 	n.known = newKnownSources(n.cfg.KnownSources, n.cfg.KnownSourceTTL)
-	n.quicT = &quic.Transport{Conn: n.udp, VerifySourceAddress: func(a net.Addr) bool {
+	n.quicT = &quic.Transport{Conn: n.udp, TokenGeneratorKey: n.cfg.QUICTokenKey, VerifySourceAddress: func(a net.Addr) bool {
 		now := time.Now()
 		switch {
 		case spike.Allow(now):

@@ -30,6 +30,7 @@ import (
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/quic-go/quic-go"
 
 	// The root certificates to use when the system has none: a FROM scratch
 	// image (make image) must still verify Let's Encrypt and NATS servers.
@@ -267,6 +268,11 @@ func (v count) Set(s string) error {
 	return nil
 }
 
+// quicTokenKeyFile, in --state-dir, holds the key of the QUIC
+// address-validation tokens (certs.LoadOrCreateKey). Nodes that share it
+// accept each other's tokens.
+const quicTokenKeyFile = "quic-token.key"
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
 	o, err := parse(args, stderr)
 	if err != nil {
@@ -363,6 +369,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		fmt.Fprintln(stdout, "relay: configuration OK")
 		return nil
 	}
+
+	// Address-validation tokens given to devices stay good across
+	// restarts: a returning fleet skips the Retry (--retry-above).
+	if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
+	}
+	key, err := certs.LoadOrCreateKey(filepath.Join(o.stateDir, quicTokenKeyFile))
+	if err != nil {
+		return err
+	}
+	o.cfg.QUICTokenKey = (*quic.TokenGeneratorKey)(&key)
 
 	r, err := server.New(o.cfg)
 	if err != nil {

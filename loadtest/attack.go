@@ -303,6 +303,19 @@ func poolSize(rate float64, expect time.Duration) int {
 	return int(min(max(n, minConns), maxConns))
 }
 
+// paceOf is vegeta's pace for rate requests/s: per second for a whole
+// rate, else one request every 1/rate s, so that a fleet's 33.3/s or
+// 0.083/s is not rounded to 33 or 1.
+func paceOf(rate float64) vegeta.Rate {
+	if rate >= 1 && rate == math.Trunc(rate) {
+		return vegeta.Rate{Freq: int(rate), Per: time.Second}
+	}
+	if rate <= 0 {
+		return vegeta.Rate{Freq: 1, Per: time.Second}
+	}
+	return vegeta.Rate{Freq: 1, Per: time.Duration(float64(time.Second) / rate)}
+}
+
 // runAttack opens the connections, runs spec to its end (or ctx's) and
 // collects every result.
 func runAttack(ctx context.Context, spec attackSpec) *attackOutcome {
@@ -335,7 +348,7 @@ func runAttack(ctx context.Context, spec attackSpec) *attackOutcome {
 		vegeta.MaxWorkers(maxWorkers),
 		vegeta.MaxBody(1024),
 	)
-	pace := vegeta.Rate{Freq: max(int(math.Round(spec.rate)), 1), Per: time.Second}
+	pace := paceOf(spec.rate)
 	if spec.started != nil {
 		spec.started(time.Now())
 	}

@@ -214,12 +214,14 @@ type ServerProcess struct {
 // its address or ctx ends. cmd's Stdin and Stdout must be unset (they are
 // the control pipes); Stderr defaults to this process's.
 func StartBaseline(ctx context.Context, cmd *exec.Cmd) (*BaselineProcess, error) {
-	return startServer(ctx, cmd, "baseline", baselineReady)
+	return startServer(ctx, cmd, "baseline", baselineReady, nil)
 }
 
 // startServer starts cmd and waits until its first line on stdout is
-// ready followed by its address.
-func startServer(ctx context.Context, cmd *exec.Cmd, what, ready string) (*ServerProcess, error) {
+// ready followed by its address. started, if set, gets the PID as soon as
+// the process runs (to pin it to a CPU before it does any work worth
+// measuring); its error stops the process.
+func startServer(ctx context.Context, cmd *exec.Cmd, what, ready string, started func(pid int) error) (*ServerProcess, error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
@@ -244,6 +246,12 @@ func startServer(ctx context.Context, cmd *exec.Cmd, what, ready string) (*Serve
 		line <- l
 		io.Copy(io.Discard, r) // until the process exits
 	}()
+	if started != nil {
+		if err := started(b.PID); err != nil {
+			b.Stop()
+			return nil, fmt.Errorf("loadtest: %s: %w", what, err)
+		}
+	}
 	select {
 	case l := <-line:
 		a, ok := strings.CutPrefix(strings.TrimSpace(l), ready)

@@ -17,8 +17,9 @@ import (
 )
 
 // helperEnv makes the test binary a child process for these tests (the
-// os/exec tests' pattern): "baseline" runs BaselineMain and "nats" NATSMain
-// on the arguments after "--", "wait" exits at end of stdin.
+// os/exec tests' pattern): "baseline" runs BaselineMain, "nats" NATSMain and
+// "floor" FloorMain on the arguments after "--", "wait" exits at end of
+// stdin.
 const helperEnv = "LOADTEST_TEST_HELPER"
 
 // TestProcHelper is not a test: it is the child process of the tests that
@@ -29,6 +30,8 @@ func TestProcHelper(t *testing.T) {
 		os.Exit(BaselineMain(flag.Args()))
 	case "nats":
 		os.Exit(NATSMain(flag.Args()))
+	case "floor":
+		os.Exit(FloorMain(flag.Args()))
 	case "wait":
 		io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)

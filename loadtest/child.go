@@ -85,6 +85,9 @@ type relayProc struct {
 	// stopAfter bounds SIGTERM to exit before a kill; 0 is
 	// relayStopTimeout. Static, kept by a restart.
 	stopAfter time.Duration
+	// pin, if set, gets the PID as soon as the process runs (CPU pinning);
+	// static, kept by a restart.
+	pin func(pid int) error
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has been waited for
@@ -93,15 +96,17 @@ type relayProc struct {
 }
 
 // startRelay runs bin on loopback with a fresh state directory under dir
-// and waits until it is ready. args are extra relay flags.
-func startRelay(ctx context.Context, bin, dir string, args []string) (*relayProc, error) {
-	return startRelayAt(ctx, bin, filepath.Join(dir, "relay-state"), "127.0.0.1:0", "127.0.0.1:0", args, nil)
+// and waits until it is ready. args are extra relay flags; pin, if set,
+// gets the PID as soon as the relay runs.
+func startRelay(ctx context.Context, bin, dir string, args []string, pin func(pid int) error) (*relayProc, error) {
+	return startRelayAt(ctx, bin, filepath.Join(dir, "relay-state"), "127.0.0.1:0", "127.0.0.1:0", args, nil, pin)
 }
 
 // startRelayAt runs bin with the state directory state (shared by a
 // cluster's nodes: one development CA) on listen and admin, and waits until
-// it is ready. If logTo is set, it gets every line the relay logs.
-func startRelayAt(ctx context.Context, bin, state, listen, admin string, args []string, logTo io.Writer) (*relayProc, error) {
+// it is ready. If logTo is set, it gets every line the relay logs; if pin
+// is, the PID as soon as the relay runs.
+func startRelayAt(ctx context.Context, bin, state, listen, admin string, args []string, logTo io.Writer, pin func(pid int) error) (*relayProc, error) {
 	cmd := exec.Command(bin, relayArgs(ctx, bin, state, listen, admin, args)...)
 	cmd.SysProcAttr = childAttr()
 	stderr, err := cmd.StderrPipe()
@@ -111,7 +116,7 @@ func startRelayAt(ctx context.Context, bin, state, listen, admin string, args []
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("loadtest: start relay: %w", err)
 	}
-	r := &relayProc{Args: cmd.Args, StateDir: state, PID: cmd.Process.Pid, bin: bin, extra: args, logTo: logTo,
+	r := &relayProc{Args: cmd.Args, StateDir: state, PID: cmd.Process.Pid, bin: bin, extra: args, logTo: logTo, pin: pin,
 		cmd: cmd, exited: make(chan struct{}), logs: &tail{max: 40}}
 
 	ready := make(chan map[string]string, 1)
@@ -140,6 +145,11 @@ func startRelayAt(ctx context.Context, bin, state, listen, admin string, args []
 	fail := func(err error) (*relayProc, error) {
 		r.stop()
 		return nil, fmt.Errorf("loadtest: relay did not start: %w\n%s", err, r.logs)
+	}
+	if pin != nil {
+		if err := pin(r.PID); err != nil {
+			return fail(err)
+		}
 	}
 	var kv map[string]string
 	select {
@@ -207,7 +217,7 @@ func (r *relayProc) restart(ctx context.Context) (*relayProc, error) {
 	var err error
 	for range restartTries {
 		var p *relayProc
-		if p, err = startRelayAt(ctx, r.bin, r.StateDir, r.Addr, r.Admin, r.extra, r.logTo); err == nil {
+		if p, err = startRelayAt(ctx, r.bin, r.StateDir, r.Addr, r.Admin, r.extra, r.logTo, r.pin); err == nil {
 			p.stopAfter = r.stopAfter
 			return p, nil
 		}

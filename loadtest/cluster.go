@@ -81,7 +81,7 @@ func (r *runner) startCluster(ctx context.Context) (*target, error) {
 		cmd := exec.Command(cfg.BaselineBin, NATSArgs("127.0.0.1:0")...)
 		cmd.SysProcAttr = childAttr()
 		cmd.Stderr = r.stderr
-		p, err := StartNATS(ctx, cmd)
+		p, err := startServer(ctx, cmd, "nats", natsReady, r.pin.child("nats"))
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +131,7 @@ func (r *runner) startCluster(ctx context.Context) (*target, error) {
 			t.logs = append(t.logs, f)
 			logTo = &lockedWriter{w: f}
 		}
-		p, err := startRelayAt(ctx, cfg.RelayBin, state, "127.0.0.1:0", "127.0.0.1:0", append(a, cfg.RelayArgs...), logTo)
+		p, err := startRelayAt(ctx, cfg.RelayBin, state, "127.0.0.1:0", "127.0.0.1:0", append(a, cfg.RelayArgs...), logTo, r.pin.child("node "+strconv.Itoa(i)))
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}

@@ -18,14 +18,28 @@ const (
 	ScenarioIdle     = "idle"     // memory per connected idle device
 	ScenarioCluster  = "cluster"  // fanin over several relay nodes joined by NATS
 	ScenarioSoak     = "soak"     // cluster with churn and a rolling restart
+	ScenarioFleet    = "fleet"    // a realistic fleet: many idle devices, few webhooks; cost per 1,000 devices
 )
 
 // Scenarios lists every scenario.
 var Scenarios = []string{ScenarioFanin, ScenarioHot, ScenarioStorm, ScenarioChurn, ScenarioSlow, ScenarioCapacity, ScenarioIdle,
-	ScenarioCluster, ScenarioSoak}
+	ScenarioCluster, ScenarioSoak, ScenarioFleet}
 
 // clustered reports whether a scenario runs a cluster of relay nodes.
 func clustered(scenario string) bool { return scenario == ScenarioCluster || scenario == ScenarioSoak }
+
+// floorsApply reports whether Config.Floors runs the floors in a scenario:
+// those that measure the relay's cost per webhook, per device or per
+// handshake. Not hot and slow (the devices' delays dominate), churn (the
+// floors do not rotate tokens), cluster and soak (no floor for a cluster),
+// nor fleet (its attack is long and its figures are per 1,000 devices).
+func floorsApply(scenario string) bool {
+	switch scenario {
+	case ScenarioFanin, ScenarioStorm, ScenarioCapacity, ScenarioIdle:
+		return true
+	}
+	return false
+}
 
 // Config is one run. Zero values take the defaults below (and the
 // scenario's own, noted per field).
@@ -74,12 +88,27 @@ type Config struct {
 	RestartEvery time.Duration
 
 	// Baseline runs the same attack against a bare fasthttp TLS handler
-	// (not in soak, whose attack is long and not about latency).
+	// (not in soak and fleet, whose attacks are long and not about
+	// latency).
 	// BaselineBin is the loadtest binary, run as a separate process with
 	// BaselineArgs (and NATSArgs for a cluster); empty serves both in this
 	// process.
 	Baseline    bool
 	BaselineBin string
+
+	// Floors runs, after the relay, the same attack against bare servers
+	// that do only the device leg (floor.go), each with a fresh swarm of
+	// the same size: floor-quic for raw QUIC devices, floor-webtransport
+	// for WebTransport ones, both for a mixed swarm. Relay minus floor is
+	// the relay's own overhead. Only where floorsApply (fanin, storm,
+	// capacity, idle); each floor runs in its own process (BaselineBin),
+	// or in this one without it.
+	Floors bool
+
+	// Pin pins the servers under test (relay, floors, baseline, NATS) to
+	// one CPU and this process (the generator and the swarm) to another,
+	// for the whole run (Linux, at least 2 CPUs).
+	Pin bool
 
 	// Capacity: steps of Step at Rate, 2*Rate, ... until p99 exceeds SLO,
 	// the error rate exceeds MaxErrorRate, MaxRate (0: none) or MaxSteps.
@@ -95,8 +124,16 @@ type Config struct {
 	// and that rotate their token over the live session; negative: none.
 	ChurnReconnect, ChurnRotate float64
 
-	// IdleSettle is how long idle devices sit before memory is read.
+	// IdleSettle is how long idle devices sit before memory is read. In
+	// fleet it is the window with keep-alives only before the webhooks
+	// (default DefaultFleetIdle, longer than the devices' keep-alive
+	// period).
 	IdleSettle time.Duration
+
+	// Fleet: Devices defaults to DefaultFleetDevices connecting at
+	// ConnectRate (default DefaultFleetConnectRate), Rate to one webhook per
+	// device every FleetWebhookEvery (Devices/600 per second; it may be
+	// below 1), Duration to DefaultFleetDuration.
 
 	// Command is the command line, copied into the Summary.
 	Command string
@@ -117,6 +154,13 @@ const (
 	DefaultNodes          = 3
 	DefaultRestartEvery   = time.Minute
 
+	DefaultFleetDevices     = 20000
+	DefaultFleetConnectRate = 500 // devices/s
+	DefaultFleetDuration    = 5 * time.Minute
+	DefaultFleetIdle        = 30 * time.Second
+	// FleetWebhookEvery is how often one device of a fleet gets a webhook.
+	FleetWebhookEvery = 10 * time.Minute
+
 	slowAckDelay  = 200 * time.Millisecond
 	slowAckJitter = 100 * time.Millisecond
 	hotAckDelay   = 50 * time.Millisecond
@@ -135,13 +179,16 @@ func (c Config) withDefaults() (Config, error) {
 			*d = v
 		}
 	}
+	if c.Scenario == ScenarioFleet {
+		c.fleetDefaults()
+	}
 	if c.Devices <= 0 {
 		c.Devices = DefaultDevices
 	}
 	if c.Rate <= 0 {
 		c.Rate = DefaultRate
 	}
-	if c.Rate < 1 {
+	if c.Rate < 1 && c.Scenario != ScenarioFleet {
 		return c, errors.New("loadtest: rate must be at least 1 webhook/s")
 	}
 	if clustered(c.Scenario) {
@@ -215,4 +262,23 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("loadtest: need a relay binary to start (--relay-bin) or a running relay (--target)")
 	}
 	return c, nil
+}
+
+// fleetDefaults fills in the fleet scenario's own defaults.
+func (c *Config) fleetDefaults() {
+	if c.Devices <= 0 {
+		c.Devices = DefaultFleetDevices
+	}
+	if c.Rate <= 0 {
+		c.Rate = float64(c.Devices) / FleetWebhookEvery.Seconds()
+	}
+	if c.Duration <= 0 {
+		c.Duration = DefaultFleetDuration
+	}
+	if c.ConnectRate <= 0 {
+		c.ConnectRate = DefaultFleetConnectRate
+	}
+	if c.IdleSettle <= 0 {
+		c.IdleSettle = DefaultFleetIdle
+	}
 }

@@ -28,11 +28,19 @@
 //  5. The baseline: the same attack against a bare fasthttp TLS handler in
 //     its own process, so that relay minus baseline is the relay's cost
 //     and the generator's own ceiling on this machine is known.
-//  6. The Summary, written with WriteReport (summary.json, report.md,
+//  6. The floors, with Config.Floors: the same swarm size and attack
+//     against bare quic-go or webtransport-go device servers with a
+//     fasthttp frontend (floor.go), each in its own process (FloorMain), so
+//     that relay minus floor is the relay's own machinery (Summary.Costs).
+//  7. The Summary, written with WriteReport (summary.json, report.md,
 //     chart.svg, plot.html) and printed with PrintTable.
 //
 // The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity,
-// idle, cluster and soak; Config documents what each changes. Everything
+// idle, cluster, soak and fleet; Config documents what each changes. Fleet
+// is a realistic fleet, mostly idle with keep-alives and a webhook per
+// device every 10 minutes, measured per 1,000 devices and projected
+// linearly to larger fleets. Config.Pin puts the servers under test and
+// this process on CPUs of their own. Everything
 // talks to loopback only, and every loop is bounded in count and time.
 //
 // The cluster scenario is fanin over Config.Nodes relay processes sharing

@@ -11,20 +11,22 @@ import (
 
 // idle measures the relay's memory per connected idle device: RSS before
 // the swarm and after it has settled. With a mixed swarm it also measures
-// QUIC-only and WebTransport-only swarms, each on a fresh relay.
+// QUIC-only and WebTransport-only swarms, each on a fresh relay. With
+// --floors, the floors' idle devices follow, settled as long.
 func (r *runner) idle(ctx context.Context, s *Summary) error {
 	cfg := r.cfg
 	shares := []float64{cfg.WebTransportShare}
 	if cfg.WebTransportShare > 0 && cfg.WebTransportShare < 1 && cfg.Target == "" {
 		shares = append(shares, 0, 1)
 	}
+	var first *target // the first relay's, stopped: its certificate serves the floors
 	for i, share := range shares {
-		mem, err := r.idlePhase(ctx, s, share, i == 0)
+		mem, t, err := r.idlePhase(ctx, s, share, i == 0)
 		if err != nil {
 			return err
 		}
 		if i == 0 {
-			s.Memory = mem
+			s.Memory, first = mem, t
 		} else {
 			s.Memory.ByTransport = append(s.Memory.ByTransport, TransportMemory{
 				Transport:    map[float64]string{0: "quic", 1: "webtransport"}[share],
@@ -35,34 +37,47 @@ func (r *runner) idle(ctx context.Context, s *Summary) error {
 			})
 		}
 	}
+	if r.costing() && ctx.Err() == nil {
+		return r.floors(ctx, s, first, nil, cfg.IdleSettle)
+	}
 	return nil
 }
 
-// idlePhase is one idle measurement on its own relay; main fills the
-// Summary's relay, connect and transport figures.
-func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main bool) (*MemoryStats, error) {
+// idleServer names an idle phase's relay in Summary.Costs: "relay" for
+// the main one, "relay-quic" for a QUIC-only one of a mixed run.
+func idleServer(main bool, sw *Swarm) string {
+	if main {
+		return serverRelay
+	}
+	return serverRelay + "-" + transportName(sw)
+}
+
+// idlePhase is one idle measurement on its own relay, which it returns
+// stopped; main fills the Summary's relay, connect and transport figures.
+// With --floors it adds the relay's row to Summary.Costs.
+func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main bool) (*MemoryStats, *target, error) {
 	t, err := r.startTarget(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer t.stop()
 	if main {
 		s.Target = t.addr
 	}
 	if t.pid == 0 {
-		return nil, errors.New("loadtest: idle needs the relay's PID (--target-pid) to read its memory")
+		return nil, nil, errors.New("loadtest: idle needs the relay's PID (--target-pid) to read its memory")
 	}
 	// Let the fresh relay finish starting before the first reading.
 	if !sleepCtx(ctx, time.Second) {
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	before, err := RSS(t.pid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sw, err := r.newSwarm(t, share)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer sw.Close()
 	var ps Summary
@@ -72,13 +87,13 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	defer smp.stop()
 	m := smp.mark()
 	if !sleepCtx(ctx, r.cfg.IdleSettle) {
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	rd := smp.since(m)
 	smp.stop()
 	after, err := RSS(t.pid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mem := &MemoryStats{
 		RSSBeforeMB:     before,
@@ -88,6 +103,14 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	}
 	if n := sw.Connected(); n > 0 {
 		mem.PerDeviceKiB = (after - before) * 1024 / float64(n)
+	}
+	if r.costing() {
+		c := ServerCost{Server: idleServer(main, sw), PID: t.pid, Sampled: true, Transport: ps.Transport, Devices: ps.Connected}
+		if ps.Connect != nil {
+			c.HandshakesPS = ps.Connect.HandshakesPS
+		}
+		c.setRSS(before, after)
+		r.costs = append(r.costs, c)
 	}
 	r.logf("idle (%s): relay RSS %.1f -> %.1f MB with %d devices: %.1f KiB per device", transportName(sw), before, after, sw.Connected(), mem.PerDeviceKiB)
 	if main {
@@ -101,5 +124,5 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	if err := t.stop(); err != nil {
 		s.Failures = append(s.Failures, err.Error())
 	}
-	return mem, nil
+	return mem, t, nil
 }

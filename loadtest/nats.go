@@ -118,5 +118,5 @@ func natsMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // loadtest binary itself), and waits until it prints its URL (the
 // process's Addr) or ctx ends. Stop it with Stop.
 func StartNATS(ctx context.Context, cmd *exec.Cmd) (*ServerProcess, error) {
-	return startServer(ctx, cmd, "nats", natsReady)
+	return startServer(ctx, cmd, "nats", natsReady, nil)
 }

@@ -163,6 +163,7 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 	}
 	p("Machine: %s, %s/%s, %s. The relay, the baseline and the load generator all ran on it.\n\n",
 		cpuDescription(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	p("CPU placement: %s.\n\n", mdText(s.Pin.describe()))
 	cmd := s.Command
 	if cmd == "" {
 		cmd = "(not recorded)"
@@ -240,6 +241,13 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 			"capacity step: see the baseline columns under Capacity.\n\n")
 	} else {
 		p("No baseline was run for this scenario: the latencies above include the load generator's own cost.\n\n")
+	}
+
+	if cs := s.Costs; cs != nil {
+		writeCostsMD(p, cs)
+	}
+	if fs := s.Fleet; fs != nil {
+		writeFleetMD(p, fs)
 	}
 
 	if c := s.Connect; c != nil {
@@ -734,8 +742,19 @@ func PrintTable(w io.Writer, s *Summary) {
 			row("baseline max", "%s webhooks/s", num(s.BaselineMaxSustainedRate))
 		}
 	}
+	if s.Pin != nil {
+		row("cpus", "%s", s.Pin.describe())
+	}
 	tw.Flush()
 
+	if cs := s.Costs; cs != nil {
+		fmt.Fprintln(w)
+		printCosts(w, cs)
+	}
+	if fs := s.Fleet; fs != nil {
+		fmt.Fprintln(w)
+		printFleet(w, fs)
+	}
 	if len(s.Steps) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)

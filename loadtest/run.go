@@ -49,20 +49,40 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	}
 	defer os.RemoveAll(dir)
 	r := &runner{cfg: cfg, stderr: &lockedWriter{w: stderr}, dir: dir}
+	if cfg.Pin {
+		if r.pin, err = startPinning(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := r.pin.stop(); err != nil {
+				r.logf("%v", err)
+			}
+		}()
+		r.logf("pinned: servers under test on CPU %d, this process (generator and devices) on CPU %d", r.pin.server, r.pin.generator)
+	}
 	s := &Summary{
 		Scenario:     cfg.Scenario,
 		Devices:      cfg.Devices,
 		Command:      cfg.Command,
 		StatusCounts: map[string]uint64{},
 	}
-	if cfg.Scenario == ScenarioIdle {
+	if cfg.Floors && !floorsApply(cfg.Scenario) {
+		r.logf("--floors: not in the %s scenario (only %s, %s, %s and %s); running without", cfg.Scenario,
+			ScenarioFanin, ScenarioStorm, ScenarioCapacity, ScenarioIdle)
+	}
+	switch cfg.Scenario {
+	case ScenarioIdle:
 		err = r.idle(ctx, s)
-	} else {
+	case ScenarioFleet:
+		err = r.fleet(ctx, s)
+	default:
 		err = r.load(ctx, s)
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.Costs = costStats(r.costs, cfg.WebTransportShare)
+	s.Pin = r.pin.summary()
 	s.Pass = len(s.Failures) == 0
 	s.RelayCommand = r.relayCommand
 	if cfg.Out != "" {
@@ -94,6 +114,12 @@ type runner struct {
 	results []vegeta.Result // every attack's, for plot.html
 	// relayCommand is the last started relay's command line.
 	relayCommand string
+	// pin pins the servers and this process to CPUs of their own; nil
+	// without Config.Pin.
+	pin *pinning
+	// costs are the servers' costs per unit of work, relay first, for
+	// Summary.Costs.
+	costs []ServerCost
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -149,6 +175,9 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 			return nil, err
 		}
 		r.logf("relay at %s, pid %d (0: unknown)", t.addr, t.pid)
+		if r.pin != nil {
+			r.logf("--pin: the --target relay is not pinned (the suite did not start it); the floors and the baseline are")
+		}
 		return t, nil
 	}
 	var args []string
@@ -162,7 +191,7 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startRelay(ctx, cfg.RelayBin, dir, append(args, cfg.RelayArgs...))
+	p, err := startRelay(ctx, cfg.RelayBin, dir, append(args, cfg.RelayArgs...), r.pin.child("relay"))
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +301,16 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	smp := r.meter(t.pids(), t.natsPID(), s)
 	defer smp.stop()
 
+	// With --floors the relay gets a row of Summary.Costs, measured as the
+	// floors are: RSS before the devices and after they settled.
+	var rc *ServerCost
+	if r.costing() {
+		c, err := costBefore(ctx, serverRelay, t.pid)
+		if err != nil {
+			return err
+		}
+		rc = &c
+	}
 	sw, err := r.newSwarm(t, cfg.WebTransportShare)
 	if err != nil {
 		return err
@@ -280,6 +319,11 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	r.connect(ctx, sw, s)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if rc != nil {
+		if err := rc.afterConnect(ctx, s, rssSettle); err != nil {
+			return err
+		}
 	}
 
 	tg, err := newTargeter(t.fe, sw.Len(), sw.Token, sw.NextID, cfg.Dist, cfg.BitmapShare)
@@ -302,6 +346,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		progress: r.stderr,
 	}
 
+	floorSpec := spec // the floors' attack (--floors): the relay's
 	var outs []*attackOutcome
 	var churn *churner
 	var began time.Time
@@ -321,6 +366,12 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		// The figures to plan with are those of the highest step that held.
 		runs[b].proc.record(s)
 		s.Latency, s.Throughput = runs[b].step.Latency, runs[b].step.Throughput
+		if rc != nil {
+			// The floors get one attack, not a ramp: this step's rate
+			// for one step.
+			rc.attacked(runs[b].proc.relay, runs[b].out)
+			floorSpec.rate, floorSpec.duration = runs[b].step.Rate, cfg.Step
+		}
 	} else {
 		if cfg.Scenario == ScenarioChurn || cfg.Scenario == ScenarioSoak {
 			churn = startChurn(ctx, sw, cfg.ChurnReconnect, cfg.ChurnRotate)
@@ -341,8 +392,12 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		if rs != nil {
 			restarts = rs.stop()
 		}
-		smp.since(m).record(s)
+		rd := smp.since(m)
+		rd.record(s)
 		s.Latency, s.Throughput = latencyMS(&out.metrics), out.throughput()
+		if rc != nil {
+			rc.attacked(rd.relay, out)
+		}
 		outs = []*attackOutcome{out}
 		if churn != nil {
 			s.Churn = churn.stop()
@@ -403,6 +458,15 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	r.account(s, &l, counts)
 	r.fill(s, outs)
 
+	// The relay is stopped: the floors and the baseline have the machine
+	// to themselves, as it had.
+	if rc != nil && ctx.Err() == nil {
+		r.costs = append(r.costs, *rc)
+		r.logf("relay: %s", costLine(*rc))
+		if err := r.floors(ctx, s, t, &floorSpec, rssSettle); err != nil {
+			return err
+		}
+	}
 	if cfg.Baseline && cfg.Scenario != ScenarioSoak && ctx.Err() == nil {
 		if err := r.baseline(ctx, s, t, spec, sw); err != nil {
 			return err
@@ -518,7 +582,7 @@ func (r *runner) baseline(ctx context.Context, s *Summary, t *target, spec attac
 		cmd := exec.Command(cfg.BaselineBin, BaselineArgs("127.0.0.1:0", t.certFile, t.keyFile)...)
 		cmd.SysProcAttr = childAttr()
 		cmd.Stderr = r.stderr
-		b, err := StartBaseline(ctx, cmd)
+		b, err := startServer(ctx, cmd, "baseline", baselineReady, r.pin.child("baseline"))
 		if err != nil {
 			return err
 		}
@@ -607,6 +671,15 @@ func (r *runner) baseline(ctx context.Context, s *Summary, t *target, spec attac
 		bs.ThroughputRatio = s.Throughput / bs.Throughput
 	}
 	s.Baseline = bs
+	if r.costing() {
+		c := ServerCost{Server: serverBaseline, PID: pid, Sampled: bs.Process != nil}
+		var ps ProcessStats
+		if bs.Process != nil {
+			ps = *bs.Process
+		}
+		c.attacked(ps, out)
+		r.costs = append(r.costs, c)
+	}
 	if out.errs > 0 {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the baseline failed %d of %d requests (%s): the generator is overloaded", out.errs, out.metrics.Requests, errorSamples(out)))
 	}
@@ -634,7 +707,7 @@ func (r *runner) check(s *Summary, outs []*attackOutcome) {
 		return n
 	}
 	switch cfg.Scenario {
-	case ScenarioFanin, ScenarioStorm, ScenarioSlow, ScenarioCluster:
+	case ScenarioFanin, ScenarioStorm, ScenarioSlow, ScenarioCluster, ScenarioFleet:
 		if s.Requests > 0 && float64(errs)/float64(s.Requests) > cfg.MaxErrorRate {
 			s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks failed (%s), above the %.2f%% budget",
 				errs, s.Requests, strings.Join(samples, "; "), cfg.MaxErrorRate*100))

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +219,166 @@ func TestSmokeSoak(t *testing.T) {
 	}
 	if s.Churn == nil || len(s.Soak.Timeline) < 4 {
 		t.Errorf("churn %+v, timeline %d seconds", s.Churn, len(s.Soak.Timeline))
+	}
+}
+
+// TestSmokeFloors runs fanin with --floors on a small scale: the relay, then
+// floor-quic and the baseline, each in a process of its own, 100 devices,
+// 200 webhooks/s for 2 s. Every server must have its row with the figures
+// its kind can have, and the relay its overhead over floor-quic. With 2
+// CPUs it is pinned too, and every server must be on the servers' CPU.
+func TestSmokeFloors(t *testing.T) {
+	relay, loadtest := buildCommands(t)
+	allowed, _ := processCPUs(os.Getpid())
+	pin := len(allowed) >= 2
+	if !pin {
+		t.Logf("this process may run on CPUs %v only: running unpinned, the placement is not checked", allowed)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	s, err := Run(ctx, Config{
+		Scenario:    ScenarioFanin,
+		Devices:     100,
+		Rate:        200,
+		Duration:    2 * time.Second,
+		Out:         out,
+		RelayBin:    relay,
+		Baseline:    true,
+		BaselineBin: loadtest,
+		Floors:      true,
+		Pin:         pin,
+		Command:     "go test ./loadtest -run TestSmokeFloors",
+	}, &logs)
+	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 {
+		t.Errorf("run failed: %q", s.Failures)
+	}
+	cs := s.Costs
+	if cs == nil {
+		t.Fatal("no Summary.Costs with --floors")
+	}
+	var names []string
+	for _, c := range cs.Servers {
+		names = append(names, c.Server)
+	}
+	if got := strings.Join(names, " "); got != "relay floor-quic baseline" {
+		t.Fatalf("cost rows %q, want relay floor-quic baseline", got)
+	}
+	for _, c := range cs.Servers[:2] {
+		if !c.Sampled || c.PID == 0 || c.Devices != 100 || c.Transport != "quic" || c.HandshakesPS <= 0 ||
+			c.RSSBeforeMB <= 0 || c.RSSAfterMB <= c.RSSBeforeMB || c.RSSPerDeviceKiB <= 0 ||
+			c.Webhooks < 300 || c.CPUS <= 0 || c.CPUPerWebhookUS <= 0 || c.Latency.P50 <= 0 ||
+			c.Lost+c.Duplicated+c.Misrouted != 0 {
+			t.Errorf("%s: %+v", c.Server, c)
+		}
+	}
+	if b := cs.Servers[2]; !b.Sampled || b.PID == 0 || b.Devices != 0 || b.Webhooks < 300 || b.CPUPerWebhookUS <= 0 || b.Latency.P50 <= 0 {
+		t.Errorf("baseline: %+v", b)
+	}
+	if cs.Floor == nil || cs.Floor.Server != "floor-quic" || cs.Overhead == nil ||
+		cs.Overhead.CPURatio <= 0 || cs.Overhead.RSSRatio <= 0 || cs.Overhead.HandshakesRatio <= 0 {
+		t.Errorf("floor %+v, overhead %+v", cs.Floor, cs.Overhead)
+	}
+	if pin {
+		want := map[string]bool{"relay": true, "floor-quic": true, "baseline": true}
+		if s.Pin == nil {
+			t.Fatal("pinned run without Summary.Pin")
+		}
+		for _, pp := range s.Pin.Processes {
+			cpu := s.Pin.ServerCPU
+			if pp.PID == os.Getpid() {
+				cpu = s.Pin.GeneratorCPU
+			}
+			if !slices.Equal(pp.CPUs, []int{cpu}) {
+				t.Errorf("%s pid %d on %v, want CPU %d", pp.Name, pp.PID, pp.CPUs, cpu)
+			}
+			delete(want, pp.Name)
+		}
+		if len(want) > 0 {
+			t.Errorf("not pinned: %v (placement %+v)", want, s.Pin)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"## Relay vs its floors", "| floor-quic | quic | 100 |", "relay overhead (relay − floor-quic): CPU", "CPU placement: "} {
+		if !strings.Contains(string(md), w) {
+			t.Errorf("report.md lacks %q", w)
+		}
+	}
+}
+
+// TestSmokeFleet runs the fleet scenario on a small scale: 200 devices, a
+// 1 s idle window, 5 webhooks/s for 3 s. Every webhook must be delivered
+// once, and the per-1,000 figures and the projections filled in.
+func TestSmokeFleet(t *testing.T) {
+	relay, _ := buildCommands(t)
+	out := filepath.Join(t.TempDir(), "out")
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	s, err := Run(ctx, Config{
+		Scenario:    ScenarioFleet,
+		Devices:     200,
+		ConnectRate: 400,
+		IdleSettle:  time.Second,
+		Rate:        5,
+		Duration:    3 * time.Second,
+		Out:         out,
+		RelayBin:    relay,
+		Command:     "go test ./loadtest -run TestSmokeFleet",
+	}, &logs)
+	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 {
+		t.Errorf("run failed: %q", s.Failures)
+	}
+	if s.Requests < 12 || s.StatusCounts["200"] != s.Requests || s.Delivered != s.Requests || s.Transport != "quic" {
+		t.Errorf("requests %d, status %v, delivered %d, transport %s: want ~15, all 200 and delivered, over QUIC", s.Requests, s.StatusCounts, s.Delivered, s.Transport)
+	}
+	fs := s.Fleet
+	if fs == nil {
+		t.Fatal("no Summary.Fleet")
+	}
+	if fs.Devices != 200 || fs.ConnectRate != 400 || fs.WebhookRate != 5 || fs.WebhookEveryS != 40 || fs.KeepAliveS != 20 ||
+		fs.IdleS != 1 || fs.SteadyS != 3 || fs.Webhooks != s.Delivered {
+		t.Errorf("fleet settings %+v", fs)
+	}
+	if fs.RSSBeforeMB <= 0 || fs.RSSWithDevicesMB <= fs.RSSBeforeMB || fs.RSSEndMB <= 0 || fs.RSSPer1000MB <= 0 || fs.GeneratorRSSMB <= 0 {
+		t.Errorf("fleet memory %+v", fs)
+	}
+	if fs.SteadyCPUPercent <= 0 || fs.CPUPer1000Percent < 0 || fs.KeepAliveCPUPer1000Percent < 0 {
+		t.Errorf("fleet CPU %+v", fs)
+	}
+	if len(fs.Projections) != 2 {
+		t.Fatalf("projections %+v", fs.Projections)
+	}
+	for i, n := range []int{100_000, 1_000_000} {
+		p := fs.Projections[i]
+		if p.Devices != n || p.WebhooksPS != float64(n)/40 || p.RSSMB <= fs.RSSWithDevicesMB || p.CPUPercent < fs.BaseCPUPercent {
+			t.Errorf("projection for %d: %+v", n, p)
+		}
+	}
+	if !slices.ContainsFunc(s.Warnings, func(w string) bool { return strings.Contains(w, "shorter than the devices' keep-alive") }) {
+		t.Errorf("no warning about the 1 s idle window: %q", s.Warnings)
+	}
+	md, err := os.ReadFile(filepath.Join(out, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"## Fleet", "| measured | 200 | 5 |", "| projection, linear, not measured | 1000000 | 25000 |"} {
+		if !strings.Contains(string(md), w) {
+			t.Errorf("report.md lacks %q", w)
+		}
 	}
 }

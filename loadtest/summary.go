@@ -3,7 +3,9 @@ package loadtest
 import "time"
 
 // Summary is everything one run measured; OUT/summary.json is this struct.
-// Every figure is measured in the run that wrote it, never estimated.
+// Every figure is measured in the run that wrote it, never estimated, but
+// for two that say so: the floor-mix row of Costs (two measured floors
+// weighted) and Fleet's linear projections.
 type Summary struct {
 	Scenario  string  `json:"scenario"`
 	Devices   int     `json:"devices"`    // devices the swarm was asked for
@@ -58,11 +60,20 @@ type Summary struct {
 	// same run: the load generator's own ceiling on this machine.
 	Baseline *BaselineStats `json:"baseline,omitempty"`
 
+	// Costs compares the relay's cost per unit of work (CPU per webhook,
+	// RSS per idle device, handshakes per second) with its floors' (bare
+	// servers doing only the device leg) and the baseline's: fanin, storm,
+	// capacity and idle.
+	Costs *CostStats `json:"costs,omitempty"`
+	// Pin says where the processes ran with --pin; nil: not pinned.
+	Pin *PinStats `json:"pin,omitempty"`
+
 	Connect *ConnectStats `json:"connect,omitempty"` // storm, idle (and every scenario's swarm start)
 	Churn   *ChurnStats   `json:"churn,omitempty"`   // churn, soak
 	Memory  *MemoryStats  `json:"memory,omitempty"`  // idle
 	Cluster *ClusterStats `json:"cluster,omitempty"` // cluster, soak
 	Soak    *SoakStats    `json:"soak,omitempty"`    // soak
+	Fleet   *FleetStats   `json:"fleet,omitempty"`   // fleet
 
 	// NonOK counts the answers other than 2xx by status and the relay's
 	// error code ("503 draining"), and transport errors by kind ("0
@@ -300,4 +311,136 @@ type SecondStats struct {
 	NonOK    uint64  `json:"non_ok"`
 	P50MS    float64 `json:"p50_ms"` // of the 2xx answers
 	P99MS    float64 `json:"p99_ms"`
+}
+
+// CostStats compares servers doing the same work in the same run: the
+// relay, the floors (bare quic-go or webtransport-go servers with a
+// fasthttp frontend that do only the device leg) and the baseline (a bare
+// fasthttp TLS handler, no devices).
+type CostStats struct {
+	// Servers are the relay (and, in a mixed idle run, the relay with
+	// each transport alone), the floors that ran and the baseline, in that
+	// order. Each had a swarm of the same size, and the same attack.
+	Servers []ServerCost `json:"servers"`
+	// WebTransportShare is the relay's swarm's (Config.WebTransportShare).
+	WebTransportShare float64 `json:"webtransport_share"`
+	// Floor is the relay's matching floor: the floor of its devices'
+	// transport or, for a mixed swarm, "floor-mix", both floors weighted by
+	// the WebTransport share (derived, not measured).
+	Floor *ServerCost `json:"floor,omitempty"`
+	// Overhead is relay minus Floor: what the relay's own machinery costs.
+	Overhead *CostDelta `json:"relay_overhead,omitempty"`
+}
+
+// ServerCost is one server's cost per unit of work.
+type ServerCost struct {
+	Server string `json:"server"` // relay, relay-quic, relay-webtransport, floor-quic, floor-webtransport, floor-mix, baseline
+	PID    int    `json:"pid,omitempty"`
+	// Sampled says the process's CPU and memory were read from /proc
+	// (its PID was known); without it the CPU and RSS figures are unknown.
+	Sampled bool `json:"sampled"`
+	// Derived marks a row computed from others (floor-mix), not measured.
+	Derived bool `json:"derived,omitempty"`
+	// Transport is the devices' (quic, webtransport or mixed); empty for
+	// the baseline, which has none.
+	Transport string `json:"transport,omitempty"`
+	Devices   int    `json:"devices"`  // connected
+	Webhooks  uint64 `json:"webhooks"` // answered 2xx in the measured attack
+	// CPUS is the process's CPU time over the attack (opening the
+	// generator's connection pool included, the same for every server),
+	// in seconds; CPUPerWebhookUS is CPUS per webhook answered, in µs (0:
+	// no attack).
+	CPUS            float64 `json:"cpu_s"`
+	CPUPerWebhookUS float64 `json:"cpu_per_webhook_us"`
+	// RSS before the swarm connected (after a settle) and with it
+	// connected; RSSPerDeviceKiB is the difference per connected device.
+	RSSBeforeMB     float64 `json:"rss_before_mb"`
+	RSSAfterMB      float64 `json:"rss_after_mb"`
+	RSSPerDeviceKiB float64 `json:"rss_per_device_kib"`
+	// HandshakesPS is devices logged in per second while the swarm
+	// connected (ConnectStats.HandshakesPS).
+	HandshakesPS float64   `json:"handshakes_per_s"`
+	Latency      LatencyMS `json:"latency_ms"`
+	// The floors' own accounting: a floor that loses a message is broken,
+	// and the run fails.
+	Lost       uint64 `json:"lost,omitempty"`
+	Duplicated uint64 `json:"duplicated,omitempty"`
+	Misrouted  uint64 `json:"misrouted,omitempty"`
+}
+
+// CostDelta is relay minus floor; a figure one side lacks is 0.
+type CostDelta struct {
+	CPUPerWebhookUS float64 `json:"cpu_per_webhook_us"`
+	CPURatio        float64 `json:"cpu_ratio"` // relay / floor
+	RSSPerDeviceKiB float64 `json:"rss_per_device_kib"`
+	RSSRatio        float64 `json:"rss_ratio"`
+	// HandshakesPS is relay minus floor: negative when the relay logs
+	// devices in more slowly.
+	HandshakesPS    float64 `json:"handshakes_per_s"`
+	HandshakesRatio float64 `json:"handshakes_ratio"`
+	P50MS           float64 `json:"p50_ms"`
+	P99MS           float64 `json:"p99_ms"`
+}
+
+// FleetStats is the fleet scenario: a realistic fleet, mostly idle with
+// keep-alives and a low webhook rate, and the relay's memory and CPU per
+// 1,000 devices.
+type FleetStats struct {
+	Devices       int     `json:"devices"`         // connected
+	ConnectRate   float64 `json:"connect_rate"`    // devices/s while connecting
+	WebhookRate   float64 `json:"webhook_rate"`    // webhooks/s over the whole fleet
+	WebhookEveryS float64 `json:"webhook_every_s"` // per device: one webhook every this many seconds
+	KeepAliveS    float64 `json:"keep_alive_s"`    // the devices' QUIC keep-alive period
+	IdleS         float64 `json:"idle_s"`          // the window with keep-alives only
+	SteadyS       float64 `json:"steady_s"`        // the window with keep-alives and webhooks
+
+	// The relay's RSS: with no devices, with the fleet connected (after
+	// the idle window), at the end; per 1,000 devices is with minus
+	// before, over devices/1000.
+	RSSBeforeMB       float64 `json:"rss_before_mb"`
+	RSSWithDevicesMB  float64 `json:"rss_with_devices_mb"`
+	RSSEndMB          float64 `json:"rss_end_mb"`
+	RSSPer1000MB      float64 `json:"rss_per_1000_devices_mb"`
+	GeneratorRSSMB    float64 `json:"generator_rss_mb"` // this process, with the fleet connected
+	BaseCPUPercent    float64 `json:"base_cpu_percent"` // the relay with no devices (100 = one core)
+	IdleCPUPercent    float64 `json:"idle_cpu_percent"` // keep-alives only
+	SteadyCPUPercent  float64 `json:"steady_cpu_percent"`
+	CPUPer1000Percent float64 `json:"cpu_per_1000_devices_percent"` // steady minus base, over devices/1000
+	// KeepAliveCPUPer1000Percent is the idle window's minus the base, over
+	// devices/1000. Differences below 0 (noise) count as 0.
+	KeepAliveCPUPer1000Percent float64 `json:"keepalive_cpu_per_1000_devices_percent"`
+	// CPUPerWebhookUS is the steady window's CPU above the idle window's
+	// rate, per webhook answered.
+	CPUPerWebhookUS float64 `json:"cpu_per_webhook_us"`
+	Webhooks        uint64  `json:"webhooks"` // answered 2xx
+
+	// Projections are linear extrapolations, not measurements: RSS before
+	// plus RSS per device times N; CPU the base plus the keep-alives' per
+	// device times N plus N's webhook rate times CPU per webhook.
+	Projections []FleetProjection `json:"projections"`
+}
+
+// FleetProjection is the fleet's figures extrapolated linearly to Devices
+// on one node. Not measured.
+type FleetProjection struct {
+	Devices    int     `json:"devices"`
+	WebhooksPS float64 `json:"webhooks_per_s"`
+	RSSMB      float64 `json:"rss_mb"`
+	CPUPercent float64 `json:"cpu_percent"` // 100 = one core
+}
+
+// PinStats is how a pinned run placed its processes (Summary.Pin).
+type PinStats struct {
+	ServerCPU    int `json:"server_cpu"`    // the relay, floors, baseline and NATS
+	GeneratorCPU int `json:"generator_cpu"` // this process: vegeta and the swarm
+	// Processes are the pinned processes with the CPUs the kernel allows
+	// their threads, read back right after pinning.
+	Processes []PinnedProcess `json:"processes"`
+}
+
+// PinnedProcess is one pinned process.
+type PinnedProcess struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid"`
+	CPUs []int  `json:"cpus"` // the union of its threads' allowed CPUs
 }

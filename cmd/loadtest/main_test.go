@@ -19,7 +19,8 @@ func TestHelpNamesEveryEnvVar(t *testing.T) {
 	for _, env := range []string{"LOADTEST_SCENARIO", "LOADTEST_DEVICES", "LOADTEST_RATE", "LOADTEST_DURATION", "LOADTEST_OUT",
 		"LOADTEST_TARGET", "LOADTEST_CA", "LOADTEST_RELAY_BIN", "LOADTEST_WEBTRANSPORT_SHARE", "LOADTEST_DIST",
 		"LOADTEST_ACK_DELAY", "LOADTEST_ACK_JITTER", "LOADTEST_CONNECT_RATE", "LOADTEST_BASELINE", "LOADTEST_SLO", "LOADTEST_STEP",
-		"LOADTEST_NODES", "LOADTEST_RESTART_EVERY", "LOADTEST_CHURN_RECONNECT", "LOADTEST_CHURN_ROTATE"} {
+		"LOADTEST_NODES", "LOADTEST_RESTART_EVERY", "LOADTEST_CHURN_RECONNECT", "LOADTEST_CHURN_ROTATE",
+		"LOADTEST_FLOORS", "LOADTEST_PIN", "LOADTEST_IDLE_SETTLE"} {
 		if !strings.Contains(out.String(), env) {
 			t.Errorf("--help does not mention %s", env)
 		}
@@ -68,6 +69,34 @@ func TestSoakDuration(t *testing.T) {
 	o, _ = parse([]string{"--scenario", "soak"}, io.Discard)
 	if o.cfg.Duration != 2*time.Minute {
 		t.Fatalf("soak with LOADTEST_DURATION=2m: %v", o.cfg.Duration)
+	}
+}
+
+// The fleet scenario takes its own defaults for what the command line does
+// not set, and --floors and --pin are off unless asked for.
+func TestFleetAndCostFlags(t *testing.T) {
+	o, err := parse([]string{"--scenario", "fleet"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.cfg; c.Devices != 0 || c.Rate != 0 || c.Duration != 0 || c.IdleSettle != 0 || c.WebTransportShare != 0 || c.Floors || c.Pin {
+		t.Fatalf("fleet: devices %d, rate %v, duration %v, idle %v, share %v, floors %v, pin %v: want zeros (the fleet's defaults) and off",
+			c.Devices, c.Rate, c.Duration, c.IdleSettle, c.WebTransportShare, c.Floors, c.Pin)
+	}
+	t.Setenv("LOADTEST_PIN", "1")
+	o, err = parse([]string{"--scenario", "fleet", "--devices", "2000", "--rate", "0.5", "--duration", "30s", "--idle-settle", "10s",
+		"--webtransport-share", "0.2", "--floors"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.cfg; c.Devices != 2000 || c.Rate != 0.5 || c.Duration != 30*time.Second || c.IdleSettle != 10*time.Second ||
+		c.WebTransportShare != 0.2 || !c.Floors || !c.Pin {
+		t.Fatalf("fleet with flags: %+v", c)
+	}
+	// Other scenarios keep the usual defaults.
+	o, _ = parse([]string{"--scenario", "idle"}, io.Discard)
+	if c := o.cfg; c.Devices != 2000 || c.WebTransportShare != 0.1 || c.IdleSettle != 3*time.Second {
+		t.Fatalf("idle: devices %d, share %v, idle %v", c.Devices, c.WebTransportShare, c.IdleSettle)
 	}
 }
 

@@ -83,9 +83,16 @@ var Tokens = quic.NewLRUTokenStore(16, 4)
 const (
 	DefaultKeepAlive    = 20 * time.Second
 	DefaultLoginTimeout = 10 * time.Second
-	// maxIncomingStreams bounds the relay's concurrent messages to this
-	// device; the relay announces its own, lower, limit in Welcome.
-	maxIncomingStreams = 256
+	// maxIncomingStreams is QUIC's largest stream limit (2^60): with any
+	// lower one, quic-go sends a MAX_STREAMS frame each time a message's
+	// stream ends (quic-go issue #2872), a packet of its own that the
+	// relay must receive and acknowledge, about 15% of the relay's CPU
+	// per webhook. The bound is maxConcurrentMessages instead.
+	maxIncomingStreams = 1 << 60
+	// maxConcurrentMessages bounds the messages this device handles at
+	// once; the relay keeps within its own, lower, Welcome.MaxInflight,
+	// and the streams of a relay that does not are reset.
+	maxConcurrentMessages = 256
 	// messageReadTimeout bounds reading a message the relay has started.
 	messageReadTimeout = 10 * time.Second
 	// goAwayLinger bounds the wait for the relay to close after GoAway.
@@ -420,13 +427,23 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 	defer stop()
 	accepted := make(chan error, 1)
 	go func() {
+		slots := make(chan struct{}, maxConcurrentMessages)
 		for {
 			str, err := c.conn.AcceptStream(context.Background())
 			if err != nil {
 				accepted <- err
 				return
 			}
-			wg.Go(func() { c.handle(str, h) })
+			select {
+			case slots <- struct{}{}:
+			default:
+				str.Abort(wire.StreamCancelled) // over the relay's own limit
+				continue
+			}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				c.handle(str, h)
+			})
 		}
 	}()
 	select {

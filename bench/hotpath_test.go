@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -165,22 +166,40 @@ func BenchmarkWebhookHTTPSParallel(b *testing.B) {
 // BenchmarkSessionSetup measures a device's dial, handshake and login until
 // WELCOME, then its hang-up: what a reconnecting fleet costs.
 func BenchmarkSessionSetup(b *testing.B) {
-	r := relaytest.Start(b, nil)
+	// Hundreds of handshakes a second from one source: no source limit.
+	r := relaytest.Start(b, relaytest.NoLimits)
 	for _, tr := range transports {
-		b.Run("transport="+tr.name, func(b *testing.B) {
-			opt := tr.opt
-			opt.TLS = r.TLS
-			tok := wire.NewToken()
-			measure(b, 0, func() error {
-				c, err := device.Dial(context.Background(), r.Addr, tok, opt)
-				if err != nil {
-					return err
+		for _, resume := range []bool{false, true} {
+			b.Run(fmt.Sprintf("transport=%s/resume=%v", tr.name, resume), func(b *testing.B) {
+				opt := tr.opt
+				opt.TLS = r.TLS
+				// A full handshake every time, or a resumed one after
+				// the first (the device keeps the relay's ticket).
+				opt.Sessions = noSessions{}
+				if resume {
+					opt.Sessions = tls.NewLRUClientSessionCache(1)
 				}
-				return c.Close()
+				// A token per dial: a WebTransport session ends after
+				// Close returns, and a login with its token meanwhile is
+				// a takeover, which the clone-fight damping limits.
+				measure(b, 0, func() error {
+					c, err := device.Dial(context.Background(), r.Addr, wire.NewToken(), opt)
+					if err != nil {
+						return err
+					}
+					return c.Close()
+				})
 			})
-		})
+		}
 	}
 }
+
+// noSessions is a TLS session cache that keeps nothing: every handshake
+// is a full one.
+type noSessions struct{}
+
+func (noSessions) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (noSessions) Put(string, *tls.ClientSessionState)        {}
 
 // BenchmarkWebhookUnderSlowloris is BenchmarkWebhookHTTPS (64 B, QUIC
 // device) with and without 1,000 half-sent requests held open against the

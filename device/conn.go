@@ -55,6 +55,11 @@ type Options struct {
 	// UDP, if set, dials from this shared socket (the load-test swarm puts
 	// many devices on one socket).
 	UDP *quic.Transport
+	// Sessions keeps TLS sessions for resumption, so that a device coming
+	// back to a relay (or to a node sharing its ticket secret) skips the
+	// certificate chain check. Nil: TLS.ClientSessionCache if set, else
+	// one cache for the whole process (Sessions).
+	Sessions tls.ClientSessionCache
 	// Tokens keeps the address-validation tokens relays give (QUIC
 	// NEW_TOKEN): a device that shows one when it comes back skips the
 	// Retry a relay under a handshake spike asks for, also a restarted
@@ -74,6 +79,10 @@ type Options struct {
 	// to be an older device.
 	Version uint8
 }
+
+// Sessions is the process's TLS session cache, for dials whose
+// Options.Sessions and TLS.ClientSessionCache are nil.
+var Sessions = tls.NewLRUClientSessionCache(16)
 
 // Tokens is the process's store of relays' address-validation tokens, for
 // dials whose Options.Tokens is nil.
@@ -169,6 +178,12 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 	}
 	if opt.Tokens == nil {
 		opt.Tokens = Tokens
+	}
+	switch {
+	case opt.Sessions != nil:
+		tlsConf.ClientSessionCache = opt.Sessions
+	case tlsConf.ClientSessionCache == nil:
+		tlsConf.ClientSessionCache = Sessions
 	}
 	qconf := &quic.Config{
 		TokenStore:            opt.Tokens,

@@ -123,8 +123,10 @@ type simDevice struct {
 	// tokens are the relays' address-validation tokens given to this
 	// device, as a real device keeps its own; static.
 	tokens quic.TokenStore
-	home   int   // static: the node it starts on
-	succ   []int // static: succ[n] is the node after n in this device's order
+	// sessions are its TLS sessions, for resumption; static.
+	sessions tls.ClientSessionCache
+	home     int   // static: the node it starts on
+	succ     []int // static: succ[n] is the node after n in this device's order
 
 	token atomic.Pointer[string] // current token; the targeter reads it without a lock
 	// node is the node of the session webhooks reach, -1 between
@@ -169,7 +171,7 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 			s.socks = append(s.socks, &quic.Transport{Conn: uc})
 		}
 		d := &simDevice{s: s, idx: i, wt: isWebTransport(i, cfg.WebTransportShare), udp: s.socks[len(s.socks)-1],
-			tokens: quic.NewLRUTokenStore(nodes, 1), home: i % nodes, succ: successors(i, nodes)}
+			tokens: quic.NewLRUTokenStore(nodes, 1), sessions: tls.NewLRUClientSessionCache(nodes), home: i % nodes, succ: successors(i, nodes)}
 		tok := wire.NewToken()
 		d.token.Store(&tok)
 		d.node.Store(-1)
@@ -378,7 +380,7 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 // webhooks reach.
 func (s *Swarm) dial(d *simDevice, node int, tok string) (*device.Conn, error) {
 	c, err := device.Dial(s.ctx, s.cfg.Addrs[node], tok, device.Options{
-		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt, Tokens: d.tokens,
+		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt, Tokens: d.tokens, Sessions: d.sessions,
 		// With somewhere to go, a GOAWAY is answered make-before-break.
 		MoveFirst: len(s.cfg.Addrs) > 1,
 	})

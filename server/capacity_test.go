@@ -2,12 +2,14 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/limit"
@@ -138,6 +140,44 @@ func TestReturningDeviceSkipsRetry(t *testing.T) {
 			got := metric(t, e, "relay_quic_retries_total")
 			if tc.wantRetry && got < 1 || !tc.wantRetry && got != 0 {
 				t.Fatalf("relay_quic_retries_total = %v; want a Retry: %v", got, tc.wantRetry)
+			}
+		})
+	}
+}
+
+// TestDeviceResumesAtRestartedRelay: with ticket keys derived from a kept
+// secret, a device coming back to the restarted relay resumes its TLS
+// session; with a new secret it makes a full handshake.
+func TestDeviceResumesAtRestartedRelay(t *testing.T) {
+	secret := [certs.KeySize]byte{7}
+	for _, tc := range []struct {
+		name   string
+		later  [certs.KeySize]byte
+		resume float64
+	}{{"kept secret", secret, 1}, {"new secret", [certs.KeySize]byte{8}, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conf *tls.Config
+			e := relaytest.Start(t, func(c *server.Config) {
+				conf = c.TLS
+				certs.NewTicketKeys(secret).Install(conf)
+			})
+			sessions := tls.NewLRUClientSessionCache(4)
+			c, _ := e.DialWith(t, wire.NewToken(), echo("d"), device.Options{Sessions: sessions})
+			c.Close()
+			if got := metric(t, e, "relay_quic_resumed_total"); got != 0 {
+				t.Fatalf("a first connection resumed: %v", got)
+			}
+			e.Stop()
+			// A new process: ticket keys from the secret it finds.
+			certs.NewTicketKeys(tc.later).Install(conf)
+			e = e.Restart(t)
+			tok := wire.NewToken()
+			e.DialWith(t, tok, echo("d"), device.Options{Sessions: sessions})
+			if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
+				t.Fatalf("returning device: %d", s)
+			}
+			if got := metric(t, e, "relay_quic_resumed_total"); got != tc.resume {
+				t.Fatalf("relay_quic_resumed_total = %v; want %v", got, tc.resume)
 			}
 		})
 	}

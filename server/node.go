@@ -188,6 +188,8 @@ type Node struct {
 
 	metrics   *prometheus.Registry          // this node's series, served at /metrics
 	quicConns map[string]prometheus.Counter // accepted QUIC connections by ALPN; static
+	// quicResumed counts accepted QUIC connections that resumed; static.
+	quicResumed prometheus.Counter
 
 	tcp   net.Listener
 	udp   net.PacketConn
@@ -247,6 +249,8 @@ func New(cfg Config) (*Node, error) {
 	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
 		n.quicConns[alpn] = quicConns.WithLabelValues(alpn)
 	}
+	n.quicResumed = promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_resumed_total",
+		Help: "QUIC connections accepted whose TLS handshake resumed a session (a ticket from this relay or a node sharing its ticket secret)."})
 
 	if n.tcp, n.udp, err = listenPair(cfg.Listen); err != nil {
 		n.closePeers()

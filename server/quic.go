@@ -138,7 +138,11 @@ func (n *Node) acceptQUIC() error {
 		// So does one whose session ends, however long ago it connected.
 		n.known.add(c.RemoteAddr(), time.Now())
 		context.AfterFunc(c.Context(), func() { n.known.add(c.RemoteAddr(), time.Now()) })
-		alpn := c.ConnectionState().TLS.NegotiatedProtocol
+		st := c.ConnectionState().TLS
+		if st.DidResume {
+			n.quicResumed.Inc()
+		}
+		alpn := st.NegotiatedProtocol
 		if n := n.quicConns[alpn]; n != nil {
 			n.Inc()
 		}

@@ -273,6 +273,11 @@ func (v count) Set(s string) error {
 // accept each other's tokens.
 const quicTokenKeyFile = "quic-token.key"
 
+// ticketKeyFile, in --state-dir, holds the secret the TLS session ticket
+// keys are derived from (certs.TicketKeys); nodes that share it resume
+// each other's sessions.
+const ticketKeyFile = "tls-ticket.key"
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
 	o, err := parse(args, stderr)
 	if err != nil {
@@ -380,6 +385,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		return err
 	}
 	o.cfg.QUICTokenKey = (*quic.TokenGeneratorKey)(&key)
+	// So are TLS session tickets: a returning device resumes its session
+	// and skips the certificate.
+	secret, err := certs.LoadOrCreateKey(filepath.Join(o.stateDir, ticketKeyFile))
+	if err != nil {
+		return err
+	}
+	tickets := certs.NewTicketKeys(secret)
+	tickets.Install(o.cfg.TLS)
+	if o.cfg.UDPTLS != nil {
+		tickets.Install(o.cfg.UDPTLS)
+	}
 
 	r, err := server.New(o.cfg)
 	if err != nil {

@@ -172,13 +172,16 @@ func TestRunServesAndStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// The QUIC token key lives in the state directory, private.
-	fi, err := os.Stat(filepath.Join(dir, "st", quicTokenKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("%s: mode %v; want 0600", quicTokenKeyFile, fi.Mode())
+	// The TLS ticket secret and the QUIC token key live in the state
+	// directory, private.
+	for _, name := range []string{quicTokenKeyFile, ticketKeyFile} {
+		fi, err := os.Stat(filepath.Join(dir, "st", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v; want 0600", name, fi.Mode())
+		}
 	}
 }
 

@@ -169,6 +169,10 @@ func (fs *FleetStats) derive(steady time.Duration) {
 
 // project extrapolates the fleet to n devices on one node, each getting
 // webhooks as often as here: the base plus n times the per-device figures.
+// CPU scales the steady window's whole cost per device (keep-alives and
+// webhooks together), not the idle window's plus a per-webhook figure: at
+// a fleet's low webhook rate that difference is within the noise (the
+// idle window, right after the connects, also carries their garbage).
 func (fs *FleetStats) project(n int) FleetProjection {
 	k := float64(n) / 1000
 	rate := float64(n) / fs.WebhookEveryS
@@ -176,8 +180,7 @@ func (fs *FleetStats) project(n int) FleetProjection {
 		Devices:    n,
 		WebhooksPS: rate,
 		RSSMB:      fs.RSSBeforeMB + fs.RSSPer1000MB*k,
-		// µs per webhook times webhooks/s is µs per s: 1e4 of them are 1%.
-		CPUPercent: fs.BaseCPUPercent + fs.KeepAliveCPUPer1000Percent*k + rate*fs.CPUPerWebhookUS/1e4,
+		CPUPercent: fs.BaseCPUPercent + fs.CPUPer1000Percent*k,
 	}
 }
 

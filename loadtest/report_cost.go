@@ -172,10 +172,18 @@ func fleetFigures(fs *FleetStats) [][2]string {
 			fs.Devices, num(fs.ConnectRate), sig3(fs.WebhookRate), num(fs.WebhookEveryS), num(fs.KeepAliveS), num(fs.IdleS), num(fs.SteadyS))},
 		{"fleet RSS", fmt.Sprintf("%s MB with no devices, %s MB with the fleet, %s MB at the end: %s MB per 1,000 devices (generator %s MB)",
 			num1(fs.RSSBeforeMB), num1(fs.RSSWithDevicesMB), num1(fs.RSSEndMB), num1(fs.RSSPer1000MB), num1(fs.GeneratorRSSMB))},
-		{"fleet CPU", fmt.Sprintf("%s%% with no devices, %s%% idle, %s%% steady (100%% = one core); per 1,000 devices %s%% for keep-alives, %s%% in all; %s µs per webhook (%d answered)",
+		{"fleet CPU", fmt.Sprintf("%s%% with no devices, %s%% idle, %s%% steady (100%% = one core); per 1,000 devices %s%% for keep-alives, %s%% in all; %s (%d answered)",
 			pct(fs.BaseCPUPercent), pct(fs.IdleCPUPercent), pct(fs.SteadyCPUPercent),
-			pct3(fs.KeepAliveCPUPer1000Percent), pct3(fs.CPUPer1000Percent), num1(fs.CPUPerWebhookUS), fs.Webhooks)},
+			pct3(fs.KeepAliveCPUPer1000Percent), pct3(fs.CPUPer1000Percent), perWebhookText(fs), fs.Webhooks)},
 	}
+}
+
+// perWebhookText is the fleet's CPU per webhook, or why there is none.
+func perWebhookText(fs *FleetStats) string {
+	if fs.CPUPerWebhookUS == 0 && fs.Webhooks > 0 {
+		return "CPU per webhook not separable from the keep-alives' (the steady window used no more than the idle one)"
+	}
+	return num1(fs.CPUPerWebhookUS) + " µs per webhook"
 }
 
 // printFleet writes the fleet's figures and projections for a terminal.

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
@@ -69,6 +70,10 @@ type Options struct {
 	// WebTransport dials https://ADDR/connect over HTTP/3 instead of raw
 	// QUIC; the protocol inside is the same.
 	WebTransport bool
+	// WebSocket dials wss://ADDR/connect over TCP instead, for networks
+	// that let no UDP through; the protocol inside is the same, its
+	// streams multiplexed in WebSocket messages (PROTOCOL §2.5).
+	WebSocket bool
 	// MoveFirst keeps a session that got GOAWAY answering messages until
 	// Leave is called, so that the caller can log in elsewhere first
 	// (make-before-break, PROTOCOL §6.6). Without it the session leaves
@@ -206,7 +211,35 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 		tc      transport.Conn
 		cleanup func()
 	)
-	if opt.WebTransport {
+	switch {
+	case opt.WebSocket:
+		tlsConf.NextProtos = []string{"http/1.1"}
+		d := &websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: opt.LoginTimeout}
+		wc, rsp, err := d.DialContext(ctx, "wss://"+addr+"/connect", nil)
+		if err != nil {
+			if rsp != nil {
+				err = fmt.Errorf("HTTP %d: %w", rsp.StatusCode, err)
+			}
+			return nil, fmt.Errorf("device: websocket dial %s: %w", addr, err)
+		}
+		ws := transport.WebSocket(wc, nil, transport.WSOptions{
+			Client:             true,
+			MaxIncomingStreams: maxConcurrentMessages,
+			// The largest MESSAGE frame: the relay announces its own
+			// bound only in WELCOME, after the streams exist.
+			MaxStreamBuffer: wire.HeaderLen + wire.MaxPayload,
+			KeepAlive:       opt.KeepAlive,
+			IdleTimeout:     max(2*opt.KeepAlive, 30*time.Second),
+			PeerClose: func(err error) (int, string, bool) {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					return ce.Code, ce.Text, true
+				}
+				return 0, "", false
+			},
+		})
+		tc, cleanup = ws, func() { ws.Close(wire.CloseNormal, "") }
+	case opt.WebTransport:
 		// webtransport-go needs these and sets ALPN h3 itself.
 		qconf.EnableDatagrams = true
 		qconf.EnableStreamResetPartialDelivery = true
@@ -225,7 +258,7 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 		cleanup = func() { d.Close() }
 		context.AfterFunc(sess.Context(), cleanup)
 		tc = transport.WebTransport(sess)
-	} else {
+	default:
 		tlsConf.NextProtos = []string{wire.ALPN}
 		qc, err := dial(ctx, addr, tlsConf, qconf)
 		if noALPN(err) {

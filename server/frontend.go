@@ -3,8 +3,12 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"slices"
 
+	"github.com/fasthttp/websocket"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/web"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/valyala/fasthttp"
@@ -38,6 +42,8 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 	switch path := string(ctx.Path()); path {
 	case webhook.Path:
 		n.hook.ServeFastHTTP(ctx)
+	case ConnectPath:
+		n.connectWebSocket(ctx)
 	case DeviceConfigPath:
 		ctx.SetContentType("application/json")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -52,6 +58,44 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Cache-Control", "no-cache")
 		ctx.SetBody(body)
 	}
+}
+
+// connectWebSocket takes a device session over WebSocket (PROTOCOL §2.5),
+// for devices whose network lets no UDP through. The session is the same
+// as over QUIC; only its streams ride in WebSocket messages.
+func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
+	origin := string(ctx.Request.Header.Peek("Origin"))
+	if origin != "" && origin != "https://"+string(ctx.Host()) && !slices.Contains(n.cfg.AllowOrigins, origin) {
+		webhook.WriteError(ctx, webhook.ErrOrigin)
+		return
+	}
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		webhook.WriteError(ctx, webhook.ErrBadRequest)
+		return
+	}
+	remote := ctx.RemoteAddr() // the caller's, after a PROXY header
+	err := n.wsUpgrader.Upgrade(ctx, func(c *websocket.Conn) {
+		w := transport.WebSocket(c, remote, transport.WSOptions{
+			MaxIncomingStreams: quicMaxIncomingStreams,
+			MaxStreamBuffer:    quicMaxStreamWindow(n.cfg.Webhook.MaxBody),
+			IdleTimeout:        n.cfg.Session.IdleTimeout,
+			PeerClose:          wsPeerClose,
+		})
+		n.dev.Handle(w, "websocket")
+		<-w.Done() // fasthttp reuses the connection once this returns
+	})
+	if err != nil {
+		n.log.Debug("websocket upgrade failed", "err", err)
+	}
+}
+
+// wsPeerClose reads the peer's close status out of a read error.
+func wsPeerClose(err error) (int, string, bool) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code, ce.Text, true
+	}
+	return 0, "", false
 }
 
 // serveH3Page serves the device page and its config over HTTP/3.

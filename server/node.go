@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/pires/go-proxyproto"
 	"github.com/pixelrelay/relay/cluster"
 	"github.com/pixelrelay/relay/internal/buildinfo"
@@ -188,6 +189,10 @@ type Node struct {
 
 	metrics   *prometheus.Registry          // this node's series, served at /metrics
 	quicConns map[string]prometheus.Counter // accepted QUIC connections by ALPN; static
+	// wsUpgrader takes WebSocket device sessions on the TCP port; static.
+	// connectWebSocket checks the origin itself. Write buffers are pooled:
+	// an idle session holds none.
+	wsUpgrader websocket.FastHTTPUpgrader
 	// quicResumed counts accepted QUIC connections that resumed; static.
 	quicResumed prometheus.Counter
 
@@ -219,6 +224,11 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, router: router.New(), metrics: newRegistry(), quicConns: make(map[string]prometheus.Counter)}
+	n.wsUpgrader = websocket.FastHTTPUpgrader{
+		ReadBufferSize:  2 << 10,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
+	}
 	sc := cfg.Session
 	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
 	var deliverer router.Deliverer = n.router

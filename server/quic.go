@@ -72,6 +72,14 @@ func (n *Node) listenQUIC() error {
 	return nil
 }
 
+// quicMaxIncomingStreams bounds the streams a peer may have open at once;
+// WebSocket sessions get the same bound.
+const quicMaxIncomingStreams = 32
+
+// quicMaxStreamWindow is what one stream may carry unread: one maximum
+// REPLY (or, from HTTP/3 callers, one maximum webhook body).
+func quicMaxStreamWindow(maxBody int) int { return max(wire.MaxReplyBody, maxBody) + 1024 }
+
 // quicConfig serves every ALPN, since quic-go picks the configuration before
 // the handshake names the protocol.
 func (n *Node) quicConfig() *quic.Config {
@@ -82,11 +90,11 @@ func (n *Node) quicConfig() *quic.Config {
 		// its CONNECT stream plus the control stream. A raw QUIC device
 		// opens only the control stream: the relay never reads any other,
 		// so what such a stream can carry is bounded by flow control.
-		MaxIncomingStreams:    32,
+		MaxIncomingStreams:    quicMaxIncomingStreams,
 		MaxIncomingUniStreams: 8, // HTTP/3 control and QPACK streams
 		// Replies are at most 64 KiB; small windows keep idle sessions cheap.
 		InitialStreamReceiveWindow:     16 << 10,
-		MaxStreamReceiveWindow:         uint64(max(wire.MaxReplyBody, n.cfg.Webhook.MaxBody) + 1024),
+		MaxStreamReceiveWindow:         uint64(quicMaxStreamWindow(n.cfg.Webhook.MaxBody)),
 		InitialConnectionReceiveWindow: 32 << 10,
 		MaxConnectionReceiveWindow:     1 << 20,
 		// WebTransport needs both.

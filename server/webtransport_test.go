@@ -30,6 +30,7 @@ var transports = []struct {
 }{
 	{"quic", device.Options{}},
 	{"webtransport", device.Options{WebTransport: true}},
+	{"websocket", device.Options{WebSocket: true}},
 }
 
 func TestWebhooksReachEveryTransportAlike(t *testing.T) {

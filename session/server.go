@@ -163,7 +163,7 @@ type Server struct {
 }
 
 // Transports names the transports sessions come over, for metrics labels.
-var Transports = []string{"quic", "webtransport"}
+var Transports = []string{"quic", "webtransport", "websocket"}
 
 // New returns a Server that registers sessions in r.
 func New(r *router.Router, cfg Config) (*Server, error) {

@@ -1,5 +1,5 @@
 // Package transport adapts the connections device sessions ride on, raw
-// QUIC and WebTransport, to one stream-multiplexing interface, Conn, and
+// QUIC, WebTransport and WebSocket, to one stream-multiplexing interface, Conn, and
 // reads the codes their errors carry. Both sides of the protocol use it:
 // the relay's session server (package session) and devices (package
 // device). It knows nothing of the router or the relay.
@@ -101,6 +101,10 @@ func PeerCloseCode(err error) (code uint32, reason string, ok bool) {
 	if errors.As(err, &se) && se.Remote {
 		return uint32(se.ErrorCode), se.Message, true
 	}
+	var we *WSCloseError
+	if errors.As(err, &we) && we.Remote {
+		return we.Code, we.Reason, true
+	}
 	return 0, "", false
 }
 
@@ -108,7 +112,8 @@ func PeerCloseCode(err error) (code uint32, reason string, ok bool) {
 func ClosedLocally(err error) bool {
 	var ae *quic.ApplicationError
 	var se *webtransport.SessionError
-	return errors.As(err, &ae) && !ae.Remote || errors.As(err, &se) && !se.Remote
+	var we *WSCloseError
+	return errors.As(err, &ae) && !ae.Remote || errors.As(err, &se) && !se.Remote || errors.As(err, &we) && !we.Remote
 }
 
 // ResetByPeer reports whether err is the peer resetting one stream, as
@@ -116,5 +121,6 @@ func ClosedLocally(err error) bool {
 func ResetByPeer(err error) bool {
 	var qe *quic.StreamError
 	var we *webtransport.StreamError
-	return errors.As(err, &qe) && qe.Remote || errors.As(err, &we) && we.Remote
+	var se *WSStreamError
+	return errors.As(err, &qe) && qe.Remote || errors.As(err, &we) && we.Remote || errors.As(err, &se) && se.Remote
 }

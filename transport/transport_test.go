@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/internal/vnet"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
@@ -26,7 +27,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, relaytest.LeakOptions...) }
 
 // peerStreams is what either side lets the other open at once.
 const peerStreams = 4

@@ -153,8 +153,24 @@ func TestAgentReportsUnreachableClock(t *testing.T) {
 	}
 }
 
+// TestAgentOverEveryTransport: the agent logs in and answers webhooks
+// whichever transport it is told to use.
+func TestAgentOverEveryTransport(t *testing.T) {
+	for _, tr := range []string{"quic", "webtransport", "websocket"} {
+		t.Run(tr, func(t *testing.T) {
+			f := startRelayAndAgent(t, "--transport", tr)
+			if status, body := f.post(t, f.token(t), `{"text":"hi"}`); status != 200 {
+				t.Fatalf("webhook over %s: %d %s", tr, status, body)
+			}
+			if got := f.relay.Logs.String(); !strings.Contains(got, "transport="+tr) {
+				t.Fatalf("the relay logged no %s session:\n%s", tr, got)
+			}
+		})
+	}
+}
+
 func TestFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}, {"--clock-timeout", "0s"}} {
+	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}, {"--clock-timeout", "0s"}, {"--transport", "tcp"}} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}

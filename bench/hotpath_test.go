@@ -26,6 +26,7 @@ var transports = []struct {
 }{
 	{"quic", device.Options{}},
 	{"webtransport", device.Options{WebTransport: true}},
+	{"websocket", device.Options{WebSocket: true}},
 }
 
 var ack = []byte(`{"ok":true}`)

@@ -52,7 +52,7 @@ const wsMaxFrameData = 16 << 10
 // device's) and in its fork fasthttp/websocket (the relay's).
 type MessageConn interface {
 	ReadMessage() (messageType int, p []byte, err error)
-	WriteMessage(messageType int, data []byte) error
+	NextWriter(messageType int) (io.WriteCloser, error)
 	WriteControl(messageType int, data []byte, deadline time.Time) error
 	SetReadDeadline(t time.Time) error
 	SetWriteDeadline(t time.Time) error
@@ -222,9 +222,9 @@ func (w *WSConn) OpenStream(ctx context.Context) (Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := w.newStream(w.nextLocal)
-	w.nextLocal += 4
-	return s, nil
+	// The stream takes its ID with its first frame (writeFrame): IDs then
+	// reach the peer in order however the streams' writers interleave.
+	return &wsStreamState{w: w, readable: make(chan struct{}, 1)}, nil
 }
 
 func (w *WSConn) AcceptStream(ctx context.Context) (Stream, error) {
@@ -395,32 +395,24 @@ func (w *WSConn) streamFor(id uint64) (*wsStreamState, error) {
 		return nil, fmt.Errorf("stream %d opened out of order (next is %d)", id, w.nextPeer)
 	}
 	w.nextPeer += 4
-	s := w.newStream(id)
 	if w.incoming >= w.opt.MaxIncomingStreams {
 		// Over the peer's limit: refuse the stream, as QUIC's stream
 		// credit would have kept it from opening.
-		delete(w.streams, id)
-		go w.writeFrame(wsReset, id, quicvarint.Append(nil, 0x1), time.Time{})
+		go w.writeRaw(wsReset, id, quicvarint.Append(nil, 0x1), time.Time{})
 		return nil, nil
 	}
+	s := &wsStreamState{w: w, id: id, opened: true, incoming: true, readable: make(chan struct{}, 1)}
+	w.streams[id] = s
 	w.incoming++
-	s.incoming = true
 	w.accept <- s // room: at most MaxIncomingStreams are open
 	return s, nil
-}
-
-// newStream registers a stream; w.mu is held.
-func (w *WSConn) newStream(id uint64) *wsStreamState {
-	s := &wsStreamState{w: w, id: id, readable: make(chan struct{}, 1)}
-	w.streams[id] = s
-	return s
 }
 
 // forget drops an ended stream.
 func (w *WSConn) forget(s *wsStreamState) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.streams[s.id] == s {
+	if s.opened && w.streams[s.id] == s {
 		delete(w.streams, s.id)
 		if s.incoming {
 			w.incoming--
@@ -428,19 +420,54 @@ func (w *WSConn) forget(s *wsStreamState) {
 	}
 }
 
-// writeFrame sends one frame, by deadline if it is set.
-func (w *WSConn) writeFrame(typ byte, id uint64, rest []byte, deadline time.Time) error {
-	msg := make([]byte, 0, 1+8+len(rest))
-	msg = append(msg, typ)
-	msg = quicvarint.Append(msg, id)
-	msg = append(msg, rest...)
+// writeFrame sends one frame of s, by deadline if it is set; the first
+// frame of a stream this side opened gives it the next ID.
+func (w *WSConn) writeFrame(s *wsStreamState, typ byte, rest []byte, deadline time.Time) error {
 	w.writeMu.Lock()
 	if w.cClosed {
 		w.writeMu.Unlock()
 		return context.Cause(w.ctx)
 	}
+	w.mu.Lock()
+	if !s.opened {
+		s.id, s.opened = w.nextLocal, true
+		w.nextLocal += 4
+		w.streams[s.id] = s
+	}
+	id := s.id
+	w.mu.Unlock()
+	return w.writeLocked(typ, id, rest, deadline)
+}
+
+// writeRaw sends one frame for stream id.
+func (w *WSConn) writeRaw(typ byte, id uint64, rest []byte, deadline time.Time) error {
+	w.writeMu.Lock()
+	if w.cClosed {
+		w.writeMu.Unlock()
+		return context.Cause(w.ctx)
+	}
+	return w.writeLocked(typ, id, rest, deadline)
+}
+
+// writeLocked writes one frame; w.writeMu is held, and released.
+func (w *WSConn) writeLocked(typ byte, id uint64, rest []byte, deadline time.Time) error {
+	var hdr [1 + 8]byte
+	h := quicvarint.Append(append(hdr[:0], typ), id)
 	w.c.SetWriteDeadline(deadline)
-	err := w.c.WriteMessage(wsBinaryMessage, msg)
+	// Header and data go into the connection's write buffer as one
+	// message, with no copy of their own.
+	mw, err := w.c.NextWriter(wsBinaryMessage)
+	if err == nil {
+		_, err = mw.Write(h)
+	}
+	if err == nil && len(rest) > 0 {
+		_, err = mw.Write(rest)
+	}
+	if mw != nil {
+		if cerr := mw.Close(); err == nil {
+			err = cerr
+		}
+	}
 	w.writeMu.Unlock()
 	if err != nil {
 		// A frame half written leaves the connection unusable.
@@ -453,8 +480,12 @@ func (w *WSConn) writeFrame(typ byte, id uint64, rest []byte, deadline time.Time
 // wsStreamState is one stream of a multiplexed connection.
 type wsStreamState struct {
 	w        *WSConn // static
-	id       uint64  // static
-	incoming bool    // static after streamFor: the peer opened it
+	incoming bool    // static: the peer opened it
+	// id and opened are set once, with the stream's first frame (under
+	// w.mu, and w.writeMu for a stream this side opened); from then on
+	// static. A stream the peer opened has them from the start.
+	id     uint64
+	opened bool
 
 	readable chan struct{} // signalled when data, an end or a deadline change arrives
 
@@ -487,7 +518,11 @@ func (s *wsStreamState) receive(data []byte, fin bool) error {
 			s.mu.Unlock()
 			return fmt.Errorf("stream %d over its %d-byte buffer", s.id, s.w.opt.MaxStreamBuffer)
 		}
-		s.buf = append(s.buf, data...)
+		if s.buf == nil {
+			s.buf = data // ReadMessage's slice is ours: no copy
+		} else {
+			s.buf = append(s.buf, data...)
+		}
 	}
 	s.recvFIN = fin
 	s.mu.Unlock()
@@ -538,7 +573,7 @@ func (s *wsStreamState) Read(p []byte) (int, error) {
 			err := s.readErr
 			s.mu.Unlock()
 			return 0, err
-		case s.recvFIN:
+		case s.recvFIN && len(s.buf) == 0:
 			first := !s.recvEnded
 			s.recvEnded = true
 			done := s.sendEnded
@@ -573,6 +608,11 @@ func (s *wsStreamState) wait(deadline time.Time) error {
 		return nil
 	case <-timeout:
 		return os.ErrDeadlineExceeded
+	case <-s.w.ctx.Done():
+		// A stream that never sent a frame is not in the connection's
+		// map, so end did not fail it.
+		s.fail(context.Cause(s.w.ctx))
+		return nil
 	}
 }
 
@@ -609,11 +649,11 @@ func (s *wsStreamState) send(typ byte, data []byte) error {
 	case errors.As(rerr, &se) && se.Remote:
 		return rerr // the peer reset the stream
 	case ended:
-		return fmt.Errorf("write on stream %d after its end", s.id)
+		return errors.New("write on a stream after its end")
 	case !dl.IsZero() && !time.Now().Before(dl):
 		return os.ErrDeadlineExceeded
 	}
-	return s.w.writeFrame(typ, s.id, data, dl)
+	return s.w.writeFrame(s, typ, data, dl)
 }
 
 // Abort resets both sides with code.
@@ -621,8 +661,11 @@ func (s *wsStreamState) Abort(code uint32) {
 	s.mu.Lock()
 	ended := s.sendEnded && s.recvEnded
 	s.mu.Unlock()
-	if !ended {
-		s.w.writeFrame(wsReset, s.id, quicvarint.Append(nil, uint64(code)), time.Now().Add(time.Second))
+	s.w.mu.Lock()
+	opened := s.opened
+	s.w.mu.Unlock()
+	if !ended && opened { // a stream never written to is unknown to the peer
+		s.w.writeFrame(s, wsReset, quicvarint.Append(nil, uint64(code)), time.Now().Add(time.Second))
 	}
 	s.fail(&WSStreamError{Code: code})
 	s.sendDone()

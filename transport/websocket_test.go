@@ -283,3 +283,40 @@ func FuzzWebSocketFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestWebSocketStreamsWrittenOutOfOrder: streams opened in one order and
+// first written in another (concurrent webhooks) all reach the peer: a
+// stream takes its ID with its first frame.
+func TestWebSocketStreamsWrittenOutOfOrder(t *testing.T) {
+	a, b := wsPair(t, wsDefaults, wsDefaults, nil)
+	var opened []transport.Stream
+	for range peerStreams {
+		s, err := b.OpenStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened = append(opened, s)
+	}
+	for i := len(opened) - 1; i >= 0; i-- {
+		opened[i].Write([]byte{byte(i)})
+		opened[i].Close()
+	}
+	seen := map[byte]bool{}
+	for range peerStreams {
+		r, err := a.AcceptStream(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("read %v, %v", got, err)
+		}
+		seen[got[0]] = true
+	}
+	if len(seen) != peerStreams {
+		t.Fatalf("streams seen: %v", seen)
+	}
+	if err := context.Cause(a.Context()); err != nil {
+		t.Fatalf("the connection ended: %v", err)
+	}
+}

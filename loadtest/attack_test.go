@@ -215,7 +215,7 @@ func TestTargeterDistributions(t *testing.T) {
 	})
 }
 
-func TestIsWebTransportSpread(t *testing.T) {
+func TestSpread(t *testing.T) {
 	for _, tc := range []struct {
 		n     int
 		share float64
@@ -223,7 +223,7 @@ func TestIsWebTransportSpread(t *testing.T) {
 	}{{200, 0, 0}, {200, 0.1, 20}, {200, 0.5, 100}, {200, 1, 200}, {7, 0.3, 2}} {
 		got, run, longest := 0, 0, 0
 		for i := range tc.n {
-			if isWebTransport(i, tc.share) {
+			if spread(i, shareOf(tc.n, tc.share), tc.n) {
 				got++
 				run = 0
 			} else if run++; run > longest {
@@ -250,5 +250,29 @@ func TestPoolSize(t *testing.T) {
 	// slow devices at 2000/s: 2000 * (300+25) ms * 2 = 1300.
 	if a, b := poolSize(2000, 0), poolSize(2000, 300e6); a >= b {
 		t.Errorf("slow devices get no more connections: %d vs %d", a, b)
+	}
+}
+
+// TestSwarmTransportMix: the WebTransport and WebSocket shares are of all
+// devices, never overlap, and the rest is raw QUIC.
+func TestSwarmTransportMix(t *testing.T) {
+	for _, tc := range []struct {
+		wt, ws         float64
+		wantWT, wantWS int
+	}{{0.3, 0.2, 30, 20}, {0, 1, 0, 100}, {0.1, 0, 10, 0}, {0.5, 0.5, 50, 50}} {
+		sw, err := NewSwarm(SwarmConfig{Addr: "127.0.0.1:1", Devices: 100, WebTransportShare: tc.wt, WebSocketShare: tc.ws})
+		if err != nil {
+			t.Fatal(err)
+		}
+		both := 0
+		for _, d := range sw.devs {
+			if d.wt && d.ws {
+				both++
+			}
+		}
+		if got, gotWS := sw.WebTransportDevices(), sw.WebSocketDevices(); got != tc.wantWT || gotWS != tc.wantWS || both != 0 {
+			t.Errorf("shares %.1f/%.1f: %d WebTransport, %d WebSocket, %d both; want %d, %d, 0", tc.wt, tc.ws, got, gotWS, both, tc.wantWT, tc.wantWS)
+		}
+		sw.Close()
 	}
 }

@@ -67,8 +67,10 @@ type Config struct {
 	AckTimeout  time.Duration
 
 	// WebTransportShare is the fraction of devices on WebTransport (0..1;
-	// 0 is all raw QUIC).
+	// 0 is all raw QUIC), WebSocketShare the fraction on WebSocket over
+	// TCP; together at most 1.
 	WebTransportShare float64
+	WebSocketShare    float64
 	Dist              string  // uniform (default), zipf or hot (the hot scenario's)
 	BitmapShare       float64 // fraction of full-frame bitmap bodies; 0 is DefaultBitmapShare, negative none
 	// AckDelay and AckJitter slow the devices' replies (slow: 200 ms ±
@@ -236,6 +238,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WebTransportShare < 0 || c.WebTransportShare > 1 {
 		return c, errors.New("loadtest: webtransport share must be in 0..1")
+	}
+	if c.WebSocketShare < 0 || c.WebSocketShare+c.WebTransportShare > 1 {
+		return c, errors.New("loadtest: websocket share must be in 0..1, and with the webtransport share at most 1")
+	}
+	if c.WebSocketShare > 0 && c.Floors {
+		return c, errors.New("loadtest: --floors has no WebSocket floor; run it with --websocket-share 0")
 	}
 	switch c.Scenario {
 	case ScenarioHot:

@@ -30,7 +30,7 @@ func (r *runner) idle(ctx context.Context, s *Summary) error {
 		} else {
 			s.Memory.ByTransport = append(s.Memory.ByTransport, TransportMemory{
 				Transport:    map[float64]string{0: "quic", 1: "webtransport"}[share],
-				Devices:      mem.QUICDevices + mem.WebTransDevices,
+				Devices:      mem.QUICDevices + mem.WebTransDevices + mem.WebSocketDevs,
 				RSSBeforeMB:  mem.RSSBeforeMB,
 				RSSAfterMB:   mem.RSSAfterMB,
 				PerDeviceKiB: mem.PerDeviceKiB,
@@ -98,8 +98,9 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	mem := &MemoryStats{
 		RSSBeforeMB:     before,
 		RSSAfterMB:      after,
-		QUICDevices:     sw.Len() - sw.WebTransportDevices(),
+		QUICDevices:     sw.Len() - sw.WebTransportDevices() - sw.WebSocketDevices(),
 		WebTransDevices: sw.WebTransportDevices(),
+		WebSocketDevs:   sw.WebSocketDevices(),
 	}
 	if n := sw.Connected(); n > 0 {
 		mem.PerDeviceKiB = (after - before) * 1024 / float64(n)

@@ -695,8 +695,8 @@ func PrintTable(w io.Writer, s *Summary) {
 			c.Devices, c.Failed, num(c.AllConnectedS), num(c.HandshakesPS), ms(c.P50MS), ms(c.P99MS))
 	}
 	if m := s.Memory; m != nil {
-		row("memory", "RSS %s -> %s MB, %s KiB per device (%d QUIC, %d WebTransport)",
-			num1(m.RSSBeforeMB), num1(m.RSSAfterMB), num1(m.PerDeviceKiB), m.QUICDevices, m.WebTransDevices)
+		row("memory", "RSS %s -> %s MB, %s KiB per device (%d QUIC, %d WebTransport, %d WebSocket)",
+			num1(m.RSSBeforeMB), num1(m.RSSAfterMB), num1(m.PerDeviceKiB), m.QUICDevices, m.WebTransDevices, m.WebSocketDevs)
 		for _, t := range m.ByTransport {
 			row("  "+t.Transport, "RSS %s -> %s MB, %s KiB per device (%d devices)",
 				num1(t.RSSBeforeMB), num1(t.RSSAfterMB), num1(t.PerDeviceKiB), t.Devices)

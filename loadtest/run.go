@@ -243,6 +243,7 @@ func (r *runner) newSwarm(t *target, share float64) (*Swarm, error) {
 		TLS:               t.tls,
 		Devices:           r.cfg.Devices,
 		WebTransportShare: share,
+		WebSocketShare:    r.cfg.WebSocketShare,
 		ConnectRate:       r.cfg.ConnectRate,
 		AckDelay:          r.cfg.AckDelay,
 		AckJitter:         r.cfg.AckJitter,
@@ -260,8 +261,8 @@ func (r *runner) connect(ctx context.Context, sw *Swarm, s *Summary) {
 	s.Connect = &cs
 	s.Connected = sw.Connected()
 	s.Transport = transportName(sw)
-	r.logf("%d/%d devices connected in %.2f s (%.0f handshakes/s, connect p50 %.1f ms, p99 %.1f ms; %d WebTransport)",
-		s.Connected, cs.Devices, cs.AllConnectedS, cs.HandshakesPS, cs.P50MS, cs.P99MS, sw.WebTransportDevices())
+	r.logf("%d/%d devices connected in %.2f s (%.0f handshakes/s, connect p50 %.1f ms, p99 %.1f ms; %d WebTransport, %d WebSocket)",
+		s.Connected, cs.Devices, cs.AllConnectedS, cs.HandshakesPS, cs.P50MS, cs.P99MS, sw.WebTransportDevices(), sw.WebSocketDevices())
 	if n, errs := sw.DialErrors(); n > 0 {
 		r.logf("%d dials failed and were retried with backoff; first errors: %s", n, strings.Join(errs, "; "))
 	}
@@ -271,11 +272,13 @@ func (r *runner) connect(ctx context.Context, sw *Swarm, s *Summary) {
 }
 
 func transportName(sw *Swarm) string {
-	switch wt := sw.WebTransportDevices(); {
-	case wt == 0:
+	switch wt, ws := sw.WebTransportDevices(), sw.WebSocketDevices(); {
+	case wt == 0 && ws == 0:
 		return "quic"
 	case wt == sw.Len():
 		return "webtransport"
+	case ws == sw.Len():
+		return "websocket"
 	}
 	return "mixed"
 }

@@ -34,7 +34,8 @@ func buildCommands(t *testing.T) (relay, loadtest string) {
 }
 
 // TestSmoke runs the suite for real on a small scale, so that it cannot
-// rot: a relay process, 200 devices (some over WebTransport), 300
+// rot: a relay process, 200 devices (some over WebTransport, some over
+// WebSocket), 300
 // webhooks/s for 3 s, the baseline in its own process, and the report.
 // Every webhook must be answered 200 and delivered exactly once.
 func TestSmoke(t *testing.T) {
@@ -47,6 +48,7 @@ func TestSmoke(t *testing.T) {
 		Scenario:          ScenarioFanin,
 		Devices:           200,
 		WebTransportShare: 0.2,
+		WebSocketShare:    0.2,
 		Rate:              300,
 		Duration:          3 * time.Second,
 		Out:               out,
@@ -100,8 +102,8 @@ func TestSmoke(t *testing.T) {
 	if back.Requests != s.Requests || back.Delivered != s.Delivered || back.Scenario != ScenarioFanin || back.Pass != s.Pass {
 		t.Errorf("summary.json disagrees with the Summary: %+v", back)
 	}
-	if !strings.Contains(logs.String(), "200/200 devices connected") {
-		t.Errorf("no connect line in the log")
+	if !strings.Contains(logs.String(), "200/200 devices connected") || !strings.Contains(logs.String(), "40 WebTransport, 40 WebSocket") {
+		t.Errorf("no connect line with 40 devices on each of WebTransport and WebSocket in the log")
 	}
 }
 

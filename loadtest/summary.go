@@ -154,6 +154,7 @@ type MemoryStats struct {
 	PerDeviceKiB    float64 `json:"per_device_kib"`
 	QUICDevices     int     `json:"quic_devices"`
 	WebTransDevices int     `json:"webtransport_devices"`
+	WebSocketDevs   int     `json:"websocket_devices,omitempty"`
 	Goroutines      int     `json:"relay_goroutines,omitempty"` // from the admin listener, if reachable
 	// ByTransport: a mixed swarm's idle run also measures QUIC-only and
 	// WebTransport-only swarms, each on a fresh relay.

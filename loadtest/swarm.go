@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -37,8 +38,10 @@ type SwarmConfig struct {
 	TLS     *tls.Config // trusts the relay
 	Devices int
 	// WebTransportShare is the fraction of devices (0..1) that connect over
-	// WebTransport instead of raw QUIC, spread evenly over the indexes.
+	// WebTransport instead of raw QUIC, WebSocketShare over WebSocket (TCP),
+	// each spread evenly over the indexes.
 	WebTransportShare float64
+	WebSocketShare    float64
 	// ConnectRate paces first connections, devices per second; 0 dials as
 	// fast as ConnectConcurrency allows (a storm).
 	ConnectRate float64
@@ -119,6 +122,7 @@ type simDevice struct {
 	s   *Swarm // static
 	idx int    // static
 	wt  bool   // static: WebTransport
+	ws  bool   // static: WebSocket
 	udp *quic.Transport
 	// tokens are the relays' address-validation tokens given to this
 	// device, as a real device keeps its own; static.
@@ -152,7 +156,8 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	if cfg.PerSocket <= 0 {
 		cfg.PerSocket = DefaultPerSocket
 	}
-	cfg.WebTransportShare = min(max(cfg.WebTransportShare, 0), 1)
+	cfg.WebSocketShare = min(max(cfg.WebSocketShare, 0), 1)
+	cfg.WebTransportShare = min(max(cfg.WebTransportShare, 0), 1-cfg.WebSocketShare)
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{cfg.Addr}
 	}
@@ -161,6 +166,9 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	if cfg.Events {
 		s.events = &eventLog{}
 	}
+	nWS := shareOf(cfg.Devices, cfg.WebSocketShare)
+	nWT := min(shareOf(cfg.Devices, cfg.WebTransportShare), cfg.Devices-nWS)
+	rest := 0 // devices not on WebSocket so far
 	for i := range cfg.Devices {
 		if i%cfg.PerSocket == 0 {
 			uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -170,7 +178,13 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 			}
 			s.socks = append(s.socks, &quic.Transport{Conn: uc})
 		}
-		d := &simDevice{s: s, idx: i, wt: isWebTransport(i, cfg.WebTransportShare), udp: s.socks[len(s.socks)-1],
+		// The WebTransport devices are spread over those not on WebSocket.
+		ws, wt := spread(i, nWS, cfg.Devices), false
+		if !ws {
+			wt = spread(rest, nWT, cfg.Devices-nWS)
+			rest++
+		}
+		d := &simDevice{s: s, idx: i, wt: wt, ws: ws, udp: s.socks[len(s.socks)-1],
 			tokens: quic.NewLRUTokenStore(nodes, 1), sessions: tls.NewLRUClientSessionCache(nodes), home: i % nodes, succ: successors(i, nodes)}
 		tok := wire.NewToken()
 		d.token.Store(&tok)
@@ -191,11 +205,12 @@ func successors(i, n int) []int {
 	return succ
 }
 
-// isWebTransport spreads a share of the indexes evenly: device i is a
-// WebTransport device when i*share and (i+1)*share fall in different units.
-func isWebTransport(i int, share float64) bool {
-	return int(float64(i+1)*share) > int(float64(i)*share)
-}
+// spread chooses k of n indexes, evenly: index i is chosen when i*k/n and
+// (i+1)*k/n fall in different units.
+func spread(i, k, n int) bool { return (i+1)*k/n > i*k/n }
+
+// shareOf is a share of n, rounded.
+func shareOf(n int, share float64) int { return int(math.Round(float64(n) * share)) }
 
 // Len is the number of devices.
 func (s *Swarm) Len() int { return len(s.devs) }
@@ -205,6 +220,17 @@ func (s *Swarm) WebTransportDevices() int {
 	n := 0
 	for _, d := range s.devs {
 		if d.wt {
+			n++
+		}
+	}
+	return n
+}
+
+// WebSocketDevices counts the WebSocket devices.
+func (s *Swarm) WebSocketDevices() int {
+	n := 0
+	for _, d := range s.devs {
+		if d.ws {
 			n++
 		}
 	}
@@ -380,7 +406,7 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 // webhooks reach.
 func (s *Swarm) dial(d *simDevice, node int, tok string) (*device.Conn, error) {
 	c, err := device.Dial(s.ctx, s.cfg.Addrs[node], tok, device.Options{
-		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt, Tokens: d.tokens, Sessions: d.sessions,
+		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt, WebSocket: d.ws, Tokens: d.tokens, Sessions: d.sessions,
 		// With somewhere to go, a GOAWAY is answered make-before-break.
 		MoveFirst: len(s.cfg.Addrs) > 1,
 	})

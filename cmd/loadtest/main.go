@@ -85,6 +85,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", 0, "the started relay's --ack-timeout (0: its default)")
 
 	fs.Float64Var(&c.WebTransportShare, "webtransport-share", 0.1, "fraction of devices on WebTransport instead of raw QUIC, 0..1 (fleet: 0)")
+	fs.Float64Var(&c.WebSocketShare, "websocket-share", 0, "fraction of devices on WebSocket over TCP instead of raw QUIC, 0..1; with --webtransport-share at most 1")
 	fs.StringVar(&c.Dist, "dist", "", "webhooks over devices: uniform, zipf or hot (default uniform; hot for --scenario hot)")
 	fs.Float64Var(&c.BitmapShare, "bitmap-share", loadtest.DefaultBitmapShare, "fraction of webhooks that are 1.6-2.4 KB bitmaps (negative: none)")
 	fs.DurationVar(&c.AckDelay, "ack-delay", 0, "devices wait this before acking (0: the scenario's, slow 200ms, hot 50ms)")

@@ -135,12 +135,19 @@ func (b Backoff) afterSession(err error, d time.Duration, attempt int) (wait tim
 // session, whose messages in flight finish: the token is never unknown in
 // between (make-before-break, PROTOCOL §6.6).
 type Agent struct {
-	Addr    string     // relay HOST:PORT; several separated by commas
-	Options Options    // passed to Dial
-	Handler Handler    // answers messages
-	Tokens  TokenStore // the device's token
-	Backoff Backoff
-	Logger  *slog.Logger
+	Addr    string  // relay HOST:PORT; several separated by commas
+	Options Options // passed to Dial
+	// Auto dials QUIC and, after AutoHeadStart, WebSocket too, and keeps
+	// the first to log in (happy eyeballs, RFC 8305's idea): a network
+	// that blocks UDP costs a device the head start, not its session. The
+	// transport that won is tried first next time. Options.WebTransport
+	// and Options.WebSocket are ignored then.
+	Auto          bool
+	AutoHeadStart time.Duration // default DefaultAutoHeadStart
+	Handler       Handler       // answers messages
+	Tokens        TokenStore    // the device's token
+	Backoff       Backoff
+	Logger        *slog.Logger
 	// OnSession, if set, is called with each new live connection.
 	OnSession func(*Conn)
 
@@ -149,7 +156,11 @@ type Agent struct {
 	conn     *Conn         // live connection or nil; guarded by lock
 	next     int           // the next address to dial, round the list; guarded by lock
 	started  bool          // next was set at random; guarded by lock
+	viaWS    bool          // Auto: WebSocket won the last race; guarded by lock
 }
+
+// DefaultAutoHeadStart is how long QUIC dials alone before WebSocket joins.
+const DefaultAutoHeadStart = 300 * time.Millisecond
 
 // acquire takes the agent's lock unless ctx ends first.
 func (a *Agent) acquire(ctx context.Context) error {
@@ -304,12 +315,93 @@ func (a *Agent) connect(ctx context.Context, redirect string, avoid net.Addr) (*
 		tc.ServerName = target.name
 		opt.TLS = tc
 	}
-	c, err := Dial(ctx, target.addr, tok, opt)
+	var c *Conn
+	if a.Auto {
+		c, err = a.race(ctx, target.addr, tok, opt)
+	} else {
+		c, err = Dial(ctx, target.addr, tok, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
 	a.conn = c
 	return c, nil
+}
+
+// race dials addr over QUIC and, after the head start (or as soon as QUIC
+// fails), over WebSocket, the transport that won last time first. It keeps
+// the first session to log in and cancels the other attempt; if that one
+// logged in all the same, it has taken the token over from the first, so it
+// is the one kept. a.lock is held.
+func (a *Agent) race(ctx context.Context, addr, tok string, opt Options) (*Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		c   *Conn
+		err error
+		ws  bool
+	}
+	results := make(chan result, 2)
+	dial := func(ws bool) {
+		o := opt
+		o.WebTransport, o.WebSocket = false, ws
+		go func() {
+			c, err := Dial(ctx, addr, tok, o)
+			results <- result{c, err, ws}
+		}()
+	}
+	head := a.AutoHeadStart
+	if head <= 0 {
+		head = DefaultAutoHeadStart
+	}
+	first := a.viaWS
+	dial(first)
+	started := 1
+	t := time.NewTimer(head)
+	defer t.Stop()
+	var errs []error
+	for {
+		select {
+		case <-t.C:
+			if started == 1 {
+				dial(!first)
+				started = 2
+			}
+			continue
+		case r := <-results:
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", transportName(r.ws), r.err))
+				if started == 1 {
+					dial(!first)
+					started = 2
+					continue
+				}
+				if len(errs) == 2 {
+					return nil, errors.Join(errs...)
+				}
+				continue
+			}
+			win := r
+			if started == 2 && len(errs) == 0 {
+				cancel()
+				if other := <-results; other.err == nil {
+					// It logged in after the winner: it holds the token now.
+					win.c.Close()
+					win = other
+				}
+			}
+			a.viaWS = win.ws
+			a.log().Info("transport chosen", "transport", transportName(win.ws))
+			return win.c, nil
+		}
+	}
+}
+
+func transportName(ws bool) string {
+	if ws {
+		return "websocket"
+	}
+	return "quic"
 }
 
 // relayAddr is one address to dial, and the name it was resolved from.

@@ -69,7 +69,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("device", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.relay, "relay", "localhost:8443", "relay `HOST:PORT` (UDP); several separated by commas, and a name with several addresses, are tried in turn, and a go-away moves to another")
-	fs.StringVar(&o.transport, "transport", "quic", "quic (raw QUIC, ALPN awtrix-relay/1), webtransport (HTTP/3 at https://RELAY/connect) or websocket (wss://RELAY/connect over TCP, for networks that block UDP)")
+	fs.StringVar(&o.transport, "transport", "auto", "auto (QUIC, and WebSocket after 300 ms if QUIC has not logged in: networks that block UDP), quic (raw QUIC, ALPN awtrix-relay/1), webtransport (HTTP/3 at https://RELAY/connect) or websocket (wss://RELAY/connect over TCP)")
 	fs.StringVar(&o.serverName, "server-name", "", "`name` the relay's certificate must carry, when it differs from --relay's host: e.g. localhost for a development relay reached at another address; empty checks --relay's host")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the relay's certificate (the relay's relay-state/ca.pem in development); empty uses the system roots")
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "`dir` for the device's state: its token (mode 0600); default $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/awtrix-device or ~/.local/state/awtrix-device")
@@ -84,8 +84,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGUSR1 rotates the token."); err != nil {
 		return nil, err
 	}
-	if o.transport != "quic" && o.transport != "webtransport" && o.transport != "websocket" {
-		return nil, fmt.Errorf("--transport %q: want quic, webtransport or websocket", o.transport)
+	if o.transport != "auto" && o.transport != "quic" && o.transport != "webtransport" && o.transport != "websocket" {
+		return nil, fmt.Errorf("--transport %q: want auto, quic, webtransport or websocket", o.transport)
 	}
 	if o.forwardAPI != "auto" && o.forwardAPI != "v2" && o.forwardAPI != "v3" {
 		return nil, fmt.Errorf("--forward-api %q: want auto, v2 or v3", o.forwardAPI)
@@ -139,6 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	agent := &device.Agent{
 		Addr:    o.relay,
 		Options: device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive, WebTransport: o.transport == "webtransport", WebSocket: o.transport == "websocket"},
+		Auto:    o.transport == "auto",
 		Handler: h,
 		Tokens:  store,
 		Backoff: device.Backoff{Max: o.backoffMax},

@@ -81,3 +81,41 @@ func TestWebSocketConnectRefusals(t *testing.T) {
 		t.Fatalf("webhook to a WebSocket device: %d", s)
 	}
 }
+
+// TestTakeoverAnswersMessagesInFlight: a login that takes a token over
+// (here a device moving from WebSocket back to QUIC) gets every new
+// message at once, while the replaced session still answers the message it
+// was sent: no webhook is lost to the move.
+func TestTakeoverAnswersMessagesInFlight(t *testing.T) {
+	e := relaytest.Start(t, nil)
+	tok := wire.NewToken()
+	b := newBlocker()
+	_, served := e.DialWith(t, tok, b, overWebSocket)
+	held := make(chan int, 1)
+	go func() {
+		resp, err := e.HTTP.Post(e.URL("notify", tok), "application/json", strings.NewReader(`{"n":1}`))
+		if err != nil {
+			held <- 0
+			return
+		}
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	<-b.arrived
+	e.Dial(t, tok, echo("quic"))
+	if s, body := e.Post(t, "notify", tok, `{}`); s != 200 || !strings.Contains(string(body), `"quic"`) {
+		t.Fatalf("after the takeover: %d %s, want the new session's answer", s, body)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("the replaced session ended with a message in flight: %v", err)
+	default:
+	}
+	close(b.release)
+	if s := <-held; s != 200 {
+		t.Fatalf("the message in flight at the takeover: %d, want 200", s)
+	}
+	if err := <-served; !errors.Is(err, device.ErrReplaced) {
+		t.Fatalf("the replaced session ended with %v, want ErrReplaced", err)
+	}
+}

@@ -211,11 +211,21 @@ func (d *device) closeProtocol(err error) {
 }
 
 // Close implements router.Device. A replaced session learns why from the
-// close code; a GOAWAY frame would race the close and add nothing.
+// close code; a GOAWAY frame would race the close and add nothing. The
+// messages it was already sent are answered first (each ends by its
+// webhook's deadline; the router sends nothing new here): a device that
+// replaces its own session, moving from WebSocket back to QUIC, loses no
+// webhook in between.
 func (d *device) Close(reason router.CloseReason) {
 	if reason == router.Replaced {
 		d.srv.takeovers.Inc()
-		d.conn.Close(wire.CloseReplaced, wire.ReasonReplaced.String())
+		go func() {
+			select {
+			case <-d.settled():
+			case <-d.conn.Context().Done():
+			}
+			d.conn.Close(wire.CloseReplaced, wire.ReasonReplaced.String())
+		}()
 	}
 }
 

@@ -144,10 +144,15 @@ type Agent struct {
 	// and Options.WebSocket are ignored then.
 	Auto          bool
 	AutoHeadStart time.Duration // default DefaultAutoHeadStart
-	Handler       Handler       // answers messages
-	Tokens        TokenStore    // the device's token
-	Backoff       Backoff
-	Logger        *slog.Logger
+	// AutoRetry is how often a session that Auto put on WebSocket tries
+	// QUIC again in the background; once QUIC logs in, it takes the token
+	// over and the WebSocket session ends after answering what it was
+	// sent (PROTOCOL §6.5). Default DefaultAutoRetry.
+	AutoRetry time.Duration
+	Handler   Handler    // answers messages
+	Tokens    TokenStore // the device's token
+	Backoff   Backoff
+	Logger    *slog.Logger
 	// OnSession, if set, is called with each new live connection.
 	OnSession func(*Conn)
 
@@ -157,10 +162,20 @@ type Agent struct {
 	next     int           // the next address to dial, round the list; guarded by lock
 	started  bool          // next was set at random; guarded by lock
 	viaWS    bool          // Auto: WebSocket won the last race; guarded by lock
+	// dialled and dialOpt are what the live session was dialled with (the
+	// address, the server name it was verified by); guarded by lock.
+	dialled string
+	dialOpt Options
 }
 
-// DefaultAutoHeadStart is how long QUIC dials alone before WebSocket joins.
-const DefaultAutoHeadStart = 300 * time.Millisecond
+// Defaults for Auto.
+const (
+	// DefaultAutoHeadStart is how long QUIC dials alone before WebSocket
+	// joins.
+	DefaultAutoHeadStart = 300 * time.Millisecond
+	// DefaultAutoRetry is how often a WebSocket session tries QUIC again.
+	DefaultAutoRetry = 30 * time.Second
+)
 
 // acquire takes the agent's lock unless ctx ends first.
 func (a *Agent) acquire(ctx context.Context) error {
@@ -251,10 +266,37 @@ func (a *Agent) serve(ctx context.Context, c *Conn) (next *Conn, err error) {
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ctx, a.Handler) }()
 	defer a.forget(c)
-	select {
-	case err := <-served:
-		return nil, err
-	case <-c.GoingAway():
+	var back <-chan *Conn
+	if a.Auto && c.OverWebSocket() {
+		var stop func(finishDial bool)
+		back, stop = a.backToQUIC(ctx, c)
+		defer stop(false)
+		select {
+		case err := <-served:
+			// Replaced by the QUIC session the background dial is making,
+			// maybe, before it could be handed over: let that dial finish.
+			stop(errors.Is(err, ErrReplaced))
+			select {
+			case next := <-back:
+				a.log().Info("moved back to QUIC: UDP gets through again")
+				return next, nil
+			default:
+				return nil, err
+			}
+		case next := <-back:
+			// next took the token over; c answers what it was sent, then
+			// the relay closes it (ErrReplaced, expected).
+			<-served
+			a.log().Info("moved back to QUIC: UDP gets through again")
+			return next, nil
+		case <-c.GoingAway():
+		}
+	} else {
+		select {
+		case err := <-served:
+			return nil, err
+		case <-c.GoingAway():
+		}
 	}
 	g := c.GoAway()
 	t := time.NewTimer(g.ReconnectAfter)
@@ -275,6 +317,72 @@ func (a *Agent) serve(ctx context.Context, c *Conn) (next *Conn, err error) {
 		a.log().Warn("move after go-away failed", "err", moveErr)
 	}
 	return next, err
+}
+
+// backToQUIC tries QUIC every AutoRetry while c, a WebSocket session,
+// lives, and yields (once) the QUIC session that took the token over. stop
+// ends the tries and returns once none is under way: a dial under way is
+// cancelled, or with finishDial let finish; a session made by then is in
+// back.
+func (a *Agent) backToQUIC(ctx context.Context, c *Conn) (back <-chan *Conn, stop func(finishDial bool)) {
+	every := a.AutoRetry
+	if every <= 0 {
+		every = DefaultAutoRetry
+	}
+	dialCtx, cancelDial := context.WithCancel(ctx)
+	waitCtx, cancelWait := context.WithCancel(dialCtx)
+	made := make(chan *Conn, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+			case <-waitCtx.Done():
+				return
+			}
+			if a.acquire(ctx) != nil {
+				return
+			}
+			tok, err := a.Tokens.Load()
+			current, addr, opt := a.conn == c, a.dialled, a.dialOpt
+			a.release()
+			if err != nil || !current {
+				continue
+			}
+			opt.WebTransport, opt.WebSocket = false, false
+			next, err := Dial(dialCtx, addr, tok, opt)
+			if err != nil {
+				continue // UDP is still blocked, or the relay said no: later
+			}
+			if a.acquire(ctx) != nil {
+				next.Close()
+				return
+			}
+			if a.conn != c { // rotated or moved meanwhile: this one is stale
+				a.release()
+				next.Close()
+				continue
+			}
+			a.conn, a.viaWS = next, false
+			a.release()
+			made <- next
+			return
+		}
+	}()
+	var once sync.Once
+	return made, func(finishDial bool) {
+		once.Do(func() {
+			cancelWait()
+			if !finishDial {
+				cancelDial()
+			}
+			<-done
+			cancelDial()
+		})
+	}
 }
 
 // forget clears c as the agent's live session, unless a move replaced it.
@@ -324,7 +432,7 @@ func (a *Agent) connect(ctx context.Context, redirect string, avoid net.Addr) (*
 	if err != nil {
 		return nil, err
 	}
-	a.conn = c
+	a.conn, a.dialled, a.dialOpt = c, target.addr, opt
 	return c, nil
 }
 

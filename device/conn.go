@@ -161,6 +161,7 @@ type Conn struct {
 	ctrlErr  error         // written before ctrlDone is closed
 
 	moveFirst bool          // Options.MoveFirst; static
+	webSocket bool          // Options.WebSocket: the session rides a WebSocket; static
 	left      chan struct{} // closed by leave: Serve hangs up
 	leaveOnce sync.Once
 }
@@ -335,13 +336,14 @@ func login(ctx context.Context, tc transport.Conn, token string, opt Options) (*
 	}
 	ctrl.SetDeadline(time.Time{})
 	c := &Conn{
-		conn:     tc,
-		ctrl:     ctrl,
-		welcome:  w,
-		rotated:  make(chan error, 1),
-		goAway:   make(chan struct{}),
-		ctrlDone: make(chan struct{}),
-		left:     make(chan struct{}),
+		webSocket: opt.WebSocket,
+		conn:      tc,
+		ctrl:      ctrl,
+		welcome:   w,
+		rotated:   make(chan error, 1),
+		goAway:    make(chan struct{}),
+		ctrlDone:  make(chan struct{}),
+		left:      make(chan struct{}),
 
 		moveFirst: opt.MoveFirst,
 	}
@@ -525,6 +527,10 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		}
 	}
 }
+
+// OverWebSocket reports whether the session rides a WebSocket (TCP)
+// rather than QUIC.
+func (c *Conn) OverWebSocket() bool { return c.webSocket }
 
 // GoingAway is closed when the relay sends GOAWAY; GoAway then says what
 // it asked for.

@@ -61,6 +61,7 @@ type options struct {
 	transport  string
 	keepAlive  time.Duration
 	backoffMax time.Duration
+	autoRetry  time.Duration
 	logLevel   slog.Level
 }
 
@@ -80,6 +81,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.destroy, "allow-destructive", false, "let webhooks erase the clock, reset its settings and update its firmware (modes erase, resetSettings, doupdate); refused with 403 otherwise")
 	fs.DurationVar(&o.keepAlive, "keepalive", device.DefaultKeepAlive, "QUIC keep-alive period; below your NAT's UDP timeout")
 	fs.DurationVar(&o.backoffMax, "backoff-max", device.DefaultBackoffMax, "longest wait between reconnect attempts")
+	fs.DurationVar(&o.autoRetry, "auto-retry", device.DefaultAutoRetry, "--transport auto: how often a session that fell back to WebSocket tries QUIC again, moving back (with no message lost) once it logs in")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGUSR1 rotates the token."); err != nil {
 		return nil, err
@@ -92,6 +94,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.clockWait <= 0 {
 		return nil, fmt.Errorf("--clock-timeout %v: must be positive", o.clockWait)
+	}
+	if o.autoRetry <= 0 {
+		return nil, fmt.Errorf("--auto-retry %v: must be positive", o.autoRetry)
 	}
 	return o, nil
 }
@@ -137,13 +142,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	}
 
 	agent := &device.Agent{
-		Addr:    o.relay,
-		Options: device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive, WebTransport: o.transport == "webtransport", WebSocket: o.transport == "websocket"},
-		Auto:    o.transport == "auto",
-		Handler: h,
-		Tokens:  store,
-		Backoff: device.Backoff{Max: o.backoffMax},
-		Logger:  log,
+		Addr:      o.relay,
+		Options:   device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive, WebTransport: o.transport == "webtransport", WebSocket: o.transport == "websocket"},
+		Auto:      o.transport == "auto",
+		AutoRetry: o.autoRetry,
+		Handler:   h,
+		Tokens:    store,
+		Backoff:   device.Backoff{Max: o.backoffMax},
+		Logger:    log,
 	}
 	go func() {
 		for {

@@ -174,7 +174,7 @@ func TestAgentOverEveryTransport(t *testing.T) {
 }
 
 func TestFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}, {"--clock-timeout", "0s"}, {"--transport", "tcp"}} {
+	for _, args := range [][]string{{"--forward-api", "v4"}, {"stray"}, {"--keepalive", "soon"}, {"--clock-timeout", "0s"}, {"--transport", "tcp"}, {"--auto-retry", "0s"}} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}

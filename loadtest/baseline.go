@@ -171,24 +171,30 @@ func baselineMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "loadtest: baseline: %v\n", err)
 		return 1
 	}
+	return runServer(stdin, stdout, stderr, baselineReady, func(ctx context.Context) (fmt.Stringer, <-chan struct{}, error) {
+		return serveBaseline(ctx, *addr, cert)
+	})
+}
 
+// runServer is the rest of a server subcommand (baseline, NATS, floor)
+// once its flags are read: serve until SIGTERM, SIGINT or the end of stdin
+// (the parent closing it or exiting), print ready and the address on
+// stdout once it serves, and return the exit code.
+func runServer(stdin io.Reader, stdout, stderr io.Writer, ready string, serve func(context.Context) (fmt.Stringer, <-chan struct{}, error)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		// Blocks until the parent closes our stdin or exits; as a process
-		// this goroutine ends with it.
-		io.Copy(io.Discard, stdin)
+		io.Copy(io.Discard, stdin) // until the parent closes it or exits
 		cancel()
 	}()
-
-	a, done, err := serveBaseline(ctx, *addr, cert)
+	a, done, err := serve(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s%s\n", baselineReady, a)
+	fmt.Fprintf(stdout, "%s%s\n", ready, a)
 	<-done
 	return 0
 }

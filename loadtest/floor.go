@@ -32,11 +32,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pixelrelay/relay/transport"
@@ -437,22 +435,9 @@ func floorMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadtest: floor: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		io.Copy(io.Discard, stdin) // until the parent closes it or exits
-		cancel()
-	}()
-	a, done, err := serveFloor(ctx, *kind, *addr, cert)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s%s\n", floorReady, a)
-	<-done
-	return 0
+	return runServer(stdin, stdout, stderr, floorReady, func(ctx context.Context) (fmt.Stringer, <-chan struct{}, error) {
+		return serveFloor(ctx, *kind, *addr, cert)
+	})
 }
 
 // StartFloor starts cmd, a command built with FloorArgs (normally the

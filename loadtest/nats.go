@@ -19,10 +19,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -95,24 +93,16 @@ func natsMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: loadtest %s HOST:PORT\n", NATSFlag)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		// Ends with the parent: its end of our stdin closes.
-		io.Copy(io.Discard, stdin)
-		cancel()
-	}()
-	url, done, err := ServeNATS(ctx, *addr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s%s\n", natsReady, url)
-	<-done
-	return 0
+	return runServer(stdin, stdout, stderr, natsReady, func(ctx context.Context) (fmt.Stringer, <-chan struct{}, error) {
+		url, done, err := ServeNATS(ctx, *addr)
+		return stringer(url), done, err
+	})
 }
+
+// stringer is a string as a fmt.Stringer.
+type stringer string
+
+func (s stringer) String() string { return string(s) }
 
 // StartNATS starts cmd, a command built with NATSArgs (normally the
 // loadtest binary itself), and waits until it prints its URL (the

@@ -1,13 +1,13 @@
 package device_test
 
 import (
-	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pixelrelay/relay/internal/relaytest"
 )
 
 // TestAgentAutoFallsBackToWebSocket: with --transport auto, a device whose
@@ -20,7 +20,7 @@ func TestAgentAutoFallsBackToWebSocket(t *testing.T) {
 	for _, mode := range []string{"rejected", "blackholed"} {
 		t.Run(mode, func(t *testing.T) {
 			r := startRelay(t)
-			addr := tcpOnlyFront(t, r.Addr, mode == "blackholed")
+			addr, _ := relaytest.TCPOnlyFront(t, r.Addr, mode == "blackholed")
 			a := newAgent(t, r.TLS, addr)
 			a.agent.Auto = true
 			start := time.Now()
@@ -39,114 +39,12 @@ func TestAgentAutoFallsBackToWebSocket(t *testing.T) {
 	}
 }
 
-// tcpOnlyFront forwards TCP on a new loopback port to relay and blocks
-// UDP on it: nothing listens there, or (blackhole) a socket reads and
-// drops every datagram.
-func tcpOnlyFront(t *testing.T, relay string, blackhole bool) string {
-	addr, _ := front(t, relay, blackhole)
-	return addr
-}
-
-// front is tcpOnlyFront that also returns the blackhole socket (nil if
-// none), for a test that opens UDP later.
-func front(t *testing.T, relay string, blackhole bool) (string, *net.UDPConn) {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		var hole *net.UDPConn
-		if blackhole {
-			if hole, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
-				ln.Close()
-				continue // that UDP port is taken: another pair
-			}
-			go func() {
-				buf := make([]byte, 2048)
-				for {
-					if _, _, err := hole.ReadFrom(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-		var conns sync.WaitGroup
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				conns.Go(func() { pipe(c, relay) })
-			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			if hole != nil {
-				hole.Close()
-			}
-			conns.Wait()
-		})
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), hole
-	}
-	t.Fatal("no loopback port free on TCP and UDP")
-	return "", nil
-}
-
-// forwardUDP relays datagrams arriving on front to relay and the answers
-// back, for one client at a time: UDP gets through again.
-func forwardUDP(t *testing.T, front *net.UDPConn, relay string) {
-	t.Helper()
-	ra, err := net.ResolveUDPAddr("udp", relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := net.DialUDP("udp", nil, ra)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var client net.Addr
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := front.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			client = from
-			mu.Unlock()
-			up.Write(buf[:n])
-		}
-	})
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, err := up.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			to := client
-			mu.Unlock()
-			if to != nil {
-				front.WriteTo(buf[:n], to)
-			}
-		}
-	})
-	t.Cleanup(func() { front.Close(); up.Close(); wg.Wait() })
-}
-
 // TestAgentAutoMovesBackToQUIC: a device that fell back to WebSocket
 // moves to QUIC once UDP gets through again, by taking its own token over,
 // and every webhook is answered 200 throughout.
 func TestAgentAutoMovesBackToQUIC(t *testing.T) {
 	r := startRelay(t)
-	addr, hole := front(t, r.Addr, true)
+	addr, hole := relaytest.TCPOnlyFront(t, r.Addr, true)
 	a := newAgent(t, r.TLS, addr)
 	a.agent.Auto = true
 	a.agent.AutoRetry = 200 * time.Millisecond
@@ -186,7 +84,7 @@ func TestAgentAutoMovesBackToQUIC(t *testing.T) {
 		t.Skipf("SKIPPED LOUDLY: the UDP port %d was taken between close and bind: %v", port, err)
 	}
 	opened := time.Now()
-	forwardUDP(t, fresh, r.Addr)
+	relaytest.ForwardUDP(t, fresh, r.Addr)
 	c := recv(t, a.sessions, "the session after UDP opened")
 	t.Logf("moved back to QUIC %v after UDP opened", time.Since(opened).Round(time.Millisecond))
 	if c.OverWebSocket() {
@@ -209,18 +107,4 @@ func TestAgentAutoMovesBackToQUIC(t *testing.T) {
 		t.Fatalf("after the move: %d", s)
 	}
 	t.Logf("%d webhooks during the move, all 200", n)
-}
-
-// pipe copies c to and from a new connection to addr until either ends.
-func pipe(c net.Conn, addr string) {
-	defer c.Close()
-	up, err := net.Dial("tcp", addr)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, c); done <- struct{}{} }()
-	go func() { io.Copy(c, up); done <- struct{}{} }()
-	<-done
 }

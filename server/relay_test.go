@@ -428,22 +428,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// metric reads one unlabelled series from the admin listener's /metrics.
+// metric reads one series from the admin listener's /metrics.
 func metric(t *testing.T, e *relaytest.Relay, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + e.AdminAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s", name)
-	return 0
+	return e.Metric(t, name)
 }

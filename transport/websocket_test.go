@@ -235,7 +235,7 @@ func TestWebSocketMalformed(t *testing.T) {
 }
 
 // TestWebSocketIdleAndKeepAlive: a silent device is closed after the idle
-// timeout; one that pings stays.
+// timeout; one that pings, or sends empty frames, stays.
 func TestWebSocketIdleAndKeepAlive(t *testing.T) {
 	idle := wsDefaults
 	idle.IdleTimeout = 100 * time.Millisecond
@@ -254,6 +254,20 @@ func TestWebSocketIdleAndKeepAlive(t *testing.T) {
 		t.Fatalf("a pinging device was closed: %v", err)
 	}
 	open(t, a, b, "still here")
+
+	// A browser page cannot ping: an empty STREAM frame on its control
+	// stream keeps it (PROTOCOL §2.5).
+	var raw *websocket.Conn
+	_, b = wsPair(t, idle, wsDefaults, &raw)
+	for range 20 {
+		if err := raw.WriteMessage(websocket.BinaryMessage, []byte{0x00, 0x00}); err != nil {
+			t.Fatalf("empty STREAM frame: %v", err)
+		}
+		time.Sleep(idle.IdleTimeout / 4)
+	}
+	if err := context.Cause(b.Context()); err != nil {
+		t.Fatalf("a device sending empty STREAM frames was closed: %v", err)
+	}
 }
 
 // FuzzWebSocketFrames: whatever a peer sends in one message, the relay's

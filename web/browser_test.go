@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,27 +41,118 @@ func TestBrowserDevice(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
 	defer cancel()
 
-	relay := relaytest.StartDev(t, func(c *server.Config, dev *certs.Dev) {
+	relay := startDevRelay(t)
+	b := startBrowser(t, ctx)
+	c := b.open(t, ctx, "https://"+relay.Addr+"/")
+	t.Logf("in the page's clock: /device-config fetched at %.0f ms, connected seen at %.0f ms (WebTransport session and login: at most %.0f ms)",
+		c.Config, c.Now, c.Now-c.Config)
+	b.expectTransport(t, ctx, "webtransport", "WebTransport")
+	exercisePage(t, ctx, b, relay)
+	if got := relay.Metric(t, `relay_logins_total{transport="webtransport"}`); got != 1 {
+		t.Errorf("the relay counted %v WebTransport logins, want 1", got)
+	}
+	b.checkConsole(t, ctx, nil)
+}
+
+// TestBrowserDeviceOverWebSocket: where the browser has no WebTransport,
+// or the network lets no UDP through, the page logs in over a WebSocket on
+// the relay's TCP port instead (PROTOCOL §2.5), says so, and works the
+// same. UDP is blocked by reaching the relay's TCP port through a
+// forwarder whose port has nothing on UDP (rejected) or a socket that
+// swallows every datagram (blackholed).
+func TestBrowserDeviceOverWebSocket(t *testing.T) {
+	cases := []struct {
+		name           string
+		noWebTransport bool // the page finds no WebTransport, as in a browser without it
+		block          bool // reach the relay through a TCP-only front
+		hole           bool // that front swallows UDP rather than refusing it
+	}{
+		{name: "no WebTransport", noWebTransport: true},
+		{name: "UDP rejected", block: true},
+		{name: "UDP blackholed", block: true, hole: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
+			defer cancel()
+			relay := startDevRelay(t)
+			addr := relay.Addr
+			if tc.block {
+				addr, _ = relaytest.TCPOnlyFront(t, relay.Addr, tc.hole)
+			}
+			b := startBrowser(t, ctx)
+			if tc.noWebTransport {
+				// Before any of the page's scripts run.
+				if _, err := b.CDP(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": "delete globalThis.WebTransport;"}); err != nil {
+					t.Fatalf("removing WebTransport: %v", err)
+				}
+			}
+			c := b.open(t, ctx, "https://"+addr+"/")
+			var hasWT bool
+			b.eval(t, ctx, &hasWT, `return typeof WebTransport === 'function';`)
+			if hasWT == tc.noWebTransport {
+				t.Fatalf("typeof WebTransport === 'function' is %v in the page: the case %q does not hold", hasWT, tc.name)
+			}
+			took := c.Now - c.Config
+			t.Logf("in the page's clock: connected over WebSocket %.0f ms after /device-config was fetched", took)
+			if tc.block && took > 2000 {
+				t.Errorf("the fallback took %.0f ms; want within 2 s", took)
+			}
+			b.expectTransport(t, ctx, "websocket", "WebSocket")
+			exercisePage(t, ctx, b, relay)
+			for transport, want := range map[string]float64{"websocket": 1, "webtransport": 0} {
+				if got := relay.Metric(t, `relay_logins_total{transport="`+transport+`"}`); got != want {
+					t.Errorf("the relay counted %v %s logins, want %v", got, transport, want)
+				}
+			}
+			// Chromium itself logs the WebTransport attempt that UDP refused.
+			b.checkConsole(t, ctx, []string{"Failed to establish a connection to https://" + addr + "/connect: net::ERR_QUIC_PROTOCOL_ERROR"})
+		})
+	}
+}
+
+// startDevRelay runs a relay as cmd/relay runs in development: the dev CA
+// on TCP, a short-lived certificate on UDP that browsers take by its hash.
+func startDevRelay(t *testing.T) *relaytest.Relay {
+	return relaytest.StartDev(t, func(c *server.Config, dev *certs.Dev) {
 		sl, err := dev.ShortLived()
 		if err != nil {
 			t.Fatalf("short-lived certificate: %v", err)
 		}
 		c.UDPTLS, c.CertHashes = sl.TLSConfig(), sl.Hashes
 	})
-	b := startBrowser(t, ctx)
-	page := "https://" + relay.Addr + "/"
+}
 
-	// Load the page and wait for its device to log in.
+// open loads page and waits for its device to log in.
+func (b *browser) open(t *testing.T, ctx context.Context, page string) connected {
+	t.Helper()
 	start := time.Now()
 	if err := b.Navigate(ctx, page); err != nil {
 		t.Fatalf("navigate to %s: %v", page, err)
 	}
 	loaded := time.Since(start)
 	c := b.waitConnected(t, ctx)
-	t.Logf("Navigate returned after %v, device connected %v after it began; in the page's clock: /device-config "+
-		"fetched at %.0f ms, connected seen at %.0f ms (WebTransport session and login: at most %.0f ms)",
-		loaded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), c.Config, c.Now, c.Now-c.Config)
+	t.Logf("Navigate returned after %v, device connected %v after it began",
+		loaded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	return c
+}
 
+// expectTransport checks the transport the page says it uses, in its test
+// hook and on its status line.
+func (b *browser) expectTransport(t *testing.T, ctx context.Context, transport, shown string) {
+	t.Helper()
+	var got struct{ Transport, Status string }
+	b.eval(t, ctx, &got, `return {transport: window.awtrixDevice.transport, status: document.getElementById('status').textContent};`)
+	if got.Transport != transport || got.Status != "connected over "+shown {
+		t.Fatalf("the page is on %q and says %q; want %q and \"connected over %s\"", got.Transport, got.Status, transport, shown)
+	}
+}
+
+// exercisePage runs the page through what a device does: its token on
+// show, a notification and a drawing rendered, AWTRIX 3's modes and reads,
+// and a rotation.
+func exercisePage(t *testing.T, ctx context.Context, b *browser, relay *relaytest.Relay) {
+	t.Helper()
 	// The token on the page is the device's, well formed, and in the curl line.
 	var shown struct{ Token, DeviceToken, Curl string }
 	b.eval(t, ctx, &shown, `return {
@@ -151,7 +243,7 @@ func TestBrowserDevice(t *testing.T) {
 		}
 		return len(wrong) == 0, wrong
 	})
-	b.saveScreenshot(t, ctx, "browser-device.png")
+	b.saveScreenshot(t, ctx, strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())+".png")
 	testAWTRIX3Modes(t, ctx, b, relay, tok)
 
 	// Rotation: the old token stops reaching the page at once, the new one
@@ -179,7 +271,6 @@ func TestBrowserDevice(t *testing.T) {
 		t.Fatalf("after rotation #token shows %q and awtrixDevice.token is %q, want %q", after.Token, after.DeviceToken, rot.Token)
 	}
 
-	b.checkConsole(t, ctx)
 }
 
 // browser is a Chromium session with the test's helpers.
@@ -191,7 +282,7 @@ type browser struct {
 // startBrowser starts chromedriver and a headless Chromium that trusts any
 // certificate for pages (the relay's dev CA); WebTransport still goes by
 // serverCertificateHashes. Both end with the test.
-func startBrowser(t *testing.T, ctx context.Context) *browser {
+func startBrowser(t *testing.T, ctx context.Context, flags ...string) *browser {
 	t.Helper()
 	for _, p := range []string{chromiumPath, chromedriverPath} {
 		if _, err := os.Stat(p); err != nil {
@@ -215,12 +306,12 @@ func startBrowser(t *testing.T, ctx context.Context) *browser {
 	})
 	b.Session, err = d.NewSession(ctx, webdriver.Options{
 		Binary: chromiumPath,
-		Args: []string{
+		Args: append([]string{
 			"--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync",
 			"--disable-dev-shm-usage", "--window-size=900,700",
 			"--user-data-dir=" + t.TempDir(),
-		},
+		}, flags...),
 		AcceptInsecureCerts: true,
 		BrowserLogs:         true,
 		ScriptTimeout:       scriptTimeout,
@@ -347,9 +438,11 @@ func (b *browser) saveScreenshot(t *testing.T, ctx context.Context, name string)
 	t.Logf("screenshot: %s", path)
 }
 
-// checkConsole fails the test on every console error of the page. The log
-// is logged in full whatever its levels, for whoever reads a failure.
-func (b *browser) checkConsole(t *testing.T, ctx context.Context) {
+// checkConsole fails the test on every console error of the page, except
+// those that contain one of expected: errors the browser itself logs for
+// what the test does on purpose. The log is logged in full whatever its
+// levels, for whoever reads a failure.
+func (b *browser) checkConsole(t *testing.T, ctx context.Context, expected []string) {
 	t.Helper()
 	entries, err := b.Logs(ctx, "browser")
 	if err != nil {
@@ -357,7 +450,7 @@ func (b *browser) checkConsole(t *testing.T, ctx context.Context) {
 	}
 	for _, e := range entries {
 		t.Logf("console %s %s: %s", e.Level, e.Source, e.Message)
-		if e.Level == "SEVERE" && !strings.Contains(e.Message, "favicon.ico") {
+		if e.Level == "SEVERE" && !slices.ContainsFunc(expected, func(x string) bool { return strings.Contains(e.Message, x) }) {
 			t.Errorf("console error from the page: %s: %s", e.Source, e.Message)
 		}
 	}

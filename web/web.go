@@ -1,8 +1,9 @@
 // Package web is the browser "virtual AWTRIX" device: a page that logs in to
-// the relay over WebTransport, shows the device's token and a ready-made
-// webhook call, and draws what it receives on a 32x8 LED canvas. It speaks
-// the device protocol (docs/PROTOCOL.md) in JavaScript; static/wire.js
-// mirrors package wire.
+// the relay over WebTransport, or over a WebSocket where that fails
+// (static/wsmux.js), shows the device's token and a ready-made webhook call,
+// and draws what it receives on a 32x8 LED canvas. It speaks the device
+// protocol (docs/PROTOCOL.md) in JavaScript; static/wire.js mirrors package
+// wire.
 //
 // The page is plain ES modules with no build step and nothing fetched from
 // elsewhere: static/ is served as it is, embedded in the binary.

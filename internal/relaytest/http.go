@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -61,4 +62,30 @@ func ErrorCode(tb testing.TB, body []byte) string {
 		tb.Fatalf("error body %q is not {\"error\",\"code\"}: %v", body, err)
 	}
 	return e.Code
+}
+
+// Metric reads one series, by its full name with labels as /metrics writes
+// it, from the admin listener; the test fails if it is not there.
+func (r *Relay) Metric(tb testing.TB, name string) float64 {
+	tb.Helper()
+	resp, err := http.Get("http://" + r.AdminAddr().String() + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("/metrics: %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	tb.Fatalf("/metrics has no %s", name)
+	return 0
 }

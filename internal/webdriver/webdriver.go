@@ -213,6 +213,18 @@ func (s *Session) execute(ctx context.Context, endpoint, script string, args []a
 	return v, err
 }
 
+// CDP sends one Chrome DevTools Protocol command (Page.addScriptToEvaluateOnNewDocument,
+// say) to the session's page and returns its result. It is chromedriver's
+// extension of the protocol.
+func (s *Session) CDP(ctx context.Context, cmd string, params map[string]any) (json.RawMessage, error) {
+	if params == nil {
+		params = map[string]any{}
+	}
+	var v json.RawMessage
+	err := s.c.do(ctx, http.MethodPost, s.path("/goog/cdp/execute"), map[string]any{"cmd": cmd, "params": params}, &v)
+	return v, err
+}
+
 // Screenshot returns a PNG of the current viewport.
 func (s *Session) Screenshot(ctx context.Context) ([]byte, error) {
 	var b64 string

@@ -95,13 +95,14 @@ func (f *fake) commands() []string {
 func TestSessionWireFormat(t *testing.T) {
 	ctx := context.Background()
 	f, c := newFake(t, map[string]string{
-		"POST /session":                  `{"value":{"sessionId":"s1","capabilities":{"browserName":"chrome"}}}`,
-		"POST /session/s1/url":           `{"value":null}`,
-		"POST /session/s1/execute/sync":  `{"value":{"state":"connected","n":3}}`,
-		"POST /session/s1/execute/async": `{"value":"tok"}`,
-		"GET /session/s1/screenshot":     `{"value":"iVBORw0KGgo="}`,
-		"POST /session/s1/se/log":        `{"value":[{"level":"SEVERE","source":"javascript","message":"boom","timestamp":1700000000000}]}`,
-		"DELETE /session/s1":             `{"value":null}`,
+		"POST /session":                     `{"value":{"sessionId":"s1","capabilities":{"browserName":"chrome"}}}`,
+		"POST /session/s1/url":              `{"value":null}`,
+		"POST /session/s1/execute/sync":     `{"value":{"state":"connected","n":3}}`,
+		"POST /session/s1/execute/async":    `{"value":"tok"}`,
+		"GET /session/s1/screenshot":        `{"value":"iVBORw0KGgo="}`,
+		"POST /session/s1/goog/cdp/execute": `{"value":{"identifier":"1"}}`,
+		"POST /session/s1/se/log":           `{"value":[{"level":"SEVERE","source":"javascript","message":"boom","timestamp":1700000000000}]}`,
+		"DELETE /session/s1":                `{"value":null}`,
 	})
 	s, err := newSession(ctx, c, Options{
 		Binary:              "/usr/bin/chromium",
@@ -123,6 +124,10 @@ func TestSessionWireFormat(t *testing.T) {
 	v, err = s.ExecuteAsyncScript(ctx, "arguments[0]('tok')")
 	if err != nil || string(v) != `"tok"` {
 		t.Fatalf("ExecuteAsyncScript = %s, %v", v, err)
+	}
+	v, err = s.CDP(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": "x"})
+	if err != nil || string(v) != `{"identifier":"1"}` {
+		t.Fatalf("CDP = %s, %v", v, err)
 	}
 	png, err := s.Screenshot(ctx)
 	if err != nil || string(png) != "\x89PNG\r\n\x1a\n" {
@@ -146,6 +151,7 @@ func TestSessionWireFormat(t *testing.T) {
 		`POST /session/s1/url {"url":"https://127.0.0.1:1/"}`,
 		`POST /session/s1/execute/sync {"args":[1,"a"],"script":"return 1"}`,
 		`POST /session/s1/execute/async {"args":[],"script":"arguments[0]('tok')"}`,
+		`POST /session/s1/goog/cdp/execute {"cmd":"Page.addScriptToEvaluateOnNewDocument","params":{"source":"x"}}`,
 		`GET /session/s1/screenshot`,
 		`POST /session/s1/se/log {"type":"browser"}`,
 		`DELETE /session/s1`,

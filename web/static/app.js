@@ -159,6 +159,9 @@ window.awtrixDevice = {
   get token() {
     return device.token;
   },
+  get transport() {
+    return device.transport;
+  },
   get messages() {
     return messages;
   },

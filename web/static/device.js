@@ -1,27 +1,35 @@
-// The device side of the relay protocol (docs/PROTOCOL.md) over WebTransport.
+// The device side of the relay protocol (docs/PROTOCOL.md) over WebTransport,
+// or over a WebSocket where WebTransport is missing or UDP is blocked (§2.5).
 //
 // A Device keeps one session up at a time: fetch /device-config, open a
-// WebTransport session at /connect, open the control stream, LOGIN, then
-// read control frames while answering message streams. It reconnects with
+// WebTransport session at /connect (and a WebSocket one if that fails or is
+// not ready after a head start), open the control stream, LOGIN, then read
+// control frames while answering message streams. It reconnects with
 // exponential backoff and full jitter, waits out GOAWAY, and stops for good
 // on bad_token and unsupported_version (§8).
 //
 // What the browser does not let a page do: QUIC keep-alive PINGs (§2.3) and
 // stream credit (§2.2) are Chromium's. Chromium's QUIC stack pings while a
 // stream is open, and the control stream stays open for the whole session.
+// Over WebSocket, wsmux.js keeps the session alive itself.
 
 import * as wire from './wire.js';
+import { WebSocketSession } from './wsmux.js';
 
 export const AGENT = 'virtual-awtrix/1';
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
 const STABLE_AFTER_MS = 60_000; // a session this long resets the backoff (§8)
-const LOGIN_TIMEOUT_MS = 10_000; // dial + login bound (§8)
+const LOGIN_TIMEOUT_MS = 10_000; // dial bound, then login bound (§8)
+const HEAD_START_MS = 300; // WebTransport's lead over WebSocket (§2.5)
 const DRAIN_MS = 5_000; // how long GOAWAY waits for open messages: the relay's ack timeout
 const GOAWAY_LINGER_MS = 10_000; // how long it then waits for the relay to close
 const CLOSE_WAIT_MS = 2_000; // how long to wait for the relay's close after the control stream ends
 const PERMANENT = new Set(['bad_token', 'unsupported_version']);
+
+/** TRANSPORTS names the transports as the page shows them. */
+export const TRANSPORTS = { webtransport: 'WebTransport', websocket: 'WebSocket' };
 
 /** backoff is the wait before retry n: uniform in [0, min(cap, base * 2^n)). */
 export function backoff(attempt, random = Math.random) {
@@ -56,6 +64,7 @@ class ProtocolError extends Error {}
 export class Device {
   state = 'disconnected';
   token; // the token the next LOGIN uses; changed by rotate()
+  transport = ''; // the live session's: 'webtransport', 'websocket', or '' when none
 
   #opts;
   #session = null; // the live Session, if any
@@ -141,40 +150,107 @@ export class Device {
    * reason?, permanent?, goaway?, welcomed}.
    */
   async #connect(redirect) {
-    if (typeof WebTransport === 'undefined') {
-      return { why: 'this browser has no WebTransport', permanent: true };
-    }
     let options = {};
-    try {
-      const res = await fetch(this.#opts.configURL, { cache: 'no-store' });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      // The relay's UDP certificate may be self-signed and short-lived, and
-      // change on restart: fetch its hashes before every attempt.
-      const { certHashes = [] } = await res.json();
-      if (certHashes.length) {
-        options = { serverCertificateHashes: certHashes.map((h) => ({ algorithm: 'sha-256', value: base64ToBytes(h) })) };
+    if (typeof WebTransport === 'function') {
+      try {
+        const res = await fetch(this.#opts.configURL, { cache: 'no-store' });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        // The relay's UDP certificate may be self-signed and short-lived, and
+        // change on restart: fetch its hashes before every attempt.
+        const { certHashes = [] } = await res.json();
+        if (certHashes.length) {
+          options = { serverCertificateHashes: certHashes.map((h) => ({ algorithm: 'sha-256', value: base64ToBytes(h) })) };
+        }
+      } catch (err) {
+        return { why: `cannot fetch ${this.#opts.configURL}: ${err.message}` };
       }
-    } catch (err) {
-      return { why: `cannot fetch ${this.#opts.configURL}: ${err.message}` };
     }
     const url = redirect ? `https://${redirect}/connect` : this.#opts.connectURL;
-    let wt;
-    try {
-      wt = new WebTransport(url, options);
-    } catch (err) {
-      return { why: `cannot connect: ${err.message}` };
-    }
-    const session = new Session(wt, this.token, this.#opts, () => this.#state('connected', 'connected'));
+    const dialed = await dial(url, options);
+    if (!dialed.conn) return dialed;
+    const name = TRANSPORTS[dialed.transport];
+    const session = new Session(dialed.conn, this.token, this.#opts, () => {
+      this.transport = dialed.transport;
+      this.#state('connected', `connected over ${name}`);
+    });
     this.#session = session;
     try {
       return await session.run();
     } finally {
       this.#session = null;
+      this.transport = '';
     }
   }
 }
 
-/** Session is one WebTransport session, from LOGIN to close. */
+/**
+ * dial opens a WebTransport session to url (https://HOST/connect) and, when
+ * WebTransport is missing, fails, or is not ready after a head start, a
+ * WebSocket one to the same place as well (§2.5). The first ready is kept
+ * and the other closed before either sent LOGIN, so the two never fight
+ * over the token. Resolves to {conn, transport} or, when neither opens
+ * within timeoutMs, {why}; it never rejects.
+ */
+export function dial(url, options, { headStartMs = HEAD_START_MS, timeoutMs = LOGIN_TIMEOUT_MS, WebTransport = globalThis.WebTransport, WebSocket = globalThis.WebSocket } = {}) {
+  return new Promise((resolve) => {
+    const pending = new Map(); // transport -> conn not yet ready
+    const errors = [];
+    let done = false;
+    let wsStarted = false;
+    const finish = (result) => {
+      if (done) return;
+      done = true;
+      clearTimeout(headStart);
+      clearTimeout(timeout);
+      for (const conn of pending.values()) {
+        if (conn !== result.conn) closeQuietly(conn);
+      }
+      resolve(result);
+    };
+    const failed = (transport, err) => {
+      if (done) return;
+      pending.delete(transport);
+      errors.push(`${TRANSPORTS[transport]}: ${err?.message || err || 'failed'}`);
+      if (!wsStarted) startWebSocket();
+      else if (pending.size === 0) finish({ why: `cannot connect: ${errors.join('; ')}` });
+    };
+    const attempt = (transport, open) => {
+      let conn;
+      try {
+        conn = open();
+      } catch (err) {
+        failed(transport, err);
+        return;
+      }
+      pending.set(transport, conn);
+      conn.closed.catch(() => {}); // a loser's end is nobody's business
+      conn.ready.then(
+        () => finish({ conn, transport }),
+        (err) => failed(transport, err),
+      );
+    };
+    const startWebSocket = () => {
+      if (wsStarted) return;
+      wsStarted = true;
+      attempt('websocket', () => new WebSocketSession(url.replace(/^http/, 'ws'), { WebSocket }));
+    };
+    const headStart = setTimeout(startWebSocket, headStartMs);
+    const timeout = setTimeout(() => finish({ why: `no connection in ${seconds(timeoutMs)}` }), timeoutMs);
+    if (typeof WebTransport !== 'function') startWebSocket();
+    else attempt('webtransport', () => new WebTransport(url, options));
+  });
+}
+
+/** closeQuietly closes a session that may not be open yet. */
+function closeQuietly(conn) {
+  try {
+    conn.close({ closeCode: wire.CloseNormal, reason: '' });
+  } catch {
+    // Not open, or already closed: either way it is going.
+  }
+}
+
+/** Session is one session, WebTransport or WebSocketSession, from LOGIN to close. */
 class Session {
   welcomed = false;
 

@@ -4,10 +4,12 @@
 // node --test web/static/device.test.mjs
 
 import assert from 'node:assert/strict';
-import { afterEach, test } from 'node:test';
-import { AGENT, Device, backoff, base64ToBytes } from './device.js';
+import { afterEach, mock, test } from 'node:test';
+import { AGENT, Device, backoff, base64ToBytes, dial } from './device.js';
+import { FakeWS } from './fakews.mjs';
 import { handleMessage } from './modes.js';
 import * as wire from './wire.js';
+import { CLOSE_BASE, encodeFrame } from './wsmux.js';
 
 /** pipe is one direction of a stream: what one side writes, the other reads. */
 const pipe = () => new TransformStream({}, { highWaterMark: 64 });
@@ -301,5 +303,155 @@ test('WELCOME above the version offered is a protocol error; below the oldest is
     assert.match(states.at(-1)[1], /relay speaks only version 0/);
     await new Promise((r) => setTimeout(r, 600)); // longer than the first backoff
     assert.equal(FakeWT.sessions.length, before, 'no retry');
+  }
+});
+
+/** DialWT is a WebTransport whose opening the test decides: accept() or fail(). */
+class DialWT {
+  static made = [];
+  closedWith = null;
+
+  constructor(url, options) {
+    this.url = url;
+    this.options = options;
+    this.ready = new Promise((resolve, reject) => {
+      this.accept = resolve;
+      this.fail = reject;
+    });
+    this.closed = new Promise(() => {});
+    DialWT.made.push(this);
+  }
+
+  close(info) {
+    this.closedWith = info;
+    this.fail(new Error('closed before it opened'));
+  }
+}
+
+test('dial: WebTransport first, WebSocket after the head start or at once when WebTransport fails', async (t) => {
+  const url = 'https://relay.test/connect';
+  const opts = { serverCertificateHashes: [] };
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  const fresh = () => {
+    DialWT.made = [];
+    FakeWS.last = null;
+  };
+
+  await t.test('WebTransport ready within the head start: no WebSocket', async () => {
+    fresh();
+    const p = dial(url, opts, { WebTransport: DialWT, WebSocket: FakeWS });
+    assert.equal(DialWT.made[0].url, url);
+    assert.equal(DialWT.made[0].options, opts);
+    mock.timers.tick(299);
+    DialWT.made[0].accept();
+    const r = await p;
+    assert.equal(r.transport, 'webtransport');
+    assert.equal(r.conn, DialWT.made[0]);
+    mock.timers.tick(10_000);
+    assert.equal(FakeWS.last, null);
+  });
+
+  await t.test('WebTransport silent: WebSocket after 300 ms wins, WebTransport is closed unopened', async () => {
+    fresh();
+    const p = dial(url, opts, { WebTransport: DialWT, WebSocket: FakeWS });
+    mock.timers.tick(299);
+    assert.equal(FakeWS.last, null, 'WebSocket before the head start');
+    mock.timers.tick(1);
+    assert.equal(FakeWS.last.url, 'wss://relay.test/connect');
+    FakeWS.last.open();
+    const r = await p;
+    assert.equal(r.transport, 'websocket');
+    assert.ok(DialWT.made[0].closedWith, 'the WebTransport attempt closed');
+    r.conn.close();
+  });
+
+  for (const [name, WT] of [
+    ['WebTransport fails: WebSocket at once', DialWT],
+    [
+      'WebTransport throws: WebSocket at once',
+      class {
+        constructor() {
+          throw new TypeError('bad URL');
+        }
+      },
+    ],
+    ['no WebTransport in this browser: WebSocket at once', null],
+  ]) {
+    await t.test(name, async () => {
+      fresh();
+      const p = dial(url, opts, { WebTransport: WT, WebSocket: FakeWS });
+      DialWT.made[0]?.fail(new Error('QUIC handshake failed'));
+      await Promise.resolve();
+      assert.ok(FakeWS.last, 'a WebSocket before any time passed');
+      FakeWS.last.open();
+      assert.equal((await p).transport, 'websocket');
+      (await p).conn.close();
+    });
+  }
+
+  await t.test('both fail: why names both', async () => {
+    fresh();
+    const p = dial(url, opts, { WebTransport: DialWT, WebSocket: FakeWS });
+    DialWT.made[0].fail(new Error('QUIC handshake failed'));
+    await Promise.resolve();
+    FakeWS.last.relayClose(1006, '');
+    assert.deepEqual(await p, { why: 'cannot connect: WebTransport: QUIC handshake failed; WebSocket: connection lost (WebSocket close 1006)' });
+  });
+
+  await t.test('neither opens in 10 s: both closed', async () => {
+    fresh();
+    const p = dial(url, opts, { WebTransport: DialWT, WebSocket: FakeWS });
+    mock.timers.tick(10_000);
+    assert.deepEqual(await p, { why: 'no connection in 10.0 s' });
+    assert.ok(DialWT.made[0].closedWith);
+    assert.equal(FakeWS.last.closedWith.code, CLOSE_BASE + wire.CloseNormal);
+  });
+});
+
+test('a browser without WebTransport: the whole session over WebSocket', async () => {
+  const saved = [globalThis.WebTransport, globalThis.WebSocket];
+  globalThis.WebTransport = undefined;
+  globalThis.WebSocket = FakeWS;
+  FakeWS.last = null;
+  try {
+    const states = [];
+    const d = new Device({
+      token: TOKEN,
+      configURL: '/device-config',
+      connectURL: 'https://relay.test/connect',
+      onState: (state, text) => states.push([state, text]),
+      onMessage: ({ mode, query, body }) => handleMessage(mode, body, query),
+      onReply: () => {},
+    });
+    d.start();
+    await eventually(() => FakeWS.last, 'a WebSocket');
+    const ws = FakeWS.last;
+    assert.equal(ws.url, 'wss://relay.test/connect');
+    ws.open();
+    const login = await ws.next();
+    assert.deepEqual([login.type, login.id], [0x00, 0]);
+    assert.equal(wire.parseLogin(login.data.subarray(wire.HeaderLen)).token, TOKEN);
+
+    ws.deliver(encodeFrame(0x00, 0, WELCOME));
+    await eventually(() => d.state === 'connected', 'connected');
+    assert.equal(d.transport, 'websocket');
+    assert.deepEqual(states.at(-1), ['connected', 'connected over WebSocket']);
+
+    ws.deliver(encodeFrame(0x01, 1, wire.encodeMessage({ mode: 'notify', body: '{"text":"Hi"}' })));
+    const reply = await ws.next();
+    assert.deepEqual([reply.type, reply.id], [0x00, 1]);
+    const r = wire.parseReply(reply.data.subarray(wire.HeaderLen));
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(new TextDecoder().decode(r.body)).rendered, 'text');
+    assert.deepEqual(await ws.next(), { type: 0x01, id: 1, data: new Uint8Array(0) });
+
+    // A refusal carried by the close status is as permanent as over QUIC.
+    ws.relayClose(CLOSE_BASE + wire.CloseRefused, 'bad_token');
+    await eventually(() => d.state === 'disconnected', 'disconnected');
+    assert.equal(d.transport, '');
+    assert.equal(states.at(-1)[1], 'disconnected: refused: bad_token');
+  } finally {
+    [globalThis.WebTransport, globalThis.WebSocket] = saved;
   }
 });

@@ -137,6 +137,9 @@ type targeter struct {
 	// between sessions), and routes keeps where each webhook went.
 	where  func(i int) int
 	routes *routing
+	// devs, if set, keeps each webhook's device (index + 1): in a cluster,
+	// and to split the figures of a swarm on several transports.
+	devs *idTable
 
 	zipfMu sync.Mutex // guards zipf, which is not safe for concurrent use
 	zipf   *rand.Zipf
@@ -194,7 +197,7 @@ func (t *targeter) body() body {
 // to, its device, and the node of that device's session when it was sent.
 type routing struct {
 	nodes idTable // route(webhook node, device's node)
-	devs  idTable // device index + 1
+	devs  idTable // device index + 1 (targeter.devs)
 }
 
 // get returns id's webhook node, device and device node (-1: between
@@ -221,9 +224,11 @@ func (t *targeter) next(tgt *vegeta.Target) error {
 	node := t.fe.pick()
 	t.fe.sent[node].Add(1)
 	t.fe.pending[node].Add(1)
+	if t.devs != nil {
+		t.devs.set(id, uint32(dev)+1)
+	}
 	if t.routes != nil {
 		t.routes.nodes.set(id, route(node, t.where(dev)))
-		t.routes.devs.set(id, uint32(dev)+1)
 	}
 	tgt.Method = http.MethodPost
 	tgt.URL = t.fe.bases[node] + b.mode + "&token=" + t.token(dev) + "&lt=" + strconv.FormatUint(id, 10)

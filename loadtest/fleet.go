@@ -65,7 +65,7 @@ func (r *runner) fleet(ctx context.Context, s *Summary) error {
 	}
 	fs.BaseCPUPercent, fs.RSSBeforeMB = base.relay.CPUPercent, base.relay.RSSMB
 
-	sw, err := r.newSwarm(t, cfg.WebTransportShare)
+	sw, err := r.newSwarm(t, cfg.mix())
 	if err != nil {
 		return err
 	}

@@ -10,18 +10,22 @@ import (
 )
 
 // idle measures the relay's memory per connected idle device: RSS before
-// the swarm and after it has settled. With a mixed swarm it also measures
-// QUIC-only and WebTransport-only swarms, each on a fresh relay. With
+// the swarm and after it has settled. With a swarm on several transports
+// it also measures each transport alone, each on a fresh relay. With
 // --floors, the floors' idle devices follow, settled as long.
 func (r *runner) idle(ctx context.Context, s *Summary) error {
 	cfg := r.cfg
-	shares := []float64{cfg.WebTransportShare}
-	if cfg.WebTransportShare > 0 && cfg.WebTransportShare < 1 && cfg.Target == "" {
-		shares = append(shares, 0, 1)
+	phases := []mix{cfg.mix()}
+	var alone []string // the transports measured alone after the main phase
+	if ts := transportsOf(cfg.mix()); len(ts) > 1 && cfg.Target == "" {
+		alone = ts
+		for _, tr := range ts {
+			phases = append(phases, pure(tr))
+		}
 	}
 	var first *target // the first relay's, stopped: its certificate serves the floors
-	for i, share := range shares {
-		mem, t, err := r.idlePhase(ctx, s, share, i == 0)
+	for i, m := range phases {
+		mem, t, err := r.idlePhase(ctx, s, m, i == 0)
 		if err != nil {
 			return err
 		}
@@ -29,7 +33,7 @@ func (r *runner) idle(ctx context.Context, s *Summary) error {
 			s.Memory, first = mem, t
 		} else {
 			s.Memory.ByTransport = append(s.Memory.ByTransport, TransportMemory{
-				Transport:    map[float64]string{0: "quic", 1: "webtransport"}[share],
+				Transport:    alone[i-1],
 				Devices:      mem.QUICDevices + mem.WebTransDevices + mem.WebSocketDevs,
 				RSSBeforeMB:  mem.RSSBeforeMB,
 				RSSAfterMB:   mem.RSSAfterMB,
@@ -41,6 +45,22 @@ func (r *runner) idle(ctx context.Context, s *Summary) error {
 		return r.floors(ctx, s, first, nil, cfg.IdleSettle)
 	}
 	return nil
+}
+
+// transportsOf lists the transports a mix puts devices on, in the order
+// Swarm.Transports uses.
+func transportsOf(m mix) []string {
+	var ts []string
+	if m.wt+m.ws < 1 {
+		ts = append(ts, TransportQUIC)
+	}
+	if m.wt > 0 {
+		ts = append(ts, TransportWebTransport)
+	}
+	if m.ws > 0 {
+		ts = append(ts, TransportWebSocket)
+	}
+	return ts
 }
 
 // idleServer names an idle phase's relay in Summary.Costs: "relay" for
@@ -55,7 +75,7 @@ func idleServer(main bool, sw *Swarm) string {
 // idlePhase is one idle measurement on its own relay, which it returns
 // stopped; main fills the Summary's relay, connect and transport figures.
 // With --floors it adds the relay's row to Summary.Costs.
-func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main bool) (*MemoryStats, *target, error) {
+func (r *runner) idlePhase(ctx context.Context, s *Summary, devices mix, main bool) (*MemoryStats, *target, error) {
 	t, err := r.startTarget(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -75,7 +95,7 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	if err != nil {
 		return nil, nil, err
 	}
-	sw, err := r.newSwarm(t, share)
+	sw, err := r.newSwarm(t, devices)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,6 +136,7 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, share float64, main 
 	r.logf("idle (%s): relay RSS %.1f -> %.1f MB with %d devices: %.1f KiB per device", transportName(sw), before, after, sw.Connected(), mem.PerDeviceKiB)
 	if main {
 		s.Connect, s.Connected, s.Transport = ps.Connect, ps.Connected, ps.Transport
+		s.ByTransport = byTransport(sw, nil, nil) // connect times: idle sends no webhook
 		rd.record(s)
 		s.DurationS = r.cfg.IdleSettle.Seconds()
 	}

@@ -214,6 +214,9 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 	row("Misrouted", strconv.FormatUint(s.Misrouted, 10))
 	row("Late (device got it, caller got no 200)", strconv.FormatUint(s.Late, 10))
 	p("\n")
+	if len(s.ByTransport) > 0 {
+		writeByTransportMD(p, s)
+	}
 
 	p("## Relay vs baseline\n\n")
 	if bl := s.Baseline; bl != nil {
@@ -267,6 +270,7 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 		row("Per device", num1(m.PerDeviceKiB)+" KiB")
 		row("QUIC devices", strconv.Itoa(m.QUICDevices))
 		row("WebTransport devices", strconv.Itoa(m.WebTransDevices))
+		row("WebSocket devices", strconv.Itoa(m.WebSocketDevs))
 		if m.Goroutines > 0 {
 			row("Relay goroutines", strconv.Itoa(m.Goroutines))
 		}
@@ -359,6 +363,22 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 
 // writeClusterMD writes the cluster's nodes, NATS, and where deliveries
 // crossed nodes.
+// writeByTransportMD is the run split by the devices' transport.
+func writeByTransportMD(p func(string, ...any), s *Summary) {
+	what := "the webhooks sent to its devices"
+	if len(s.Steps) > 0 {
+		what += " at the highest step that held (or the best step)"
+	}
+	p("## By transport\n\nEach transport's devices: how they connected, and %s.\n\n", what)
+	p("| Transport | Devices | Connected | Connect p50 ms | Connect p99 ms | Webhooks | 2xx | p50 ms | p90 ms | p99 ms | max ms |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, t := range s.ByTransport {
+		p("| %s | %d | %d | %s | %s | %d | %d | %s | %s | %s | %s |\n", mdText(t.Transport), t.Devices, t.Connected,
+			ms(t.ConnectP50MS), ms(t.ConnectP99MS), t.Webhooks, t.OK, ms(t.Latency.P50), ms(t.Latency.P90), ms(t.Latency.P99), ms(t.Latency.Max))
+	}
+	p("\n")
+}
+
 func writeClusterMD(p func(string, ...any), s *Summary, c *ClusterStats) {
 	p("## Cluster\n\n")
 	p("%d relay nodes, each its own process, joined by a NATS server in a process of its own (%s). "+
@@ -690,6 +710,11 @@ func PrintTable(w io.Writer, s *Summary) {
 	}
 	row("relay", "CPU %s%% mean, %s%% max  RSS %s MB (max %s)", pct(s.RelayCPUPercent), pct(s.Relay.CPUMaxPct), num1(s.RelayRSSMB), num1(s.Relay.RSSMaxMB))
 	row("accounting", "delivered %d  lost %d  duplicated %d  misrouted %d  late %d", s.Delivered, s.Lost, s.Duplicated, s.Misrouted, s.Late)
+	for _, t := range s.ByTransport {
+		row("  "+t.Transport, "%d devices (%d connected, p50 %s p99 %s ms)  webhooks %d (%d 2xx)  p50 %s  p90 %s  p99 %s  max %s ms",
+			t.Devices, t.Connected, ms(t.ConnectP50MS), ms(t.ConnectP99MS), t.Webhooks, t.OK,
+			ms(t.Latency.P50), ms(t.Latency.P90), ms(t.Latency.P99), ms(t.Latency.Max))
+	}
 	if c := s.Connect; c != nil {
 		row("connect", "%d devices, %d failed, all in %s s (%s/s), p50 %s ms  p99 %s ms",
 			c.Devices, c.Failed, num(c.AllConnectedS), num(c.HandshakesPS), ms(c.P50MS), ms(c.P99MS))

@@ -232,7 +232,25 @@ func tlsTrusting(caFile string) (*tls.Config, error) {
 }
 
 // newSwarm makes the swarm for the relay at t (every node of a cluster).
-func (r *runner) newSwarm(t *target, share float64) (*Swarm, error) {
+// mix is a swarm's shares of devices on WebTransport and on WebSocket; the
+// rest are on raw QUIC.
+type mix struct{ wt, ws float64 }
+
+// pure is the mix with every device on transport.
+func pure(transport string) mix {
+	switch transport {
+	case TransportWebTransport:
+		return mix{wt: 1}
+	case TransportWebSocket:
+		return mix{ws: 1}
+	}
+	return mix{}
+}
+
+// mix is the swarm the flags ask for.
+func (c *Config) mix() mix { return mix{wt: c.WebTransportShare, ws: c.WebSocketShare} }
+
+func (r *runner) newSwarm(t *target, m mix) (*Swarm, error) {
 	var addrs []string
 	if len(t.nodes) > 1 {
 		addrs = t.addrs()
@@ -242,8 +260,8 @@ func (r *runner) newSwarm(t *target, share float64) (*Swarm, error) {
 		Addrs:             addrs,
 		TLS:               t.tls,
 		Devices:           r.cfg.Devices,
-		WebTransportShare: share,
-		WebSocketShare:    r.cfg.WebSocketShare,
+		WebTransportShare: m.wt,
+		WebSocketShare:    m.ws,
 		ConnectRate:       r.cfg.ConnectRate,
 		AckDelay:          r.cfg.AckDelay,
 		AckJitter:         r.cfg.AckJitter,
@@ -269,18 +287,6 @@ func (r *runner) connect(ctx context.Context, sw *Swarm, s *Summary) {
 	if cs.Failed > 0 {
 		s.Failures = append(s.Failures, fmt.Sprintf("%d of %d devices did not connect within %v", cs.Failed, cs.Devices, wait))
 	}
-}
-
-func transportName(sw *Swarm) string {
-	switch wt, ws := sw.WebTransportDevices(), sw.WebSocketDevices(); {
-	case wt == 0 && ws == 0:
-		return "quic"
-	case wt == sw.Len():
-		return "webtransport"
-	case ws == sw.Len():
-		return "websocket"
-	}
-	return "mixed"
 }
 
 // load runs every scenario with an attack.
@@ -314,7 +320,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		}
 		rc = &c
 	}
-	sw, err := r.newSwarm(t, cfg.WebTransportShare)
+	sw, err := r.newSwarm(t, cfg.mix())
 	if err != nil {
 		return err
 	}
@@ -334,6 +340,9 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		return err
 	}
 	var routes routing
+	if s.Cluster != nil || len(sw.Transports()) > 1 {
+		tg.devs = &routes.devs
+	}
 	if s.Cluster != nil {
 		tg.where, tg.routes = sw.Node, &routes
 	}
@@ -353,6 +362,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	var outs []*attackOutcome
 	var churn *churner
 	var began time.Time
+	var split *attackOutcome // the attack whose webhooks ByTransport splits
 	if cfg.Scenario == ScenarioCapacity {
 		runs := r.ramp(ctx, spec, smp, cfg.MaxSteps)
 		if len(runs) == 0 {
@@ -368,6 +378,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		}
 		// The figures to plan with are those of the highest step that held.
 		runs[b].proc.record(s)
+		split = runs[b].out
 		s.Latency, s.Throughput = runs[b].step.Latency, runs[b].step.Throughput
 		if rc != nil {
 			// The floors get one attack, not a ramp: this step's rate
@@ -401,7 +412,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		if rc != nil {
 			rc.attacked(rd.relay, out)
 		}
-		outs = []*attackOutcome{out}
+		outs, split = []*attackOutcome{out}, out
 		if churn != nil {
 			s.Churn = churn.stop()
 		}
@@ -460,6 +471,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	}
 	r.account(s, &l, counts)
 	r.fill(s, outs)
+	s.ByTransport = byTransport(sw, split.results, &routes.devs)
 
 	// The relay is stopped: the floors and the baseline have the machine
 	// to themselves, as it had.

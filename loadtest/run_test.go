@@ -79,6 +79,26 @@ func TestSmoke(t *testing.T) {
 	if s.Relay.PID == 0 || s.Relay.Samples < 2 || s.RelayRSSMB <= 0 {
 		t.Errorf("relay not sampled: %+v", s.Relay)
 	}
+	// Each transport's part: its devices, and the webhooks sent to them,
+	// which add up to the run's.
+	var sum uint64
+	for i, want := range []struct {
+		transport string
+		devices   int
+	}{{TransportQUIC, 120}, {TransportWebTransport, 40}, {TransportWebSocket, 40}} {
+		if i >= len(s.ByTransport) {
+			t.Fatalf("by transport: %+v; want quic, webtransport, websocket", s.ByTransport)
+		}
+		bt := s.ByTransport[i]
+		if bt.Transport != want.transport || bt.Devices != want.devices || bt.Connected != want.devices ||
+			bt.ConnectP50MS <= 0 || bt.Webhooks == 0 || bt.OK != bt.Webhooks || bt.Latency.P50 <= 0 || bt.Latency.P99 < bt.Latency.P50 {
+			t.Errorf("by transport %d: %+v; want %s with %d devices, all connected, webhooks all 2xx", i, bt, want.transport, want.devices)
+		}
+		sum += bt.Webhooks
+	}
+	if sum != s.Requests {
+		t.Errorf("the transports' webhooks add up to %d; the run sent %d", sum, s.Requests)
+	}
 	if b := s.Baseline; b == nil || b.Requests < 800 || b.Process == nil || b.Process.PID == s.Relay.PID {
 		t.Errorf("baseline: %+v", b)
 	}
@@ -101,6 +121,9 @@ func TestSmoke(t *testing.T) {
 	}
 	if back.Requests != s.Requests || back.Delivered != s.Delivered || back.Scenario != ScenarioFanin || back.Pass != s.Pass {
 		t.Errorf("summary.json disagrees with the Summary: %+v", back)
+	}
+	if report, err := os.ReadFile(filepath.Join(out, ReportFile)); err != nil || !strings.Contains(string(report), "## By transport") {
+		t.Errorf("report.md has no By transport section (%v)", err)
 	}
 	if !strings.Contains(logs.String(), "200/200 devices connected") || !strings.Contains(logs.String(), "40 WebTransport, 40 WebSocket") {
 		t.Errorf("no connect line with 40 devices on each of WebTransport and WebSocket in the log")

@@ -41,6 +41,9 @@ type Summary struct {
 	Late uint64 `json:"late"`
 
 	Latency LatencyMS `json:"latency_ms"`
+	// ByTransport splits the connect and webhook figures by the devices'
+	// transport when they use several.
+	ByTransport []TransportStats `json:"by_transport,omitempty"`
 
 	// Relay is sampled from /proc during the attack; in a cluster it is the
 	// nodes together (CPU and RSS summed; the maxima are the sums of each
@@ -156,8 +159,8 @@ type MemoryStats struct {
 	WebTransDevices int     `json:"webtransport_devices"`
 	WebSocketDevs   int     `json:"websocket_devices,omitempty"`
 	Goroutines      int     `json:"relay_goroutines,omitempty"` // from the admin listener, if reachable
-	// ByTransport: a mixed swarm's idle run also measures QUIC-only and
-	// WebTransport-only swarms, each on a fresh relay.
+	// ByTransport: an idle run on several transports also measures a
+	// swarm on each alone, each on a fresh relay.
 	ByTransport []TransportMemory `json:"by_transport,omitempty"`
 }
 

@@ -111,6 +111,7 @@ type Swarm struct {
 	dialErrs  []string   // the first few distinct dial errors
 	moveErrs  []string   // the first few distinct errors of moves' logins
 	connTimes []time.Duration
+	connBy    map[string][]time.Duration // connTimes by transport
 	firstDial time.Time
 	lastUp    time.Time
 	allUp     chan struct{} // closed when everUp reaches len(devs)
@@ -214,6 +215,43 @@ func shareOf(n int, share float64) int { return int(math.Round(float64(n) * shar
 
 // Len is the number of devices.
 func (s *Swarm) Len() int { return len(s.devs) }
+
+// Transport names device i's transport: quic, webtransport or websocket.
+func (s *Swarm) Transport(i int) string { return s.devs[i].transport() }
+
+func (d *simDevice) transport() string {
+	switch {
+	case d.ws:
+		return TransportWebSocket
+	case d.wt:
+		return TransportWebTransport
+	}
+	return TransportQUIC
+}
+
+// Transports lists the transports the swarm's devices use, in a fixed
+// order: quic, webtransport, websocket.
+func (s *Swarm) Transports() []string {
+	var ts []string
+	if s.Len() > s.WebTransportDevices()+s.WebSocketDevices() {
+		ts = append(ts, TransportQUIC)
+	}
+	if s.WebTransportDevices() > 0 {
+		ts = append(ts, TransportWebTransport)
+	}
+	if s.WebSocketDevices() > 0 {
+		ts = append(ts, TransportWebSocket)
+	}
+	return ts
+}
+
+// connectTimes returns the first logins' dial + login times of transport's
+// devices.
+func (s *Swarm) connectTimes(transport string) []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.connBy[transport])
+}
 
 // WebTransportDevices counts the WebTransport devices.
 func (s *Swarm) WebTransportDevices() int {
@@ -374,7 +412,7 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 		s.events.add(d.idx, node, evUp)
 		if first {
 			first = false
-			s.up(time.Since(start))
+			s.up(d, time.Since(start))
 			release()
 		} else {
 			s.reconnects.Add(1)
@@ -516,9 +554,13 @@ func (s *Swarm) DialErrors() (uint64, []string) {
 }
 
 // up records a device's first login.
-func (s *Swarm) up(took time.Duration) {
+func (s *Swarm) up(d *simDevice, took time.Duration) {
 	s.mu.Lock()
 	s.connTimes = append(s.connTimes, took)
+	if s.connBy == nil {
+		s.connBy = map[string][]time.Duration{}
+	}
+	s.connBy[d.transport()] = append(s.connBy[d.transport()], took)
 	s.lastUp = time.Now()
 	s.mu.Unlock()
 	if s.everUp.Add(1) == int64(len(s.devs)) {

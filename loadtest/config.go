@@ -101,7 +101,8 @@ type Config struct {
 	// Floors runs, after the relay, the same attack against bare servers
 	// that do only the device leg (floor.go), each with a fresh swarm of
 	// the same size: floor-quic for raw QUIC devices, floor-webtransport
-	// for WebTransport ones, both for a mixed swarm. Relay minus floor is
+	// for WebTransport ones, floor-websocket for WebSocket ones, each of
+	// its transports' for a mixed swarm. Relay minus floor is
 	// the relay's own overhead. Only where floorsApply (fanin, storm,
 	// capacity, idle); each floor runs in its own process (BaselineBin),
 	// or in this one without it.
@@ -241,9 +242,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WebSocketShare < 0 || c.WebSocketShare+c.WebTransportShare > 1 {
 		return c, errors.New("loadtest: websocket share must be in 0..1, and with the webtransport share at most 1")
-	}
-	if c.WebSocketShare > 0 && c.Floors {
-		return c, errors.New("loadtest: --floors has no WebSocket floor; run it with --websocket-share 0")
 	}
 	switch c.Scenario {
 	case ScenarioHot:

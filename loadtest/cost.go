@@ -4,7 +4,10 @@ package loadtest
 // per-unit figures from what was sampled, the floor a mixed swarm is
 // compared with, and relay minus floor.
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Server names in CostStats besides the floors' (floorName).
 const (
@@ -49,53 +52,73 @@ func (c *ServerCost) setRSS(beforeMB, afterMB float64) {
 	c.RSSPerDeviceKiB = perDeviceKiB(beforeMB, afterMB, c.Devices)
 }
 
-// mixFloors is the floor of a swarm with a share of WebTransport devices:
-// what the QUIC floor q and the WebTransport floor w would cost for it if
-// each device and webhook costs what it does on its own floor. CPU per
-// webhook and RSS per device are weighted means (webhooks are spread over
-// devices evenly); handshakes per second the weighted harmonic mean (the
-// time per handshake is what adds up).
-func mixFloors(q, w ServerCost, share float64) ServerCost {
-	mean := func(a, b float64) float64 { return (1-share)*a + share*b }
+// mixFloors is the floor of a swarm spread over several transports, with
+// weights[i] of its devices on floors[i]'s: what the floors would cost for
+// it if each device and webhook costs what it does on its own floor. CPU
+// per webhook and RSS per device are weighted means (webhooks are spread
+// over devices evenly); handshakes per second the weighted harmonic mean
+// (the time per handshake is what adds up).
+func mixFloors(floors []ServerCost, weights []float64) ServerCost {
+	mean := func(f func(ServerCost) float64) float64 {
+		v := 0.0
+		for i, c := range floors {
+			v += weights[i] * f(c)
+		}
+		return v
+	}
 	m := ServerCost{
 		Server:          serverFloorMix,
 		Derived:         true,
-		Sampled:         q.Sampled && w.Sampled,
-		Transport:       "mixed",
-		Devices:         q.Devices,
-		CPUPerWebhookUS: mean(q.CPUPerWebhookUS, w.CPUPerWebhookUS),
-		RSSPerDeviceKiB: mean(q.RSSPerDeviceKiB, w.RSSPerDeviceKiB),
+		Sampled:         true,
+		Transport:       TransportMixed,
+		Devices:         floors[0].Devices,
+		CPUPerWebhookUS: mean(func(c ServerCost) float64 { return c.CPUPerWebhookUS }),
+		RSSPerDeviceKiB: mean(func(c ServerCost) float64 { return c.RSSPerDeviceKiB }),
 		Latency: LatencyMS{
-			P50: mean(q.Latency.P50, w.Latency.P50), P90: mean(q.Latency.P90, w.Latency.P90),
-			P99: mean(q.Latency.P99, w.Latency.P99), Max: max(q.Latency.Max, w.Latency.Max),
-			Mean: mean(q.Latency.Mean, w.Latency.Mean),
+			P50:  mean(func(c ServerCost) float64 { return c.Latency.P50 }),
+			P90:  mean(func(c ServerCost) float64 { return c.Latency.P90 }),
+			P99:  mean(func(c ServerCost) float64 { return c.Latency.P99 }),
+			Mean: mean(func(c ServerCost) float64 { return c.Latency.Mean }),
 		},
 	}
-	if q.CPUPerWebhookUS == 0 || w.CPUPerWebhookUS == 0 {
-		m.CPUPerWebhookUS = 0 // one side had no attack: unknown
+	perHandshake := 0.0
+	for i, c := range floors {
+		m.Sampled = m.Sampled && c.Sampled
+		m.Latency.Max = max(m.Latency.Max, c.Latency.Max)
+		if c.CPUPerWebhookUS == 0 {
+			m.CPUPerWebhookUS = 0 // one side had no attack: unknown
+		}
+		if c.HandshakesPS <= 0 {
+			perHandshake = math.Inf(1)
+		} else {
+			perHandshake += weights[i] / c.HandshakesPS
+		}
 	}
-	if q.HandshakesPS > 0 && w.HandshakesPS > 0 {
-		m.HandshakesPS = 1 / ((1-share)/q.HandshakesPS + share/w.HandshakesPS)
+	if !math.IsInf(perHandshake, 1) && perHandshake > 0 {
+		m.HandshakesPS = 1 / perHandshake
 	}
 	return m
 }
 
 // matchingFloor is the floor the relay is compared with: the floor of its
-// swarm's transport, or both weighted for a mixed swarm; nil when that
-// floor did not run.
-func matchingFloor(share float64, servers []ServerCost) *ServerCost {
-	q, hasQ := findCost(servers, floorName(FloorQUIC))
-	w, hasW := findCost(servers, floorName(FloorWebTransport))
-	switch {
-	case share <= 0 && hasQ:
-		return &q
-	case share >= 1 && hasW:
-		return &w
-	case share > 0 && share < 1 && hasQ && hasW:
-		m := mixFloors(q, w, share)
-		return &m
+// swarm's transport, or the floors of its transports weighted for a swarm
+// on several; nil when a floor it needs did not run.
+func matchingFloor(m mix, servers []ServerCost) *ServerCost {
+	ts := transportsOf(m)
+	floors := make([]ServerCost, len(ts))
+	weights := make([]float64, len(ts))
+	for i, t := range ts {
+		f, ok := findCost(servers, floorName(t))
+		if !ok {
+			return nil
+		}
+		floors[i], weights[i] = f, m.share(t)
 	}
-	return nil
+	if len(floors) == 1 {
+		return &floors[0]
+	}
+	f := mixFloors(floors, weights)
+	return &f
 }
 
 func findCost(servers []ServerCost, name string) (ServerCost, bool) {
@@ -140,13 +163,13 @@ func overhead(relay, floor ServerCost) CostDelta {
 
 // costStats assembles the comparison from the servers measured; nil when
 // there is nothing to compare the relay with.
-func costStats(servers []ServerCost, share float64) *CostStats {
+func costStats(servers []ServerCost, m mix) *CostStats {
 	relay, ok := findCost(servers, serverRelay)
 	if !ok || len(servers) < 2 {
 		return nil
 	}
-	cs := &CostStats{Servers: servers, WebTransportShare: share}
-	if f := matchingFloor(share, servers); f != nil {
+	cs := &CostStats{Servers: servers, WebTransportShare: m.wt, WebSocketShare: m.ws}
+	if f := matchingFloor(m, servers); f != nil {
 		d := overhead(relay, *f)
 		cs.Floor, cs.Overhead = f, &d
 	}

@@ -35,7 +35,7 @@ func TestMixFloors(t *testing.T) {
 		Latency: LatencyMS{P50: 1, P90: 2, P99: 4, Max: 10, Mean: 1.5}}
 	w := ServerCost{Server: "floor-webtransport", Sampled: true, Devices: 100, CPUPerWebhookUS: 200, RSSPerDeviceKiB: 80, HandshakesPS: 100,
 		Latency: LatencyMS{P50: 3, P90: 4, P99: 8, Max: 20, Mean: 3.5}}
-	m := mixFloors(q, w, 0.25)
+	m := mixFloors([]ServerCost{q, w}, []float64{0.75, 0.25})
 	if m.Server != serverFloorMix || !m.Derived || !m.Sampled || m.Transport != "mixed" || m.Devices != 100 {
 		t.Errorf("mix row %+v", m)
 	}
@@ -53,7 +53,7 @@ func TestMixFloors(t *testing.T) {
 	// A side without an attack or handshakes leaves the figure unknown,
 	// not half of the other.
 	w.CPUPerWebhookUS, w.HandshakesPS, w.Sampled = 0, 0, false
-	m = mixFloors(q, w, 0.25)
+	m = mixFloors([]ServerCost{q, w}, []float64{0.75, 0.25})
 	if m.CPUPerWebhookUS != 0 || m.HandshakesPS != 0 || m.Sampled {
 		t.Errorf("one side unknown: CPU %v, handshakes %v, sampled %v; want 0, 0, false", m.CPUPerWebhookUS, m.HandshakesPS, m.Sampled)
 	}
@@ -104,17 +104,17 @@ func TestCostStats(t *testing.T) {
 	w := ServerCost{Server: floorName(FloorWebTransport), Sampled: true, Devices: 10, CPUPerWebhookUS: 200, RSSPerDeviceKiB: 60}
 	base := ServerCost{Server: serverBaseline, Sampled: true, CPUPerWebhookUS: 20}
 
-	if cs := costStats(nil, 0); cs != nil {
+	if cs := costStats(nil, mix{}); cs != nil {
 		t.Errorf("nothing measured: %+v, want nil", cs)
 	}
-	if cs := costStats([]ServerCost{relay}, 0); cs != nil {
+	if cs := costStats([]ServerCost{relay}, mix{}); cs != nil {
 		t.Errorf("the relay alone: %+v, want nil (nothing to compare)", cs)
 	}
-	if cs := costStats([]ServerCost{q, base}, 0); cs != nil {
+	if cs := costStats([]ServerCost{q, base}, mix{}); cs != nil {
 		t.Errorf("no relay: %+v, want nil", cs)
 	}
 
-	cs := costStats([]ServerCost{relay, q, base}, 0)
+	cs := costStats([]ServerCost{relay, q, base}, mix{})
 	if cs == nil || cs.Floor == nil || cs.Floor.Server != q.Server || cs.Overhead == nil || cs.Overhead.CPURatio != 3 {
 		t.Fatalf("QUIC swarm: %+v", cs)
 	}
@@ -122,23 +122,37 @@ func TestCostStats(t *testing.T) {
 		t.Errorf("servers %+v", cs.Servers)
 	}
 
-	cs = costStats([]ServerCost{relay, w, base}, 1)
+	cs = costStats([]ServerCost{relay, w, base}, mix{wt: 1})
 	if cs == nil || cs.Floor == nil || cs.Floor.Server != w.Server || cs.Overhead.CPURatio != 1.5 {
 		t.Fatalf("WebTransport swarm: %+v", cs)
 	}
 
 	// A mixed swarm compares with both floors weighted.
-	cs = costStats([]ServerCost{relay, q, w, base}, 0.5)
+	cs = costStats([]ServerCost{relay, q, w, base}, mix{wt: 0.5})
 	if cs == nil || cs.Floor == nil || cs.Floor.Server != serverFloorMix || !cs.Floor.Derived || !near(cs.Overhead.CPURatio, 2) {
 		t.Fatalf("mixed swarm: %+v floor %+v", cs, cs.Floor)
 	}
 	// ... and with no floor when one of them is missing.
-	cs = costStats([]ServerCost{relay, q, base}, 0.5)
+	cs = costStats([]ServerCost{relay, q, base}, mix{wt: 0.5})
 	if cs == nil || cs.Floor != nil || cs.Overhead != nil {
 		t.Fatalf("mixed swarm, one floor: %+v", cs)
 	}
+	// Three transports: each floor weighted by its share.
+	ws := ServerCost{Server: floorName(FloorWebSocket), Sampled: true, Devices: 10, CPUPerWebhookUS: 60, RSSPerDeviceKiB: 20}
+	cs = costStats([]ServerCost{relay, q, w, ws, base}, mix{wt: 0.25, ws: 0.25})
+	if cs == nil || cs.Floor == nil || !near(cs.Floor.CPUPerWebhookUS, 0.5*100+0.25*200+0.25*60) ||
+		!near(cs.Floor.RSSPerDeviceKiB, 0.5*30+0.25*60+0.25*20) || cs.WebSocketShare != 0.25 {
+		t.Fatalf("three transports: %+v floor %+v", cs, cs.Floor)
+	}
+	if cs = costStats([]ServerCost{relay, q, w, base}, mix{wt: 0.25, ws: 0.25}); cs == nil || cs.Floor != nil {
+		t.Fatalf("three transports, no WebSocket floor: %+v", cs)
+	}
+	cs = costStats([]ServerCost{relay, ws, base}, mix{ws: 1})
+	if cs == nil || cs.Floor == nil || cs.Floor.Server != ws.Server || cs.Overhead.CPURatio != 5 {
+		t.Fatalf("WebSocket swarm: %+v", cs)
+	}
 	// The relay against the baseline alone: a table, no overhead.
-	cs = costStats([]ServerCost{relay, base}, 0)
+	cs = costStats([]ServerCost{relay, base}, mix{})
 	if cs == nil || cs.Floor != nil || cs.Overhead != nil {
 		t.Fatalf("baseline only: %+v", cs)
 	}
@@ -151,7 +165,7 @@ func TestCostReport(t *testing.T) {
 		HandshakesPS: 100, Latency: LatencyMS{P50: 1, P99: 4}}
 	w := ServerCost{Server: floorName(FloorWebTransport), Transport: "webtransport", Devices: 10, HandshakesPS: 100, Latency: LatencyMS{P50: 1, P99: 4}}
 	base := ServerCost{Server: serverBaseline, Sampled: true, CPUPerWebhookUS: 20, Latency: LatencyMS{P50: 0.2, P99: 1}}
-	cs := costStats([]ServerCost{relay, q, w, base}, 0.5)
+	cs := costStats([]ServerCost{relay, q, w, base}, mix{wt: 0.5})
 	rows := costRows(cs)
 	var names []string
 	for _, r := range rows {

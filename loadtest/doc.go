@@ -29,7 +29,7 @@
 //     its own process, so that relay minus baseline is the relay's cost
 //     and the generator's own ceiling on this machine is known.
 //  6. The floors, with Config.Floors: the same swarm size and attack
-//     against bare quic-go or webtransport-go device servers with a
+//     against bare quic-go, webtransport-go or WebSocket device servers with a
 //     fasthttp frontend (floor.go), each in its own process (FloorMain), so
 //     that relay minus floor is the relay's own machinery (Summary.Costs).
 //  7. The Summary, written with WriteReport (summary.json, report.md,

@@ -7,9 +7,11 @@ package loadtest
 // webtransport-go, fasthttp and TLS cost anyway.
 //
 // A floor serves the loadtest's webhooks (POST /cloud?mode=M&token=T over
-// HTTPS on TCP, fasthttp, the baseline's settings) and, on the same port
-// over UDP, either raw QUIC devices (ALPN awtrix-relay/1) or WebTransport
-// devices (HTTP/3 CONNECT /connect). A device logs in as with the relay
+// HTTPS on TCP, fasthttp, the baseline's settings) and one kind of device:
+// on the same port over UDP, raw QUIC devices (ALPN awtrix-relay/1) or
+// WebTransport devices (HTTP/3 CONNECT /connect), or on the TCP port
+// WebSocket devices (GET /connect, fasthttp/websocket, the streams
+// multiplexed as PROTOCOL §2.5 says, by package transport). A device logs in as with the relay
 // (LOGIN, WELCOME at the negotiated version) and is kept in a plain map,
 // token to connection; each webhook opens a stream to it, writes the
 // MESSAGE, reads the REPLY and its FIN, and answers with the REPLY's status
@@ -37,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
@@ -51,12 +54,13 @@ const FloorFlag = "--serve-floor"
 
 // Floor kinds: the device transport a floor serves.
 const (
-	FloorQUIC         = "quic"
-	FloorWebTransport = "webtransport"
+	FloorQUIC         = TransportQUIC
+	FloorWebTransport = TransportWebTransport
+	FloorWebSocket    = TransportWebSocket
 )
 
 // FloorKinds lists the floors.
-var FloorKinds = []string{FloorQUIC, FloorWebTransport}
+var FloorKinds = []string{FloorQUIC, FloorWebTransport, FloorWebSocket}
 
 // floorName is a floor's name in reports: "floor-quic".
 func floorName(kind string) string { return "floor-" + kind }
@@ -99,7 +103,8 @@ func floorQUICConfig(kind string) *quic.Config {
 
 // floor is one floor server's state.
 type floor struct {
-	kind string // static
+	kind       string                     // static
+	wsUpgrader websocket.FastHTTPUpgrader // static; WebSocket floors
 
 	mu   sync.Mutex // guards devs
 	devs map[string]*floorSession
@@ -112,8 +117,8 @@ type floorSession struct {
 }
 
 // ServeFloor listens on addr, TCP and UDP on the same port (port 0 for any
-// free one), and serves webhooks and kind's devices (FloorQUIC or
-// FloorWebTransport) until ctx ends. It returns the address.
+// free one), and serves webhooks and kind's devices (one of FloorKinds)
+// until ctx ends. It returns the address.
 func ServeFloor(ctx context.Context, kind, addr string, cert tls.Certificate) (net.Addr, error) {
 	a, _, err := serveFloor(ctx, kind, addr, cert)
 	return a, err
@@ -129,14 +134,21 @@ func serveFloor(ctx context.Context, kind, addr string, cert tls.Certificate) (n
 		return nil, nil, err
 	}
 	f := &floor{kind: kind, devs: map[string]*floorSession{}}
-	stopUDP, err := f.serveUDP(udp, cert)
-	if err != nil {
+	stopUDP := func() { f.closeAll(); udp.Close() }
+	if kind == FloorWebSocket {
+		// The relay's upgrader settings (server.New).
+		f.wsUpgrader = websocket.FastHTTPUpgrader{
+			ReadBufferSize:  2 << 10,
+			WriteBufferPool: &sync.Pool{},
+			CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
+		}
+	} else if stopUDP, err = f.serveUDP(udp, cert); err != nil {
 		tcp.Close()
 		udp.Close()
 		return nil, nil, err
 	}
 	srv := &fasthttp.Server{
-		Handler:                      f.webhook,
+		Handler:                      f.serveTCP,
 		ReadBufferSize:               8 << 10,
 		ReadTimeout:                  10 * time.Second,
 		WriteTimeout:                 10 * time.Second,
@@ -156,6 +168,10 @@ func serveFloor(ctx context.Context, kind, addr string, cert tls.Certificate) (n
 	go func() {
 		defer close(done)
 		<-ctx.Done()
+		if kind == FloorWebSocket {
+			// Its sessions hold TCP connections that Shutdown would wait for.
+			f.closeAll()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), baselineDrain)
 		defer cancel()
 		if srv.ShutdownWithContext(sctx) != nil {
@@ -318,6 +334,40 @@ func (f *floor) closeAll() {
 	}
 }
 
+// serveTCP is the fasthttp handler: WebSocket devices at /connect on a
+// WebSocket floor, webhooks otherwise.
+func (f *floor) serveTCP(ctx *fasthttp.RequestCtx) {
+	if f.kind == FloorWebSocket && string(ctx.Path()) == "/connect" {
+		f.connectWebSocket(ctx)
+		return
+	}
+	f.webhook(ctx)
+}
+
+// connectWebSocket takes a WebSocket device with the relay's session
+// settings (server.connectWebSocket), less the origin check.
+func (f *floor) connectWebSocket(ctx *fasthttp.RequestCtx) {
+	err := f.wsUpgrader.Upgrade(ctx, func(c *websocket.Conn) {
+		w := transport.WebSocket(c, nil, transport.WSOptions{
+			MaxIncomingStreams: 32,
+			MaxStreamBuffer:    max(wire.MaxReplyBody, floorMaxBody) + 1024,
+			IdleTimeout:        floorIdleTimeout,
+			PeerClose: func(err error) (int, string, bool) {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					return ce.Code, ce.Text, true
+				}
+				return 0, "", false
+			},
+		})
+		f.login(w)
+		<-w.Done() // fasthttp reuses the connection once this returns
+	})
+	if err != nil {
+		floorError(ctx, fasthttp.StatusBadRequest, "bad_request")
+	}
+}
+
 // webhook is the fasthttp handler: POST /cloud?mode=M&token=T, the body
 // delivered to T's device and its REPLY returned. Other parameters are
 // ignored.
@@ -419,7 +469,7 @@ func FloorMain(args []string) int {
 func floorMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadtest "+FloorFlag, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kind := fs.String(FloorFlag[2:], "", "the devices' transport: quic or webtransport")
+	kind := fs.String(FloorFlag[2:], "", "the devices' transport: quic, webtransport or websocket")
 	addr := fs.String("listen", "", "listen on `HOST:PORT`, TCP and UDP")
 	certFile := fs.String("cert", "", "TLS certificate `FILE` (PEM)")
 	keyFile := fs.String("key", "", "TLS private key `FILE` (PEM)")
@@ -427,7 +477,7 @@ func floorMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if !slices.Contains(FloorKinds, *kind) || *addr == "" || *certFile == "" || *keyFile == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "usage: loadtest %s quic|webtransport --listen HOST:PORT --cert FILE --key FILE\n", FloorFlag)
+		fmt.Fprintf(stderr, "usage: loadtest %s quic|webtransport|websocket --listen HOST:PORT --cert FILE --key FILE\n", FloorFlag)
 		return 2
 	}
 	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)

@@ -61,9 +61,8 @@ func TestFloorServe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wt := kind == FloorWebTransport
-			share := map[bool]float64{true: 1}[wt]
-			sw, err := NewSwarm(SwarmConfig{Addr: addr.String(), TLS: clientTLS, Devices: 20, WebTransportShare: share})
+			devices := pure(kind)
+			sw, err := NewSwarm(SwarmConfig{Addr: addr.String(), TLS: clientTLS, Devices: 20, WebTransportShare: devices.wt, WebSocketShare: devices.ws})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +97,7 @@ func TestFloorServe(t *testing.T) {
 			// A second login with a token replaces the first session, and
 			// webhooks reach the new one.
 			tok := wire.NewToken()
-			opt := device.Options{TLS: clientTLS, WebTransport: wt}
+			opt := device.Options{TLS: clientTLS, WebTransport: kind == FloorWebTransport, WebSocket: kind == FloorWebSocket}
 			first, err := device.Dial(ctx, addr.String(), tok, opt)
 			if err != nil {
 				t.Fatal(err)

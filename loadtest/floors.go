@@ -66,23 +66,11 @@ func (c *ServerCost) attacked(ps ProcessStats, out *attackOutcome) {
 	}
 }
 
-// floorKindsFor lists the floors a swarm with share WebTransport devices
-// is compared with: each transport it has.
-func floorKindsFor(share float64) []string {
-	switch {
-	case share <= 0:
-		return []string{FloorQUIC}
-	case share >= 1:
-		return []string{FloorWebTransport}
-	}
-	return []string{FloorQUIC, FloorWebTransport}
-}
-
 // floors runs every floor the relay's swarm needs, in turn. spec is the
 // relay's attack; nil for none (idle), when the devices sit settle before
 // the RSS is read, as the relay's did.
 func (r *runner) floors(ctx context.Context, s *Summary, t *target, spec *attackSpec, settle time.Duration) error {
-	for _, kind := range floorKindsFor(r.cfg.WebTransportShare) {
+	for _, kind := range transportsOf(r.cfg.mix()) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -109,15 +97,13 @@ func (r *runner) floor(ctx context.Context, s *Summary, t *target, kind string, 
 	if err != nil {
 		return c, err
 	}
-	share := 0.0
-	if kind == FloorWebTransport {
-		share = 1
-	}
+	devices := pure(kind)
 	sw, err := NewSwarm(SwarmConfig{
 		Addr:              addr,
 		TLS:               t.baseTLS,
 		Devices:           cfg.Devices,
-		WebTransportShare: share,
+		WebTransportShare: devices.wt,
+		WebSocketShare:    devices.ws,
 		ConnectRate:       cfg.ConnectRate,
 		AckDelay:          cfg.AckDelay,
 		AckJitter:         cfg.AckJitter,

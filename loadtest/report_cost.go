@@ -119,15 +119,15 @@ func devicesCell(c ServerCost) string {
 // writeCostsMD writes the cost comparison into report.md.
 func writeCostsMD(p func(string, ...any), cs *CostStats) {
 	p("## Relay vs its floors\n\n")
-	p("Each floor is a bare server doing only the device leg of the relay's work: a quic-go (floor-quic) or " +
-		"webtransport-go (floor-webtransport) device server with a fasthttp TLS webhook frontend, a map from token to " +
+	p("Each floor is a bare server doing only the device leg of the relay's work: a quic-go (floor-quic), " +
+		"webtransport-go (floor-webtransport) or fasthttp/websocket (floor-websocket) device server with a fasthttp TLS webhook frontend, a map from token to " +
 		"connection, and no limits, metrics or cluster. Each ran after the relay, in a process of its own, with a fresh " +
 		"swarm of the same size and the same attack. Relay minus floor is what the relay's own machinery costs. " +
 		"The baseline has no devices: TLS and HTTP only. CPU per webhook is the process's CPU time over the attack " +
 		"divided by the webhooks answered 2xx; RSS per device is the growth from no devices to all connected and settled.\n\n")
 	if cs.Floor != nil && cs.Floor.Derived {
-		p("The swarm was mixed (%s WebTransport): floor-mix weighs the two floors by that share; it is derived, not measured.\n\n",
-			ratioPct(cs.WebTransportShare))
+		p("The swarm was mixed (%s WebTransport, %s WebSocket, the rest raw QUIC): floor-mix weighs its transports' floors by "+
+			"those shares; it is derived, not measured.\n\n", ratioPct(cs.WebTransportShare), ratioPct(cs.WebSocketShare))
 	}
 	p("| Server | Transport | Devices | CPU µs/webhook | RSS KiB/device | Handshakes/s | p50 ms | p99 ms |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|\n")

@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Costs = costStats(r.costs, cfg.WebTransportShare)
+	s.Costs = costStats(r.costs, cfg.mix())
 	s.Pin = r.pin.summary()
 	s.Pass = len(s.Failures) == 0
 	s.RelayCommand = r.relayCommand
@@ -249,6 +249,17 @@ func pure(transport string) mix {
 
 // mix is the swarm the flags ask for.
 func (c *Config) mix() mix { return mix{wt: c.WebTransportShare, ws: c.WebSocketShare} }
+
+// share is the fraction of the mix's devices on transport.
+func (m mix) share(transport string) float64 {
+	switch transport {
+	case TransportWebTransport:
+		return m.wt
+	case TransportWebSocket:
+		return m.ws
+	}
+	return 1 - m.wt - m.ws
+}
 
 func (r *runner) newSwarm(t *target, m mix) (*Swarm, error) {
 	var addrs []string

@@ -340,6 +340,46 @@ func TestSmokeFloors(t *testing.T) {
 	}
 }
 
+// TestSmokeIdleWebSocketFloor runs idle over WebSocket with --floors: the
+// relay, then floor-websocket, each in a process of its own with 60 idle
+// WebSocket devices. Both must have their RSS per device, and the relay
+// its overhead over floor-websocket.
+func TestSmokeIdleWebSocketFloor(t *testing.T) {
+	relay, loadtest := buildCommands(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var logs bytes.Buffer
+	s, err := Run(ctx, Config{
+		Scenario:       ScenarioIdle,
+		Devices:        60,
+		WebSocketShare: 1,
+		IdleSettle:     time.Second,
+		RelayBin:       relay,
+		BaselineBin:    loadtest,
+		Floors:         true,
+		Command:        "go test ./loadtest -run TestSmokeIdleWebSocketFloor",
+	}, &logs)
+	t.Logf("its log:\n%s", logs.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Pass || s.Transport != TransportWebSocket || s.Memory == nil || s.Memory.WebSocketDevs != 60 {
+		t.Fatalf("run: pass %v, transport %q, memory %+v, failures %q", s.Pass, s.Transport, s.Memory, s.Failures)
+	}
+	cs := s.Costs
+	if cs == nil || len(cs.Servers) != 2 || cs.Servers[1].Server != "floor-websocket" {
+		t.Fatalf("costs %+v", cs)
+	}
+	for _, c := range cs.Servers {
+		if !c.Sampled || c.Devices != 60 || c.Transport != TransportWebSocket || c.RSSPerDeviceKiB <= 0 || c.HandshakesPS <= 0 {
+			t.Errorf("%s: %+v", c.Server, c)
+		}
+	}
+	if cs.Floor == nil || cs.Floor.Server != "floor-websocket" || cs.WebSocketShare != 1 || cs.Overhead == nil || cs.Overhead.RSSRatio <= 0 {
+		t.Errorf("floor %+v, overhead %+v", cs.Floor, cs.Overhead)
+	}
+}
+
 // TestSmokeFleet runs the fleet scenario on a small scale: 200 devices, a
 // 1 s idle window, 5 webhooks/s for 3 s. Every webhook must be delivered
 // once, and the per-1,000 figures and the projections filled in.

@@ -10,7 +10,7 @@ type Summary struct {
 	Scenario  string  `json:"scenario"`
 	Devices   int     `json:"devices"`    // devices the swarm was asked for
 	Connected int     `json:"connected"`  // devices connected when the attack started
-	Transport string  `json:"transport"`  // quic, webtransport or mixed
+	Transport string  `json:"transport"`  // quic, webtransport, websocket or mixed
 	Rate      float64 `json:"rate"`       // requested webhooks/s (constant scenarios)
 	DurationS float64 `json:"duration_s"` // attack duration
 	Target    string  `json:"target"`     // the relay's HOST:PORT
@@ -166,7 +166,7 @@ type MemoryStats struct {
 
 // TransportMemory is one single-transport idle measurement.
 type TransportMemory struct {
-	Transport    string  `json:"transport"` // quic or webtransport
+	Transport    string  `json:"transport"` // quic, webtransport or websocket
 	Devices      int     `json:"devices"`
 	RSSBeforeMB  float64 `json:"rss_before_mb"`
 	RSSAfterMB   float64 `json:"rss_after_mb"`
@@ -318,7 +318,7 @@ type SecondStats struct {
 }
 
 // CostStats compares servers doing the same work in the same run: the
-// relay, the floors (bare quic-go or webtransport-go servers with a
+// relay, the floors (bare quic-go, webtransport-go or WebSocket servers with a
 // fasthttp frontend that do only the device leg) and the baseline (a bare
 // fasthttp TLS handler, no devices).
 type CostStats struct {
@@ -326,11 +326,13 @@ type CostStats struct {
 	// each transport alone), the floors that ran and the baseline, in that
 	// order. Each had a swarm of the same size, and the same attack.
 	Servers []ServerCost `json:"servers"`
-	// WebTransportShare is the relay's swarm's (Config.WebTransportShare).
+	// WebTransportShare and WebSocketShare are the relay's swarm's
+	// (Config.WebTransportShare, Config.WebSocketShare).
 	WebTransportShare float64 `json:"webtransport_share"`
+	WebSocketShare    float64 `json:"websocket_share,omitempty"`
 	// Floor is the relay's matching floor: the floor of its devices'
-	// transport or, for a mixed swarm, "floor-mix", both floors weighted by
-	// the WebTransport share (derived, not measured).
+	// transport or, for a swarm on several, "floor-mix", their floors
+	// weighted by their shares (derived, not measured).
 	Floor *ServerCost `json:"floor,omitempty"`
 	// Overhead is relay minus Floor: what the relay's own machinery costs.
 	Overhead *CostDelta `json:"relay_overhead,omitempty"`
@@ -338,14 +340,14 @@ type CostStats struct {
 
 // ServerCost is one server's cost per unit of work.
 type ServerCost struct {
-	Server string `json:"server"` // relay, relay-quic, relay-webtransport, floor-quic, floor-webtransport, floor-mix, baseline
+	Server string `json:"server"` // relay, relay-quic, relay-webtransport, relay-websocket, floor-quic, floor-webtransport, floor-websocket, floor-mix, baseline
 	PID    int    `json:"pid,omitempty"`
 	// Sampled says the process's CPU and memory were read from /proc
 	// (its PID was known); without it the CPU and RSS figures are unknown.
 	Sampled bool `json:"sampled"`
 	// Derived marks a row computed from others (floor-mix), not measured.
 	Derived bool `json:"derived,omitempty"`
-	// Transport is the devices' (quic, webtransport or mixed); empty for
+	// Transport is the devices' (quic, webtransport, websocket or mixed); empty for
 	// the baseline, which has none.
 	Transport string `json:"transport,omitempty"`
 	Devices   int    `json:"devices"`  // connected

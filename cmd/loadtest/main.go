@@ -95,7 +95,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 
 	fs.BoolVar(&c.Baseline, "baseline", true, "also attack a bare fasthttp TLS handler and report relay minus baseline (not in soak and fleet)")
 	fs.BoolVar(&c.Floors, "floors", false, "fanin, storm, capacity, idle: after the relay, run the same swarm and attack against bare floor servers "+
-		"(quic-go or webtransport-go devices, a fasthttp webhook frontend, nothing else) and report CPU per webhook, RSS per device, "+
+		"(quic-go, webtransport-go or WebSocket devices, a fasthttp webhook frontend, nothing else) and report CPU per webhook, RSS per device, "+
 		"handshakes/s and relay minus floor; each floor is its own process; about doubles the run")
 	fs.BoolVar(&c.Pin, "pin", false, "pin the servers under test (relay, floors, baseline, NATS) to one CPU and this process (generator and devices) "+
 		"to another, for the whole run (Linux, at least 2 CPUs)")

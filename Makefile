@@ -50,13 +50,14 @@ check: test ## gofmt, go vet and the tests (same as test)
 
 # What the tests run besides Go, from Debian: Chromium and chromedriver for
 # the browser test (web/browser_test.go, which fails, never skips, without
-# them), podman to build the image and systemd-analyze to check the units
-# (deploy/, which skip loudly without them). Installed when missing.
+# them), node for the page's JavaScript tests (jstest), podman to build the
+# image and systemd-analyze to check the units (deploy/, which skip loudly
+# without them). Installed when missing.
 TESTDEPS = /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
-           podman:podman systemd-analyze:systemd
+           podman:podman systemd-analyze:systemd node:nodejs
 
 .PHONY: testdeps
-testdeps: ## install what the tests need from Debian (Chromium, chromedriver, podman, systemd-analyze)
+testdeps: ## install what the tests need from Debian (Chromium, chromedriver, node, podman, systemd-analyze)
 	@missing=; for d in $(TESTDEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \

@@ -369,6 +369,15 @@ func writeByTransportMD(p func(string, ...any), s *Summary) {
 	if len(s.Steps) > 0 {
 		what += " at the highest step that held (or the best step)"
 	}
+	if s.Requests == 0 {
+		p("## By transport\n\nHow each transport's devices connected.\n\n")
+		p("| Transport | Devices | Connected | Connect p50 ms | Connect p99 ms |\n|---|---:|---:|---:|---:|\n")
+		for _, t := range s.ByTransport {
+			p("| %s | %d | %d | %s | %s |\n", mdText(t.Transport), t.Devices, t.Connected, ms(t.ConnectP50MS), ms(t.ConnectP99MS))
+		}
+		p("\n")
+		return
+	}
 	p("## By transport\n\nEach transport's devices: how they connected, and %s.\n\n", what)
 	p("| Transport | Devices | Connected | Connect p50 ms | Connect p99 ms | Webhooks | 2xx | p50 ms | p90 ms | p99 ms | max ms |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -711,9 +720,12 @@ func PrintTable(w io.Writer, s *Summary) {
 	row("relay", "CPU %s%% mean, %s%% max  RSS %s MB (max %s)", pct(s.RelayCPUPercent), pct(s.Relay.CPUMaxPct), num1(s.RelayRSSMB), num1(s.Relay.RSSMaxMB))
 	row("accounting", "delivered %d  lost %d  duplicated %d  misrouted %d  late %d", s.Delivered, s.Lost, s.Duplicated, s.Misrouted, s.Late)
 	for _, t := range s.ByTransport {
-		row("  "+t.Transport, "%d devices (%d connected, p50 %s p99 %s ms)  webhooks %d (%d 2xx)  p50 %s  p90 %s  p99 %s  max %s ms",
-			t.Devices, t.Connected, ms(t.ConnectP50MS), ms(t.ConnectP99MS), t.Webhooks, t.OK,
-			ms(t.Latency.P50), ms(t.Latency.P90), ms(t.Latency.P99), ms(t.Latency.Max))
+		line := fmt.Sprintf("%d devices (%d connected, p50 %s p99 %s ms)", t.Devices, t.Connected, ms(t.ConnectP50MS), ms(t.ConnectP99MS))
+		if s.Requests > 0 {
+			line += fmt.Sprintf("  webhooks %d (%d 2xx)  p50 %s  p90 %s  p99 %s  max %s ms",
+				t.Webhooks, t.OK, ms(t.Latency.P50), ms(t.Latency.P90), ms(t.Latency.P99), ms(t.Latency.Max))
+		}
+		row("  "+t.Transport, "%s", line)
 	}
 	if c := s.Connect; c != nil {
 		row("connect", "%d devices, %d failed, all in %s s (%s/s), p50 %s ms  p99 %s ms",

@@ -277,6 +277,45 @@ func TestReportNoAttack(t *testing.T) {
 		"| webtransport | 5000 | 20.0 | 80.0 | 12.3 |")
 }
 
+// The split by transport: connect figures only without webhooks (idle),
+// and the webhooks' figures too with them.
+func TestReportByTransport(t *testing.T) {
+	byTransport := []TransportStats{
+		{Transport: TransportQUIC, Devices: 60, Connected: 60, ConnectP50MS: 200, ConnectP99MS: 450, Webhooks: 600, OK: 600,
+			Latency: LatencyMS{P50: 0.6, P90: 0.8, P99: 1.4, Max: 9}},
+		{Transport: TransportWebSocket, Devices: 40, Connected: 40, ConnectP50MS: 160, ConnectP99MS: 350, Webhooks: 400, OK: 399,
+			Latency: LatencyMS{P50: 0.47, P90: 0.6, P99: 1.05, Max: 6.9}},
+	}
+	idle := &Summary{Scenario: ScenarioIdle, Devices: 100, Connected: 100, Pass: true, ByTransport: byTransport}
+	dir := t.TempDir()
+	if err := WriteReport(dir, idle, nil); err != nil {
+		t.Fatal(err)
+	}
+	md := readOut(t, dir, ReportFile)
+	wantContains(t, ReportFile, md, "## By transport", "| websocket | 40 | 40 | 160 | 350 |\n")
+	if strings.Contains(md, "| Webhooks |") {
+		t.Error("an idle report has webhook columns by transport")
+	}
+	var table bytes.Buffer
+	PrintTable(&table, idle)
+	if got := table.String(); !strings.Contains(got, "40 devices (40 connected, p50 160 p99 350 ms)\n") {
+		t.Errorf("idle table:\n%s", got)
+	}
+
+	fanin := faninSummary()
+	fanin.ByTransport = byTransport
+	dir = t.TempDir()
+	if err := WriteReport(dir, fanin, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, ReportFile, readOut(t, dir, ReportFile), "| websocket | 40 | 40 | 160 | 350 | 400 | 399 | 0.470 | 0.600 | 1.05 | 6.90 |")
+	table.Reset()
+	PrintTable(&table, fanin)
+	if got := table.String(); !strings.Contains(got, "webhooks 400 (399 2xx)  p50 0.470") {
+		t.Errorf("fanin table:\n%s", got)
+	}
+}
+
 func TestReportOutIsFile(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(f, nil, 0o644)

@@ -43,6 +43,13 @@ func startRelayAndAgent(t *testing.T, extra ...string) *fixture {
 func startRelayAndAgentWith(t *testing.T, mutate func(*server.Config), extra ...string) *fixture {
 	t.Helper()
 	r := relaytest.Start(t, mutate)
+	return startAgent(t, r, r.Addr, extra...)
+}
+
+// startAgent runs the device command against r, dialling addr (r's, or a
+// front of it), and waits until the agent's token is routable.
+func startAgent(t *testing.T, r *relaytest.Relay, addr string, extra ...string) *fixture {
+	t.Helper()
 	f := &fixture{
 		relay:     r,
 		tokenFile: filepath.Join(t.TempDir(), "token"),
@@ -50,7 +57,7 @@ func startRelayAndAgentWith(t *testing.T, mutate func(*server.Config), extra ...
 		stderr:    &relaytest.Buffer{},
 		hup:       make(chan os.Signal, 1),
 	}
-	args := append([]string{"--relay", r.Addr, "--ca", r.CAFile, "--token-file", f.tokenFile}, extra...)
+	args := append([]string{"--relay", addr, "--ca", r.CAFile, "--token-file", f.tokenFile}, extra...)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, f.stdout, f.stderr, f.hup) }()
@@ -170,6 +177,22 @@ func TestAgentOverEveryTransport(t *testing.T) {
 				t.Fatalf("the relay logged no %s session:\n%s", want, got)
 			}
 		})
+	}
+}
+
+// TestAgentDefaultsToAFallbackWhereUDPIsBlocked: the agent as installed,
+// with no --transport, on a network that lets no UDP through (a front that
+// forwards the relay's TCP port and swallows UDP): it logs in over
+// WebSocket and answers webhooks.
+func TestAgentDefaultsToAFallbackWhereUDPIsBlocked(t *testing.T) {
+	r := relaytest.Start(t, nil)
+	front, _ := relaytest.TCPOnlyFront(t, r.Addr, true)
+	f := startAgent(t, r, front)
+	if status, body := f.post(t, f.token(t), `{"text":"hi"}`); status != 200 {
+		t.Fatalf("webhook: %d %s", status, body)
+	}
+	if got := r.Metric(t, `relay_logins_total{transport="websocket"}`); got != 1 {
+		t.Fatalf("the relay counted %v WebSocket logins, want 1; its log:\n%s", got, r.Logs.String())
 	}
 }
 

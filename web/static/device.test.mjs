@@ -446,8 +446,19 @@ test('a browser without WebTransport: the whole session over WebSocket', async (
     assert.equal(JSON.parse(new TextDecoder().decode(r.body)).rendered, 'text');
     assert.deepEqual(await ws.next(), { type: 0x01, id: 1, data: new Uint8Array(0) });
 
+    // GOAWAY: the page ends its control stream, the relay closes, and the
+    // page follows the redirect over WebSocket too.
+    ws.deliver(encodeFrame(0x00, 0, wire.encodeGoAway({ reason: wire.ReasonDraining, reconnectAfter: 20, redirect: 'relay2.test:8443' })));
+    assert.deepEqual(await ws.next(), { type: 0x01, id: 0, data: new Uint8Array(0) });
+    ws.relayClose(CLOSE_BASE + wire.CloseNormal, '');
+    await eventually(() => FakeWS.last !== ws, 'a reconnect');
+    const next = FakeWS.last;
+    assert.equal(next.url, 'wss://relay2.test:8443/connect');
+    next.open();
+    await next.next(); // LOGIN
+
     // A refusal carried by the close status is as permanent as over QUIC.
-    ws.relayClose(CLOSE_BASE + wire.CloseRefused, 'bad_token');
+    next.relayClose(CLOSE_BASE + wire.CloseRefused, 'bad_token');
     await eventually(() => d.state === 'disconnected', 'disconnected');
     assert.equal(d.transport, '');
     assert.equal(states.at(-1)[1], 'disconnected: refused: bad_token');

@@ -20,10 +20,12 @@ package transport
 // reset with wire.StreamCancelled), as QUIC's stream limits would.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -51,7 +53,7 @@ const wsMaxFrameData = 16 << 10
 // connection: the methods *websocket.Conn has in gorilla/websocket (the
 // device's) and in its fork fasthttp/websocket (the relay's).
 type MessageConn interface {
-	ReadMessage() (messageType int, p []byte, err error)
+	NextReader() (messageType int, r io.Reader, err error)
 	NextWriter(messageType int) (io.WriteCloser, error)
 	WriteControl(messageType int, data []byte, deadline time.Time) error
 	SetReadDeadline(t time.Time) error
@@ -286,10 +288,26 @@ func (w *WSConn) end(err error) {
 	w.writeMu.Unlock()
 }
 
-// read reads frames until the connection fails.
+// wsMaxFrameHeader is the longest mux frame header: a type byte and an
+// 8-byte varint stream ID.
+const wsMaxFrameHeader = 1 + 8
+
+// readBuffers hold one message at a time while it is read and applied;
+// what a stream keeps of it is copied out at its exact size. Pooled across
+// connections, so that an idle session holds no buffer of its own.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// read reads frames until the connection fails. A message longer than the
+// largest frame (MaxStreamBuffer of data) breaks the protocol as soon as
+// that much has arrived: reading waits for no message's end, which may
+// never come.
 func (w *WSConn) read() {
+	limit := int64(math.MaxInt64 - 1)
+	if w.opt.MaxStreamBuffer > 0 {
+		limit = int64(w.opt.MaxStreamBuffer) + wsMaxFrameHeader
+	}
 	for {
-		typ, p, err := w.c.ReadMessage()
+		typ, r, err := w.c.NextReader()
 		if err != nil {
 			w.end(w.readError(err))
 			return
@@ -299,7 +317,23 @@ func (w *WSConn) read() {
 			w.Close(closeProtocol, "text message")
 			return
 		}
-		if err := w.handle(p); err != nil {
+		buf := readBuffers.Get().(*bytes.Buffer)
+		buf.Reset()
+		n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+		switch {
+		case err != nil:
+			readBuffers.Put(buf)
+			w.end(w.readError(err))
+			return
+		case n > limit:
+			readBuffers.Put(buf)
+			w.Close(closeProtocol, fmt.Sprintf("message over %d bytes", limit))
+			return
+		}
+		w.extendIdle()
+		err = w.handle(buf.Bytes())
+		readBuffers.Put(buf)
+		if err != nil {
 			w.Close(closeProtocol, err.Error())
 			return
 		}
@@ -518,11 +552,7 @@ func (s *wsStreamState) receive(data []byte, fin bool) error {
 			s.mu.Unlock()
 			return fmt.Errorf("stream %d over its %d-byte buffer", s.id, s.w.opt.MaxStreamBuffer)
 		}
-		if s.buf == nil {
-			s.buf = data // ReadMessage's slice is ours: no copy
-		} else {
-			s.buf = append(s.buf, data...)
-		}
+		s.buf = append(s.buf, data...) // data is the read buffer's: copy
 	}
 	s.recvFIN = fin
 	s.mu.Unlock()

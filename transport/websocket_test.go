@@ -203,6 +203,31 @@ func TestWebSocketBufferBound(t *testing.T) {
 	<-b.Context().Done()
 }
 
+// TestWebSocketMessageBound: a WebSocket message longer than a frame may
+// be (a stream's buffer and the frame header) is a protocol error as soon
+// as that many bytes have arrived: the relay does not buffer a message
+// whose end may never come.
+func TestWebSocketMessageBound(t *testing.T) {
+	var raw *websocket.Conn
+	_, b := wsPair(t, wsDefaults, wsDefaults, &raw)
+	mw, err := raw.NextWriter(websocket.BinaryMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// STREAM on stream 0, then more data than the buffer holds, in
+	// fragments; the message is never finished.
+	if _, err := mw.Write(append([]byte{0x00, 0x00}, make([]byte, wsDefaults.MaxStreamBuffer+64<<10)...)); err != nil {
+		t.Fatal(err)
+	}
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound on a failing test only
+	_, _, err = raw.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != transport.WSCloseBase+wire.CloseProtocol {
+		t.Fatalf("an endless message: %v, want close %d", err, transport.WSCloseBase+wire.CloseProtocol)
+	}
+	<-b.Context().Done()
+}
+
 // TestWebSocketMalformed: a frame that does not parse, of an unknown type,
 // out of order, or a text message closes the connection with 0x1.
 func TestWebSocketMalformed(t *testing.T) {

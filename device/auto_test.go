@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/server"
 )
 
 // TestAgentAutoFallsBackToWebSocket: with --transport auto, a device whose
@@ -43,12 +44,30 @@ func TestAgentAutoFallsBackToWebSocket(t *testing.T) {
 // moves to QUIC once UDP gets through again, by taking its own token over,
 // and every webhook is answered 200 throughout.
 func TestAgentAutoMovesBackToQUIC(t *testing.T) {
-	r := startRelay(t)
+	// Webhooks back to back to one token: past the per-token limit.
+	r := relaytest.Start(t, func(c *server.Config) {
+		c.ReconnectSpread = reconnectSpread
+		relaytest.NoLimits(c)
+	})
 	addr, hole := relaytest.TCPOnlyFront(t, r.Addr, true)
 	a := newAgent(t, r.TLS, addr)
 	a.agent.Auto = true
 	a.agent.AutoRetry = 200 * time.Millisecond
 	a.run(t)
+	// The device's messages, read as they come: a full recorder would
+	// hold up the device's handlers.
+	drained := make(chan struct{})
+	var drain sync.WaitGroup
+	drain.Go(func() {
+		for {
+			select {
+			case <-a.got:
+			case <-drained:
+				return
+			}
+		}
+	})
+	defer func() { close(drained); drain.Wait() }()
 	if c := recv(t, a.sessions, "a session over WebSocket"); !c.OverWebSocket() {
 		t.Fatal("UDP is blackholed, yet the session is not over WebSocket")
 	}

@@ -86,6 +86,10 @@ func (r *runner) fleet(ctx context.Context, s *Summary) error {
 	if err != nil {
 		return err
 	}
+	var devs idTable // for ByTransport
+	if len(sw.Transports()) > 1 {
+		tg.devs = &devs
+	}
 	spec := attackSpec{
 		name:     "relay",
 		fe:       t.fe,
@@ -125,6 +129,7 @@ func (r *runner) fleet(ctx context.Context, s *Summary) error {
 	r.account(s, &l, counts)
 	outs := []*attackOutcome{out}
 	r.fill(s, outs)
+	s.ByTransport = byTransport(sw, out.results, &devs)
 	r.check(s, outs)
 	if cfg.IdleSettle < device.DefaultKeepAlive {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the idle window (%v) is shorter than the devices' keep-alive period (%v): "+

@@ -391,15 +391,16 @@ func TestSmokeFleet(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	s, err := Run(ctx, Config{
-		Scenario:    ScenarioFleet,
-		Devices:     200,
-		ConnectRate: 400,
-		IdleSettle:  time.Second,
-		Rate:        5,
-		Duration:    3 * time.Second,
-		Out:         out,
-		RelayBin:    relay,
-		Command:     "go test ./loadtest -run TestSmokeFleet",
+		Scenario:       ScenarioFleet,
+		Devices:        200,
+		WebSocketShare: 0.5,
+		ConnectRate:    400,
+		IdleSettle:     time.Second,
+		Rate:           5,
+		Duration:       3 * time.Second,
+		Out:            out,
+		RelayBin:       relay,
+		Command:        "go test ./loadtest -run TestSmokeFleet",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {
@@ -408,8 +409,12 @@ func TestSmokeFleet(t *testing.T) {
 	if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 {
 		t.Errorf("run failed: %q", s.Failures)
 	}
-	if s.Requests < 12 || s.StatusCounts["200"] != s.Requests || s.Delivered != s.Requests || s.Transport != "quic" {
-		t.Errorf("requests %d, status %v, delivered %d, transport %s: want ~15, all 200 and delivered, over QUIC", s.Requests, s.StatusCounts, s.Delivered, s.Transport)
+	if s.Requests < 12 || s.StatusCounts["200"] != s.Requests || s.Delivered != s.Requests || s.Transport != TransportMixed {
+		t.Errorf("requests %d, status %v, delivered %d, transport %s: want ~15, all 200 and delivered, over QUIC and WebSocket", s.Requests, s.StatusCounts, s.Delivered, s.Transport)
+	}
+	if bt := s.ByTransport; len(bt) != 2 || bt[0].Transport != TransportQUIC || bt[1].Transport != TransportWebSocket ||
+		bt[0].Devices != 100 || bt[1].Devices != 100 || bt[0].Webhooks+bt[1].Webhooks != s.Requests {
+		t.Errorf("by transport %+v; want 100 QUIC and 100 WebSocket devices sharing the %d webhooks", bt, s.Requests)
 	}
 	fs := s.Fleet
 	if fs == nil {

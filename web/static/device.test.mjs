@@ -405,6 +405,10 @@ test('dial: WebTransport first, WebSocket after the head start or at once when W
     mock.timers.tick(10_000);
     assert.deepEqual(await p, { why: 'no connection in 10.0 s' });
     assert.ok(DialWT.made[0].closedWith);
+    // The WebSocket still connecting is closed once it opens (closing it
+    // before makes the browser log an error).
+    assert.equal(FakeWS.last.closedWith, null);
+    FakeWS.last.open();
     assert.equal(FakeWS.last.closedWith.code, CLOSE_BASE + wire.CloseNormal);
   });
 });

@@ -133,6 +133,10 @@ export class WebSocketSession {
     this.#ws = ws;
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
+      if (this.#ended) {
+        this.#closeSocket(); // closed while it was connecting (a dial that lost)
+        return;
+      }
       settleReady.resolve();
       if (this.#opts.keepAliveMs > 0) this.#keepAlive = setInterval(() => this.#ping(), this.#opts.keepAliveMs);
     };
@@ -161,8 +165,17 @@ export class WebSocketSession {
   close({ closeCode = CloseNormal, reason = '' } = {}) {
     if (this.#ended) return;
     this.#end({ closeCode, reason });
+    // A WebSocket closed while connecting makes the browser log an error:
+    // one still connecting is closed once it opens instead.
+    if (this.#ws.readyState !== 0) this.#closeSocket();
+  }
+
+  /** #closeSocket sends the close frame for how the session ended. */
+  #closeSocket() {
+    const e = this.#ended;
+    const [code, reason] = e instanceof Error ? [CloseNormal, ''] : [e.closeCode, e.reason];
     try {
-      this.#ws.close(CLOSE_BASE + closeCode, truncate(reason, MAX_CLOSE_REASON));
+      this.#ws.close(CLOSE_BASE + code, truncate(reason, MAX_CLOSE_REASON));
     } catch {
       // Already closing.
     }

@@ -47,22 +47,6 @@ func (r *runner) idle(ctx context.Context, s *Summary) error {
 	return nil
 }
 
-// transportsOf lists the transports a mix puts devices on, in the order
-// Swarm.Transports uses.
-func transportsOf(m mix) []string {
-	var ts []string
-	if m.wt+m.ws < 1 {
-		ts = append(ts, TransportQUIC)
-	}
-	if m.wt > 0 {
-		ts = append(ts, TransportWebTransport)
-	}
-	if m.ws > 0 {
-		ts = append(ts, TransportWebSocket)
-	}
-	return ts
-}
-
 // idleServer names an idle phase's relay in Summary.Costs: "relay" for
 // the main one, "relay-quic" for a QUIC-only one of a mixed run.
 func idleServer(main bool, sw *Swarm) string {

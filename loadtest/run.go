@@ -231,36 +231,8 @@ func tlsTrusting(caFile string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// newSwarm makes the swarm for the relay at t (every node of a cluster).
-// mix is a swarm's shares of devices on WebTransport and on WebSocket; the
-// rest are on raw QUIC.
-type mix struct{ wt, ws float64 }
-
-// pure is the mix with every device on transport.
-func pure(transport string) mix {
-	switch transport {
-	case TransportWebTransport:
-		return mix{wt: 1}
-	case TransportWebSocket:
-		return mix{ws: 1}
-	}
-	return mix{}
-}
-
-// mix is the swarm the flags ask for.
-func (c *Config) mix() mix { return mix{wt: c.WebTransportShare, ws: c.WebSocketShare} }
-
-// share is the fraction of the mix's devices on transport.
-func (m mix) share(transport string) float64 {
-	switch transport {
-	case TransportWebTransport:
-		return m.wt
-	case TransportWebSocket:
-		return m.ws
-	}
-	return 1 - m.wt - m.ws
-}
-
+// newSwarm makes the swarm for the relay at t (every node of a cluster),
+// with m's shares of devices on each transport.
 func (r *runner) newSwarm(t *target, m mix) (*Swarm, error) {
 	var addrs []string
 	if len(t.nodes) > 1 {

@@ -1,7 +1,8 @@
 package loadtest
 
-// This file splits a run's figures by the devices' transport, for swarms
-// with devices on more than one (--webtransport-share, --websocket-share).
+// This file is the devices' transports: the mix of them a swarm has
+// (--webtransport-share, --websocket-share, the rest raw QUIC), and a
+// run's figures split by transport when it has several.
 
 import (
 	"slices"
@@ -16,6 +17,51 @@ const (
 	TransportWebSocket    = "websocket"
 	TransportMixed        = "mixed"
 )
+
+// mix is a swarm's shares of devices on WebTransport and on WebSocket; the
+// rest are on raw QUIC.
+type mix struct{ wt, ws float64 }
+
+// pure is the mix with every device on transport.
+func pure(transport string) mix {
+	switch transport {
+	case TransportWebTransport:
+		return mix{wt: 1}
+	case TransportWebSocket:
+		return mix{ws: 1}
+	}
+	return mix{}
+}
+
+// mix is the swarm the flags ask for.
+func (c *Config) mix() mix { return mix{wt: c.WebTransportShare, ws: c.WebSocketShare} }
+
+// share is the fraction of the mix's devices on transport.
+func (m mix) share(transport string) float64 {
+	switch transport {
+	case TransportWebTransport:
+		return m.wt
+	case TransportWebSocket:
+		return m.ws
+	}
+	return 1 - m.wt - m.ws
+}
+
+// transportsOf lists the transports a mix puts devices on, in the order
+// Swarm.Transports uses.
+func transportsOf(m mix) []string {
+	var ts []string
+	if m.wt+m.ws < 1-1e-9 { // shares that add up to 1 in decimal may not in binary
+		ts = append(ts, TransportQUIC)
+	}
+	if m.wt > 0 {
+		ts = append(ts, TransportWebTransport)
+	}
+	if m.ws > 0 {
+		ts = append(ts, TransportWebSocket)
+	}
+	return ts
+}
 
 // transportName is the swarm's transport, or mixed.
 func transportName(sw *Swarm) string {

@@ -8,6 +8,7 @@ package transport_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -210,17 +211,21 @@ func TestWebSocketBufferBound(t *testing.T) {
 func TestWebSocketMessageBound(t *testing.T) {
 	var raw *websocket.Conn
 	_, b := wsPair(t, wsDefaults, wsDefaults, &raw)
-	mw, err := raw.NextWriter(websocket.BinaryMessage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// STREAM on stream 0, then more data than the buffer holds, in
-	// fragments; the message is never finished.
-	if _, err := mw.Write(append([]byte{0x00, 0x00}, make([]byte, wsDefaults.MaxStreamBuffer+64<<10)...)); err != nil {
+	// By hand, one frame that says it carries 1 GiB (FIN, binary, masked
+	// with a zero key, 64-bit length), then one byte more than the longest
+	// mux frame: STREAM on stream 0 and data. The rest never comes. Every
+	// byte sent is one the relay reads before it closes, so its close frame
+	// is not lost to a reset.
+	limit := 1 + 8 + wsDefaults.MaxStreamBuffer
+	frame := []byte{0x82, 0x80 | 127}
+	frame = binary.BigEndian.AppendUint64(frame, 1<<30)
+	frame = append(frame, 0, 0, 0, 0)               // the mask key
+	frame = append(frame, make([]byte, limit+1)...) // STREAM (0x00) on stream 0 (0x00), then zeros
+	if _, err := raw.NetConn().Write(frame); err != nil {
 		t.Fatal(err)
 	}
 	raw.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound on a failing test only
-	_, _, err = raw.ReadMessage()
+	_, _, err := raw.ReadMessage()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != transport.WSCloseBase+wire.CloseProtocol {
 		t.Fatalf("an endless message: %v, want close %d", err, transport.WSCloseBase+wire.CloseProtocol)

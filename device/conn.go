@@ -231,13 +231,6 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 			MaxStreamBuffer: wire.HeaderLen + wire.MaxPayload,
 			KeepAlive:       opt.KeepAlive,
 			IdleTimeout:     max(2*opt.KeepAlive, 30*time.Second),
-			PeerClose: func(err error) (int, string, bool) {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					return ce.Code, ce.Text, true
-				}
-				return 0, "", false
-			},
 		})
 		tc, cleanup = ws, func() { ws.Close(wire.CloseNormal, "") }
 	case opt.WebTransport:

@@ -352,13 +352,6 @@ func (f *floor) connectWebSocket(ctx *fasthttp.RequestCtx) {
 			MaxIncomingStreams: 32,
 			MaxStreamBuffer:    max(wire.MaxReplyBody, floorMaxBody) + 1024,
 			IdleTimeout:        floorIdleTimeout,
-			PeerClose: func(err error) (int, string, bool) {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					return ce.Code, ce.Text, true
-				}
-				return 0, "", false
-			},
 		})
 		f.login(w)
 		<-w.Done() // fasthttp reuses the connection once this returns

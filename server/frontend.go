@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 
@@ -79,7 +78,8 @@ func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 			MaxIncomingStreams: quicMaxIncomingStreams,
 			MaxStreamBuffer:    quicMaxStreamWindow(n.cfg.Webhook.MaxBody),
 			IdleTimeout:        n.cfg.Session.IdleTimeout,
-			PeerClose:          wsPeerClose,
+			WriteTimeout:       n.cfg.WebSocketWriteTimeout,
+			Dropped:            n.wsDropped,
 		})
 		n.dev.Handle(w, "websocket")
 		<-w.Done() // fasthttp reuses the connection once this returns
@@ -87,15 +87,6 @@ func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		n.log.Debug("websocket upgrade failed", "err", err)
 	}
-}
-
-// wsPeerClose reads the peer's close status out of a read error.
-func wsPeerClose(err error) (int, string, bool) {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return ce.Code, ce.Text, true
-	}
-	return 0, "", false
 }
 
 // serveH3Page serves the device page and its config over HTTP/3.
@@ -114,4 +105,11 @@ func (n *Node) serveH3Page(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(body)
+}
+
+// wsDropped counts a frame a WebSocket session gave up.
+func (n *Node) wsDropped(reason string) {
+	if c := n.wsDrops[reason]; c != nil {
+		c.Inc()
+	}
 }

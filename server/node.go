@@ -26,6 +26,7 @@ import (
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,11 @@ type Config struct {
 	// is not connected to NATS (it still serves its own devices).
 	ReadyNeedsCluster bool
 
+	// WebSocketWriteTimeout bounds every write to a WebSocket device: one
+	// that takes no data for this long is closed, so that it cannot hold
+	// its session, or a drain.
+	WebSocketWriteTimeout time.Duration
+
 	HTTPReadTimeout  time.Duration // reading one request, headers and body
 	HTTPIdleTimeout  time.Duration // keep-alive connection with no request
 	MaxHeaderBytes   int           // request line and headers (431 above)
@@ -115,6 +121,8 @@ const (
 	DefaultRetryAbove       = 200
 	DefaultKnownSources     = 65536
 	DefaultKnownSourceTTL   = time.Hour
+
+	DefaultWebSocketWriteTimeout = transport.DefaultWSWriteTimeout
 )
 
 // DefaultConfig returns the production defaults; TLS is left to the caller.
@@ -134,6 +142,8 @@ func DefaultConfig() Config {
 		RetryAbove:       DefaultRetryAbove,
 		KnownSources:     DefaultKnownSources,
 		KnownSourceTTL:   DefaultKnownSourceTTL,
+
+		WebSocketWriteTimeout: DefaultWebSocketWriteTimeout,
 		// A NAT full of clocks reconnecting after an outage: 1,000
 		// devices are back in 20 s with jittered backoff.
 		HandshakesPerSource: limit.Rate{PerSecond: 50, Burst: 200},
@@ -161,8 +171,8 @@ func (c *Config) checkNode() error {
 		return errors.New("server: no TLS configuration")
 	case c.Listen == "":
 		return errors.New("server: no listen address")
-	case c.HTTPReadTimeout <= 0, c.HTTPIdleTimeout <= 0, c.DrainTimeout <= 0, c.HandshakeTimeout <= 0:
-		return errors.New("server: HTTP read, HTTP idle, drain and handshake timeouts must be positive")
+	case c.HTTPReadTimeout <= 0, c.HTTPIdleTimeout <= 0, c.DrainTimeout <= 0, c.HandshakeTimeout <= 0, c.WebSocketWriteTimeout <= 0:
+		return errors.New("server: HTTP read, HTTP idle, drain, handshake and WebSocket write timeouts must be positive")
 	case c.MaxHeaderBytes <= 0:
 		return errors.New("server: max header bytes must be positive")
 	case c.ReconnectSpread < 0, c.RetryAbove < 0:
@@ -195,6 +205,9 @@ type Node struct {
 	wsUpgrader websocket.FastHTTPUpgrader
 	// quicResumed counts accepted QUIC connections that resumed; static.
 	quicResumed prometheus.Counter
+	// wsDrops counts the frames WebSocket sessions gave up, by reason;
+	// static.
+	wsDrops map[string]prometheus.Counter
 
 	tcp   net.Listener
 	udp   net.PacketConn
@@ -258,6 +271,12 @@ func New(cfg Config) (*Node, error) {
 		Help: "QUIC connections accepted, by ALPN: awtrix-relay/1 (raw QUIC devices) or h3 (HTTP/3 webhooks, the page, WebTransport devices)."}, []string{"alpn"})
 	for _, alpn := range []string{wire.ALPN, http3.NextProtoH3} {
 		n.quicConns[alpn] = quicConns.WithLabelValues(alpn)
+	}
+	wsDrops := promauto.With(n.metrics).NewCounterVec(prometheus.CounterOpts{Name: "relay_websocket_drops_total",
+		Help: "Frames WebSocket device sessions gave up, by reason: control_queue_full (a pong or stream reset not sent: the device is not reading), write_timeout (a frame the device took no data of for --websocket-write-timeout; its connection closed)."}, []string{"reason"})
+	n.wsDrops = make(map[string]prometheus.Counter)
+	for _, r := range []string{transport.WSDropControlQueueFull, transport.WSDropWriteTimeout} {
+		n.wsDrops[r] = wsDrops.WithLabelValues(r)
 	}
 	n.quicResumed = promauto.With(n.metrics).NewCounter(prometheus.CounterOpts{Name: "relay_quic_resumed_total",
 		Help: "QUIC connections accepted whose TLS handshake resumed a session (a ticket from this relay or a node sharing its ticket secret)."})

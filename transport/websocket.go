@@ -10,14 +10,19 @@ package transport
 //	0x01 STREAM_FIN  data, then the end of the sender's side
 //	0x02 RESET       code (QUIC varint): both sides of the stream end
 //
-// Stream IDs follow QUIC's: the device (the WebSocket client) opens 0, 4,
-// 8, ..., the relay 1, 5, 9, .... The first frame of an ID opens the
-// stream; frames for a stream that has ended are ignored, as late frames.
-// The connection closes with a WebSocket close frame whose status is 4000
-// plus the wire.Close* code. There is no flow control beyond TCP's: what a
-// stream may buffer unread is bounded (a peer over it breaks the protocol),
-// and the number of streams a peer may have open is bounded (more are
-// reset with wire.StreamCancelled), as QUIC's stream limits would.
+// Stream IDs follow QUIC's bidirectional ones: the device (the WebSocket
+// client) opens 0, 4, 8, ..., the relay 1, 5, 9, .... The first frame of
+// an ID opens the stream; frames for a stream that has ended are ignored,
+// as late frames. The connection closes with a WebSocket close frame whose
+// status is 4000 plus the wire.Close* code. There is no flow control
+// beyond TCP's: what a stream may buffer unread is bounded (a peer over it
+// breaks the protocol), and the number of streams a peer may have open is
+// bounded (more are reset with wire.StreamCancelled), as QUIC's stream
+// limits would.
+//
+// Two goroutines use the WebSocket: read (this file) and write
+// (websocket_writer.go), which owns every write, so that a peer that stops
+// reading stalls no one but the writer, and that only until WriteTimeout.
 
 import (
 	"bytes"
@@ -27,8 +32,8 @@ import (
 	"io"
 	"math"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go/quicvarint"
@@ -49,6 +54,18 @@ const WSCloseBase = 4000
 // split, so that one large reply does not hold the connection for long.
 const wsMaxFrameData = 16 << 10
 
+// DefaultWSWriteTimeout is WSOptions.WriteTimeout's default.
+const DefaultWSWriteTimeout = 10 * time.Second
+
+// wsCloseGrace bounds sending the close frame: once a connection has ended,
+// the WebSocket is closed this long later whether the frame went out or
+// not (a writer stuck on a peer that does not read is cut off).
+const wsCloseGrace = time.Second
+
+// wsIdleReason is the reason text of the close frame that ends an idle
+// connection (with wire.CloseNormal).
+const wsIdleReason = "idle timeout"
+
 // MessageConn is what a multiplexed session needs of a WebSocket
 // connection: the methods *websocket.Conn has in gorilla/websocket (the
 // device's) and in its fork fasthttp/websocket (the relay's).
@@ -60,6 +77,7 @@ type MessageConn interface {
 	SetWriteDeadline(t time.Time) error
 	SetPingHandler(h func(appData string) error)
 	SetPongHandler(h func(appData string) error)
+	SetCloseHandler(h func(code int, text string) error)
 	Close() error
 	RemoteAddr() net.Addr
 }
@@ -74,7 +92,7 @@ const (
 
 // WSOptions bound a multiplexed session.
 type WSOptions struct {
-	// Client is true on the device's side (it opens even stream IDs).
+	// Client is true on the device's side (it opens IDs 0, 4, 8, ...).
 	Client bool
 	// MaxIncomingStreams bounds the streams the peer may have open at
 	// once; more are reset. MaxStreamBuffer bounds what one stream may
@@ -82,30 +100,54 @@ type WSOptions struct {
 	// closes with wire.CloseProtocol, 0x1).
 	MaxIncomingStreams int
 	MaxStreamBuffer    int
-	// IdleTimeout closes the connection when nothing at all (a frame, a
-	// ping, a pong) arrived for this long; 0: never.
+	// IdleTimeout closes the connection (close frame 4000, "idle
+	// timeout") when nothing at all (a frame, a ping, a pong) arrived for
+	// this long; 0: never.
 	IdleTimeout time.Duration
 	// KeepAlive sends a WebSocket ping this often; 0: never.
 	KeepAlive time.Duration
-	// PeerClose reads the status and text of the peer's close frame out of
-	// the error ReadMessage returned (each websocket package has its own
-	// CloseError type).
-	PeerClose func(err error) (status int, text string, ok bool)
+	// WriteTimeout bounds every write: a frame the peer has not taken in
+	// this long (or by its stream's deadline, if sooner) ends the
+	// connection. 0: DefaultWSWriteTimeout.
+	WriteTimeout time.Duration
+	// Dropped, if set, is told of every frame given up, with a WSDrop*
+	// reason. It is called on the connection's goroutines: it must not
+	// block.
+	Dropped func(reason string)
 }
 
-// closeProtocol is wire.CloseProtocol; transport does not import wire.
-const closeProtocol = 0x1
+// Reasons a multiplexed connection gives frames up (WSOptions.Dropped).
+const (
+	// WSDropControlQueueFull: a pong or a RESET was not sent, since the
+	// writer was that far behind (the peer is not reading).
+	WSDropControlQueueFull = "control_queue_full"
+	// WSDropWriteTimeout: a frame the peer did not take in time; the
+	// connection ended with it.
+	WSDropWriteTimeout = "write_timeout"
+)
+
+// closeProtocol and closeNormal are wire.CloseProtocol and
+// wire.CloseNormal; transport does not import wire.
+const (
+	closeNormal   = 0x0
+	closeProtocol = 0x1
+)
 
 // WebSocket multiplexes device streams over c; it reads c until c fails or
 // Close is called. remote, if set, replaces c.RemoteAddr (the caller's
 // address from a PROXY protocol header). A server's upgrade handler must
 // not return before Done: fasthttp reuses the connection's memory then.
 func WebSocket(c MessageConn, remote net.Addr, opt WSOptions) *WSConn {
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = DefaultWSWriteTimeout
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	w := &WSConn{
 		c: c, opt: opt, remote: remote, ctx: ctx, cancel: cancel,
 		streams: make(map[uint64]*wsStreamState),
 		accept:  make(chan *wsStreamState, max(opt.MaxIncomingStreams, 1)),
+		send:    make(chan *wsWrite, wsSendQueue),
+		control: make(chan wsControl, wsControlQueue),
 		done:    make(chan struct{}),
 	}
 	if remote == nil {
@@ -116,23 +158,23 @@ func WebSocket(c MessageConn, remote net.Addr, opt WSOptions) *WSConn {
 	} else {
 		w.nextLocal, w.nextPeer = 1, 0
 	}
+	// The handlers run on the reader, which must not block on the peer:
+	// pongs go through the writer, and the close frame is answered by it.
 	alive := func(string) error { w.extendIdle(); return nil }
 	c.SetPongHandler(alive)
 	c.SetPingHandler(func(data string) error {
 		w.extendIdle()
-		w.writeControl(wsPongMessage, []byte(data))
+		w.queueControl(wsControl{typ: wsPongMessage, data: data})
+		return nil
+	})
+	c.SetCloseHandler(func(code int, text string) error {
+		w.peerStatus, w.peerText = code, text
 		return nil
 	})
 	w.extendIdle()
-	var users sync.WaitGroup // the goroutines that use c
-	users.Go(w.read)
-	if opt.KeepAlive > 0 {
-		users.Go(w.keepAlive)
-	}
-	go func() {
-		users.Wait()
-		close(w.done)
-	}()
+	w.users.Store(2)
+	go w.read()
+	go w.write()
 	return w
 }
 
@@ -145,16 +187,23 @@ type WSConn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when nothing uses c any more
+	users  atomic.Int32  // goroutines using c (read, write); the last closes done
 
-	writeMu sync.Mutex // serializes writes to c, and guards cClosed
-	cClosed bool       // c is closed: nothing may write to it
+	send    chan *wsWrite  // stream frames for the writer; a sender waits for room
+	control chan wsControl // pongs and RESETs for the writer; dropped when full
 
-	mu        sync.Mutex // guards the fields below
-	streams   map[uint64]*wsStreamState
-	nextLocal uint64 // the ID this side opens next
-	nextPeer  uint64 // the lowest ID the peer has not opened yet
-	incoming  int    // open streams the peer opened
-	closeErr  error  // set once the connection has ended
+	// Owned by read.
+	peerStatus int    // the peer's close frame status, once one arrived
+	peerText   string // and its reason
+
+	mu         sync.Mutex // guards the fields below
+	streams    map[uint64]*wsStreamState
+	nextLocal  uint64      // the ID this side opens next
+	nextPeer   uint64      // the lowest ID the peer has not opened yet
+	incoming   int         // open streams the peer opened
+	closeErr   error       // set once the connection has ended
+	closeFrame []byte      // the close frame's payload to send once ended; nil: none
+	cutoff     *time.Timer // closes c wsCloseGrace after the end
 
 	accept chan *wsStreamState // streams the peer opened, not yet accepted
 }
@@ -190,7 +239,8 @@ func (e *WSCloseError) Error() string {
 }
 
 // Done is closed once the connection has ended and nothing uses the
-// WebSocket any more.
+// WebSocket any more: at most wsCloseGrace after Close, whatever the peer
+// does.
 func (w *WSConn) Done() <-chan struct{} { return w.done }
 
 func (w *WSConn) Context() context.Context { return w.ctx }
@@ -202,17 +252,17 @@ func (w *WSConn) extendIdle() {
 	}
 }
 
-func (w *WSConn) keepAlive() {
-	t := time.NewTicker(w.opt.KeepAlive)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-t.C:
-			w.writeControl(wsPingMessage, nil)
-		}
+// leave is called by each goroutine that uses c when it is done with it.
+func (w *WSConn) leave() {
+	if w.users.Add(-1) > 0 {
+		return
 	}
+	w.mu.Lock()
+	if w.cutoff != nil {
+		w.cutoff.Stop()
+	}
+	w.mu.Unlock()
+	close(w.done)
 }
 
 func (w *WSConn) OpenStream(ctx context.Context) (Stream, error) {
@@ -224,9 +274,10 @@ func (w *WSConn) OpenStream(ctx context.Context) (Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// The stream takes its ID with its first frame (writeFrame): IDs then
-	// reach the peer in order however the streams' writers interleave.
-	return &wsStreamState{w: w, readable: make(chan struct{}, 1)}, nil
+	// The stream takes its ID with its first frame (the writer's
+	// writeStream): IDs then reach the peer in order however the streams'
+	// writers interleave.
+	return newWSStream(w, 0, false), nil
 }
 
 func (w *WSConn) AcceptStream(ctx context.Context) (Stream, error) {
@@ -246,46 +297,43 @@ func (w *WSConn) AcceptStream(ctx context.Context) (Stream, error) {
 	}
 }
 
-// Close sends the close frame with code and reason, then closes the
-// connection. The peer's streams and ours end with a *WSCloseError.
+// Close ends the connection with code and reason: every stream fails with
+// a *WSCloseError at once, and the writer sends the close frame and closes
+// the WebSocket. Close does not wait for the peer: the WebSocket is closed
+// within wsCloseGrace whether or not the peer reads.
 func (w *WSConn) Close(code uint32, reason string) error {
 	if len(reason) > 120 { // a close frame carries at most 123 bytes of reason
 		reason = reason[:120]
 	}
-	status := WSCloseBase + int(code)
-	w.writeControl(wsCloseMessage, append([]byte{byte(status >> 8), byte(status)}, reason...))
-	w.end(&WSCloseError{Code: code, Reason: reason})
+	w.end(&WSCloseError{Code: code, Reason: reason}, wsClosePayload(WSCloseBase+int(code), reason))
 	return nil
 }
 
-// writeControl sends a control frame unless c is closed.
-func (w *WSConn) writeControl(typ int, data []byte) {
-	w.writeMu.Lock()
-	defer w.writeMu.Unlock()
-	if !w.cClosed {
-		w.c.WriteControl(typ, data, time.Now().Add(time.Second))
-	}
+// wsClosePayload is a close frame's payload: the status, then the reason.
+func wsClosePayload(status int, reason string) []byte {
+	return append([]byte{byte(status >> 8), byte(status)}, reason...)
 }
 
-// end ends the connection and every stream with err, once.
-func (w *WSConn) end(err error) {
+// end ends the connection and every stream with err, once; closeFrame, if
+// set, is the close frame the writer sends before it closes the WebSocket.
+// The error is in place before any close frame can reach the peer, so the
+// peer's answer to it cannot pass for the cause.
+func (w *WSConn) end(err error, closeFrame []byte) {
 	w.mu.Lock()
 	if w.closeErr != nil {
 		w.mu.Unlock()
 		return
 	}
 	w.closeErr = err
+	w.closeFrame = closeFrame
 	streams := w.streams
 	w.streams = map[uint64]*wsStreamState{}
+	w.cutoff = time.AfterFunc(wsCloseGrace, func() { w.c.Close() })
 	w.mu.Unlock()
+	w.cancel(err)
 	for _, s := range streams {
 		s.fail(err)
 	}
-	w.cancel(err)
-	w.writeMu.Lock()
-	w.cClosed = true
-	w.c.Close() // ends the reader
-	w.writeMu.Unlock()
 }
 
 // wsMaxFrameHeader is the longest mux frame header: a type byte and an
@@ -298,10 +346,12 @@ const wsMaxFrameHeader = 1 + 8
 var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // read reads frames until the connection fails. A message longer than the
-// largest frame (MaxStreamBuffer of data) breaks the protocol as soon as
-// that much has arrived: reading waits for no message's end, which may
-// never come.
+// largest frame (MaxStreamBuffer of data and the longest header) breaks the
+// protocol as soon as that much has arrived: reading waits for no message's
+// end, which may never come. read never writes: what it answers goes
+// through the writer.
 func (w *WSConn) read() {
+	defer w.leave()
 	limit := int64(math.MaxInt64 - 1)
 	if w.opt.MaxStreamBuffer > 0 {
 		limit = int64(w.opt.MaxStreamBuffer) + wsMaxFrameHeader
@@ -309,13 +359,20 @@ func (w *WSConn) read() {
 	for {
 		typ, r, err := w.c.NextReader()
 		if err != nil {
-			w.end(w.readError(err))
+			w.readFailed(err)
 			return
 		}
 		w.extendIdle()
+		if w.ctx.Err() != nil {
+			// Ended: what the peer still sends is read and dropped until
+			// the writer closes c, so that closing a socket with unread
+			// data (a TCP reset) does not destroy the close frame.
+			io.Copy(io.Discard, r)
+			continue
+		}
 		if typ != wsBinaryMessage {
 			w.Close(closeProtocol, "text message")
-			return
+			continue
 		}
 		buf := readBuffers.Get().(*bytes.Buffer)
 		buf.Reset()
@@ -323,41 +380,56 @@ func (w *WSConn) read() {
 		switch {
 		case err != nil:
 			readBuffers.Put(buf)
-			w.end(w.readError(err))
+			w.readFailed(err)
 			return
 		case n > limit:
 			readBuffers.Put(buf)
 			w.Close(closeProtocol, fmt.Sprintf("message over %d bytes", limit))
-			return
+			continue
 		}
 		w.extendIdle()
 		err = w.handle(buf.Bytes())
 		readBuffers.Put(buf)
 		if err != nil {
 			w.Close(closeProtocol, err.Error())
-			return
 		}
 	}
 }
 
-// readError turns the error that ended reading into what streams and the
-// context report: the peer's close code, our own close, or the failure.
-func (w *WSConn) readError(err error) error {
+// readFailed ends the connection with the error that ended reading: the
+// peer's close (answered with the same status), the idle timeout (closed
+// with a close frame that says so), or a failure of the connection.
+func (w *WSConn) readFailed(err error) {
 	w.mu.Lock()
-	closed := w.closeErr
+	closed := w.closeErr != nil
 	w.mu.Unlock()
-	if closed != nil {
-		return closed
-	}
-	if w.opt.PeerClose != nil {
-		if status, text, ok := w.opt.PeerClose(err); ok && status >= WSCloseBase && status < WSCloseBase+1000 {
-			return &WSCloseError{Code: uint32(status - WSCloseBase), Reason: text, Remote: true}
+	switch {
+	case closed:
+		// Our own end came first; this is its consequence.
+	case w.peerStatus != 0:
+		status, text := w.peerStatus, w.peerText
+		var echo []byte
+		if status != 1005 { // "no status received": an empty close frame is answered empty
+			echo = wsClosePayload(status, "")
 		}
+		if status >= WSCloseBase && status < WSCloseBase+1000 {
+			w.end(&WSCloseError{Code: uint32(status - WSCloseBase), Reason: text, Remote: true}, echo)
+		} else {
+			w.end(fmt.Errorf("websocket closed by the peer with status %d: %q", status, text), echo)
+		}
+	case isTimeout(err) && w.opt.IdleTimeout > 0:
+		w.end(fmt.Errorf("websocket session idle for %v: %w", w.opt.IdleTimeout, err),
+			wsClosePayload(WSCloseBase+closeNormal, wsIdleReason))
+	default:
+		w.end(err, nil)
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("websocket session idle for %v: %w", w.opt.IdleTimeout, err)
-	}
-	return err
+}
+
+// isTimeout reports a deadline error, as net.Conn returns it or as the
+// websocket packages rewrap it (hiding os.ErrDeadlineExceeded).
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }
 
 var errBadFrame = errors.New("malformed frame")
@@ -406,12 +478,17 @@ func (w *WSConn) handle(p []byte) error {
 }
 
 // streamFor returns the stream id names, opening it if the peer opens it
-// with this frame; nil for a stream that has ended.
+// with this frame; nil for a stream that has ended. An ID that neither side
+// could have opened yet, or ever (QUIC's unidirectional IDs, 2 and 3 mod 4),
+// breaks the protocol.
 func (w *WSConn) streamFor(id uint64) (*wsStreamState, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if s := w.streams[id]; s != nil {
 		return s, nil
+	}
+	if id&2 != 0 {
+		return nil, fmt.Errorf("frame for stream %d, a unidirectional ID that no side opens", id)
 	}
 	peer := id&1 == w.nextPeer&1
 	if !peer {
@@ -432,10 +509,10 @@ func (w *WSConn) streamFor(id uint64) (*wsStreamState, error) {
 	if w.incoming >= w.opt.MaxIncomingStreams {
 		// Over the peer's limit: refuse the stream, as QUIC's stream
 		// credit would have kept it from opening.
-		go w.writeRaw(wsReset, id, quicvarint.Append(nil, 0x1), time.Time{})
+		w.queueControl(wsControl{id: id, code: 0x1})
 		return nil, nil
 	}
-	s := &wsStreamState{w: w, id: id, opened: true, incoming: true, readable: make(chan struct{}, 1)}
+	s := newWSStream(w, id, true)
 	w.streams[id] = s
 	w.incoming++
 	w.accept <- s // room: at most MaxIncomingStreams are open
@@ -454,269 +531,9 @@ func (w *WSConn) forget(s *wsStreamState) {
 	}
 }
 
-// writeFrame sends one frame of s, by deadline if it is set; the first
-// frame of a stream this side opened gives it the next ID.
-func (w *WSConn) writeFrame(s *wsStreamState, typ byte, rest []byte, deadline time.Time) error {
-	w.writeMu.Lock()
-	if w.cClosed {
-		w.writeMu.Unlock()
-		return context.Cause(w.ctx)
+// dropped counts a frame given up.
+func (w *WSConn) dropped(reason string) {
+	if w.opt.Dropped != nil {
+		w.opt.Dropped(reason)
 	}
-	w.mu.Lock()
-	if !s.opened {
-		s.id, s.opened = w.nextLocal, true
-		w.nextLocal += 4
-		w.streams[s.id] = s
-	}
-	id := s.id
-	w.mu.Unlock()
-	return w.writeLocked(typ, id, rest, deadline)
-}
-
-// writeRaw sends one frame for stream id.
-func (w *WSConn) writeRaw(typ byte, id uint64, rest []byte, deadline time.Time) error {
-	w.writeMu.Lock()
-	if w.cClosed {
-		w.writeMu.Unlock()
-		return context.Cause(w.ctx)
-	}
-	return w.writeLocked(typ, id, rest, deadline)
-}
-
-// writeLocked writes one frame; w.writeMu is held, and released.
-func (w *WSConn) writeLocked(typ byte, id uint64, rest []byte, deadline time.Time) error {
-	var hdr [1 + 8]byte
-	h := quicvarint.Append(append(hdr[:0], typ), id)
-	w.c.SetWriteDeadline(deadline)
-	// Header and data go into the connection's write buffer as one
-	// message, with no copy of their own.
-	mw, err := w.c.NextWriter(wsBinaryMessage)
-	if err == nil {
-		_, err = mw.Write(h)
-	}
-	if err == nil && len(rest) > 0 {
-		_, err = mw.Write(rest)
-	}
-	if mw != nil {
-		if cerr := mw.Close(); err == nil {
-			err = cerr
-		}
-	}
-	w.writeMu.Unlock()
-	if err != nil {
-		// A frame half written leaves the connection unusable.
-		err = fmt.Errorf("websocket write: %w", err)
-		w.end(err)
-	}
-	return err
-}
-
-// wsStreamState is one stream of a multiplexed connection.
-type wsStreamState struct {
-	w        *WSConn // static
-	incoming bool    // static: the peer opened it
-	// id and opened are set once, with the stream's first frame (under
-	// w.mu, and w.writeMu for a stream this side opened); from then on
-	// static. A stream the peer opened has them from the start.
-	id     uint64
-	opened bool
-
-	readable chan struct{} // signalled when data, an end or a deadline change arrives
-
-	mu        sync.Mutex // guards the fields below
-	buf       []byte     // received, unread
-	recvFIN   bool       // the peer ended its side
-	readErr   error      // a reset or the connection's end
-	readDL    time.Time
-	writeDL   time.Time
-	sendEnded bool // our side ended: FIN, reset, or the connection's end
-	recvEnded bool // the peer's side ended and was read to its end, or reset
-}
-
-func (s *wsStreamState) signal() {
-	select {
-	case s.readable <- struct{}{}:
-	default:
-	}
-}
-
-// receive appends data from the peer.
-func (s *wsStreamState) receive(data []byte, fin bool) error {
-	s.mu.Lock()
-	if s.recvFIN {
-		s.mu.Unlock()
-		return fmt.Errorf("data on stream %d after its end", s.id)
-	}
-	if s.readErr == nil {
-		if len(s.buf)+len(data) > s.w.opt.MaxStreamBuffer {
-			s.mu.Unlock()
-			return fmt.Errorf("stream %d over its %d-byte buffer", s.id, s.w.opt.MaxStreamBuffer)
-		}
-		s.buf = append(s.buf, data...) // data is the read buffer's: copy
-	}
-	s.recvFIN = fin
-	s.mu.Unlock()
-	s.signal()
-	return nil
-}
-
-// fail ends reading with err (a reset or the connection's end).
-func (s *wsStreamState) fail(err error) {
-	s.mu.Lock()
-	if s.readErr == nil {
-		s.readErr = err
-		s.buf = nil
-	}
-	s.recvEnded = true
-	done := s.sendEnded
-	s.mu.Unlock()
-	s.signal()
-	if done {
-		s.w.forget(s)
-	}
-}
-
-// sendDone marks our side ended and forgets the stream once both are.
-func (s *wsStreamState) sendDone() {
-	s.mu.Lock()
-	s.sendEnded = true
-	done := s.recvEnded
-	s.mu.Unlock()
-	if done {
-		s.w.forget(s)
-	}
-}
-
-func (s *wsStreamState) Read(p []byte) (int, error) {
-	for {
-		s.mu.Lock()
-		switch {
-		case len(s.buf) > 0:
-			n := copy(p, s.buf)
-			s.buf = s.buf[n:]
-			if len(s.buf) == 0 {
-				s.buf = nil
-			}
-			s.mu.Unlock()
-			return n, nil
-		case s.readErr != nil:
-			err := s.readErr
-			s.mu.Unlock()
-			return 0, err
-		case s.recvFIN && len(s.buf) == 0:
-			first := !s.recvEnded
-			s.recvEnded = true
-			done := s.sendEnded
-			s.mu.Unlock()
-			if first && done {
-				s.w.forget(s)
-			}
-			return 0, io.EOF
-		}
-		dl := s.readDL
-		s.mu.Unlock()
-		if err := s.wait(dl); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// wait blocks until something may have changed or the deadline passes.
-func (s *wsStreamState) wait(deadline time.Time) error {
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-s.readable:
-		return nil
-	case <-timeout:
-		return os.ErrDeadlineExceeded
-	case <-s.w.ctx.Done():
-		// A stream that never sent a frame is not in the connection's
-		// map, so end did not fail it.
-		s.fail(context.Cause(s.w.ctx))
-		return nil
-	}
-}
-
-func (s *wsStreamState) Write(p []byte) (int, error) {
-	n := 0
-	for {
-		chunk := p[n:min(len(p), n+wsMaxFrameData)]
-		if err := s.send(wsStream, chunk); err != nil {
-			return n, err
-		}
-		n += len(chunk)
-		if n == len(p) {
-			return n, nil
-		}
-	}
-}
-
-// Close ends our side (FIN); reading may go on.
-func (s *wsStreamState) Close() error {
-	if err := s.send(wsStreamFIN, nil); err != nil {
-		return err
-	}
-	s.sendDone()
-	return nil
-}
-
-// send writes one frame on our side of the stream, unless it has ended.
-func (s *wsStreamState) send(typ byte, data []byte) error {
-	s.mu.Lock()
-	ended, dl, rerr := s.sendEnded, s.writeDL, s.readErr
-	s.mu.Unlock()
-	var se *WSStreamError
-	switch {
-	case errors.As(rerr, &se) && se.Remote:
-		return rerr // the peer reset the stream
-	case ended:
-		return errors.New("write on a stream after its end")
-	case !dl.IsZero() && !time.Now().Before(dl):
-		return os.ErrDeadlineExceeded
-	}
-	return s.w.writeFrame(s, typ, data, dl)
-}
-
-// Abort resets both sides with code.
-func (s *wsStreamState) Abort(code uint32) {
-	s.mu.Lock()
-	ended := s.sendEnded && s.recvEnded
-	s.mu.Unlock()
-	s.w.mu.Lock()
-	opened := s.opened
-	s.w.mu.Unlock()
-	if !ended && opened { // a stream never written to is unknown to the peer
-		s.w.writeFrame(s, wsReset, quicvarint.Append(nil, uint64(code)), time.Now().Add(time.Second))
-	}
-	s.fail(&WSStreamError{Code: code})
-	s.sendDone()
-}
-
-func (s *wsStreamState) SetDeadline(t time.Time) error {
-	s.SetReadDeadline(t)
-	return s.SetWriteDeadline(t)
-}
-
-func (s *wsStreamState) SetReadDeadline(t time.Time) error {
-	s.mu.Lock()
-	s.readDL = t
-	s.mu.Unlock()
-	s.signal() // a blocked Read picks up the new deadline
-	return nil
-}
-
-func (s *wsStreamState) SetWriteDeadline(t time.Time) error {
-	s.mu.Lock()
-	s.writeDL = t
-	s.mu.Unlock()
-	return nil
 }

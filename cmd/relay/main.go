@@ -97,6 +97,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&sc.LoginTimeout, "login-timeout", sc.LoginTimeout, "from QUIC handshake to a valid device login")
 	fs.DurationVar(&sc.IdleTimeout, "idle-timeout", sc.IdleTimeout, "QUIC idle timeout of device connections")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "QUIC handshake timeout")
+	fs.DurationVar(&c.WebSocketWriteTimeout, "websocket-write-timeout", c.WebSocketWriteTimeout, "a WebSocket device that takes no data for this long is closed")
 	fs.Var(perUnit{&c.HandshakesPerSource.PerSecond, time.Second}, "handshake-ip-rate", "new QUIC connections per second from one source (IPv4 address, IPv6 /64) after --handshake-ip-burst; more are refused; 0 disables")
 	fs.Var(count{&c.HandshakesPerSource.Burst}, "handshake-ip-burst", "new QUIC connections from one source allowed at once; 0 disables")
 	fs.Var(count{&c.RetryAbove}, "retry-above", "new QUIC connections per second above which unvalidated sources must answer a Retry first (anti-amplification under floods); 0 disables")

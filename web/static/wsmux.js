@@ -250,6 +250,7 @@ export class WebSocketSession {
   #streamFor(id) {
     const s = this.#streams.get(id);
     if (s) return s;
+    if (id % 4 >= 2) throw new MuxError(`frame for stream ${id}, a unidirectional ID that no side opens`);
     if (id % 2 === 0) {
       if (id >= this.#nextLocal) throw new MuxError(`frame for stream ${id}, which this side never opened`);
       return null;

@@ -132,6 +132,16 @@ test('protocol errors close the connection with 4001', async (t) => {
     ['an unknown frame type', (ws) => ws.deliver(hex('07 01')), 'unknown frame type 0x7'],
     ['a stream opened out of order', (ws) => ws.deliver(hex('00 05 01')), 'stream 5 opened out of order (next is 1)'],
     ['a frame for a stream the page never opened', (ws) => ws.deliver(hex('00 04 01')), 'frame for stream 4, which this side never opened'],
+    ['a unidirectional ID of the page\'s parity', (ws) => ws.deliver(hex('00 02 01')), 'frame for stream 2, a unidirectional ID that no side opens'],
+    [
+      'a unidirectional ID of the relay\'s, after its streams passed it',
+      (ws) => {
+        ws.deliver(hex('01 01 01'));
+        ws.deliver(hex('01 05 01'));
+        ws.deliver(hex('00 03 01'));
+      },
+      'frame for stream 3, a unidirectional ID that no side opens',
+    ],
     [
       'data after FIN',
       (ws) => {

@@ -420,7 +420,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	serve("https", func() error { return n.http.Serve(tls.NewListener(n.tcp, n.httpTLS())) })
+	serve("https", func() error { return n.http.Serve(tls.NewListener(plainHTTPListener{n.tcp}, n.httpTLS())) })
 	serve("quic", n.acceptQUIC)
 	if n.admin != nil {
 		serve("admin", func() error {

@@ -564,6 +564,42 @@ func TestCheckConfigPrintsSettings(t *testing.T) {
 	}
 }
 
+// TestQuickStartLeavesTheTreeClean: what README's quick start writes into
+// the checkout (the relay's state, the agent's token file) is ignored by
+// git, so that a build after it is not stamped +dirty; step 2 reads the
+// token from the file step 1 names.
+func TestQuickStartLeavesTheTreeClean(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick, _, _ := strings.Cut(string(readme), "No device at hand?")
+	m := regexp.MustCompile(`--token-file (\S+)`).FindStringSubmatch(quick)
+	if m == nil {
+		t.Fatal("the quick start names no --token-file")
+	}
+	token := m[1]
+	if !strings.Contains(quick, "$(cat "+token+")") {
+		t.Errorf("step 2 does not read the token from %s, the file step 1 names", token)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skipf("SKIPPED LOUDLY: git is not on PATH, so whether %s is ignored is not checked", token)
+	}
+	if err := exec.Command("git", "-C", "../..", "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skipf("SKIPPED LOUDLY: not a git checkout (%v), so whether %s is ignored is not checked", err, token)
+	}
+	for _, p := range []string{"relay-state/ca.pem", token} {
+		err := exec.Command("git", "-C", "../..", "check-ignore", "--quiet", "--no-index", p).Run()
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit) && exit.ExitCode() == 1:
+			t.Errorf("the quick start writes %s, which git does not ignore: builds after it are +dirty", p)
+		case err != nil:
+			t.Errorf("git check-ignore %s: %v", p, err)
+		}
+	}
+}
+
 // TestACMEHTTP01: with --acme-http the relay also answers HTTP-01
 // challenges there, so it gets a certificate when the CA cannot reach its
 // TLS port (Pebble validates TLS-ALPN-01 on a port where nothing

@@ -54,19 +54,27 @@ type ACME struct {
 // a challenge failed, a refused order.
 var ErrACME = errors.New("certs: ACME")
 
+// Check reports the first setting NewACME refuses, without touching Dir.
+func (c *ACMEConfig) Check() error {
+	if len(c.Domains) == 0 {
+		return errors.New("certs: ACME needs at least one domain")
+	}
+	for _, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, " /:*") {
+			return fmt.Errorf("certs: ACME domain %q: want a DNS name", d)
+		}
+	}
+	if c.Dir == "" {
+		return errors.New("certs: ACME needs a directory for its account and certificates")
+	}
+	return nil
+}
+
 // NewACME checks cfg and prepares the manager; nothing is fetched yet (see
 // Run).
 func NewACME(cfg ACMEConfig) (*ACME, error) {
-	if len(cfg.Domains) == 0 {
-		return nil, errors.New("certs: ACME needs at least one domain")
-	}
-	for _, d := range cfg.Domains {
-		if d == "" || strings.ContainsAny(d, " /:*") {
-			return nil, fmt.Errorf("certs: ACME domain %q: want a DNS name", d)
-		}
-	}
-	if cfg.Dir == "" {
-		return nil, errors.New("certs: ACME needs a directory for its account and certificates")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("certs: ACME directory: %w", err)

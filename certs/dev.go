@@ -60,6 +60,22 @@ func LoadOrCreateDev(dir string) (*Dev, error) {
 	return loadOrCreateDev(dir, time.Now())
 }
 
+// CheckDev reports what would make LoadOrCreateDev(dir) fail on an
+// existing CA in dir, and creates nothing: a missing CA is no error (it
+// would be created), one that does not load or has expired is.
+func CheckDev(dir string) error {
+	return checkDev(dir, time.Now())
+}
+
+func checkDev(dir string, now time.Time) error {
+	certPath, keyPath := filepath.Join(dir, caFile), filepath.Join(dir, caKeyFile)
+	if _, err := os.Lstat(certPath); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	_, err := loadCA(certPath, keyPath, now)
+	return err
+}
+
 func loadOrCreateDev(dir string, now time.Time) (*Dev, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -100,16 +116,22 @@ func loadOrCreateCA(dir string, now time.Time) (ca tls.Certificate, created bool
 		return ca, true, nil
 	}
 
-	ca, err = readPair(certPath, keyPath)
+	ca, err = loadCA(certPath, keyPath, now)
+	return ca, false, err
+}
+
+// loadCA reads an existing CA pair and checks it.
+func loadCA(certPath, keyPath string, now time.Time) (tls.Certificate, error) {
+	ca, err := readPair(certPath, keyPath)
 	if err == nil {
 		err = checkCA(ca.Leaf, now)
 	}
 	if err != nil {
-		return tls.Certificate{}, false, fmt.Errorf(
+		return tls.Certificate{}, fmt.Errorf(
 			"%w: %w (devices trust this CA, so it is not replaced: restore it, or remove %s and %s to create a new one)",
 			ErrBadCA, err, certPath, keyPath)
 	}
-	return ca, false, nil
+	return ca, nil
 }
 
 func checkCA(c *x509.Certificate, now time.Time) error {

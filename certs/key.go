@@ -56,6 +56,16 @@ func LoadOrCreateKey(name string) (key [KeySize]byte, err error) {
 	return key, nil
 }
 
+// CheckKey reports what would make LoadOrCreateKey(name) fail on an
+// existing file, and creates nothing: a missing file is no error (it would
+// be created).
+func CheckKey(name string) error {
+	if _, err := readKey(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 func readKey(name string) (key [KeySize]byte, err error) {
 	b, err := os.ReadFile(name)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,21 +145,75 @@ var errorCodes = []struct {
 // outcomes are the labels of relay_cluster_deliveries_total.
 var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gone", "bad_reply", "unavailable", "device_outdated", "cancelled"}
 
+// Check reports the first setting that cannot work, the files it names
+// included: the credentials, CA and client certificate are read and parsed
+// as the NATS client reads them (never written, never printed). New checks
+// the same way.
+func (c *Config) Check() error {
+	switch {
+	case len(c.URLs) == 0:
+		return errors.New("cluster: no NATS URL")
+	case c.Subject == "" || strings.ContainsAny(c.Subject, " *>"):
+		return fmt.Errorf("cluster: subject prefix %q: want a NATS subject without wildcards", c.Subject)
+	case c.ClaimTimeout <= 0 || c.MaxServing <= 0:
+		return errors.New("cluster: claim timeout and max serving must be positive")
+	case (c.Cert == "") != (c.Key == ""):
+		return errors.New("cluster: a NATS client certificate needs its key, and the other way round")
+	}
+	for i, u := range c.URLs {
+		// As the NATS client reads them: a URL without a scheme is nats://.
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		if _, err := url.Parse(u); err != nil {
+			// url.Error quotes the URL, and a URL may hold a password.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return fmt.Errorf("cluster: NATS URL %d of %d: %w", i+1, len(c.URLs), err)
+		}
+	}
+	// The options read the credentials' JWT, the CA and the client pair,
+	// as they will in New.
+	o := nats.GetDefaultOptions()
+	for _, opt := range c.fileOptions() {
+		if err := opt(&o); err != nil {
+			return fmt.Errorf("cluster: NATS: %w", err)
+		}
+	}
+	// The credentials' seed is read only to sign a connection's nonce:
+	// one that does not parse would fail every connection, so sign one
+	// here.
+	if o.SignatureCB != nil {
+		if _, err := o.SignatureCB([]byte("check")); err != nil {
+			return fmt.Errorf("cluster: NATS credentials %s: %w", c.Creds, err)
+		}
+	}
+	return nil
+}
+
+// fileOptions are the NATS options that read the files c names.
+func (c *Config) fileOptions() []nats.Option {
+	var opts []nats.Option
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.CA != "" {
+		opts = append(opts, nats.RootCAs(c.CA))
+	}
+	if c.Cert != "" {
+		opts = append(opts, nats.ClientCert(c.Cert, c.Key))
+	}
+	return opts
+}
+
 // New connects to NATS and returns the node's part of the cluster. It
 // returns without waiting for NATS: a node whose NATS is down starts,
 // serves its own devices, and joins when NATS is back.
 func New(local *router.Router, cfg Config) (*Cluster, error) {
-	if len(cfg.URLs) == 0 {
-		return nil, errors.New("cluster: no NATS URL")
-	}
-	if cfg.Subject == "" || strings.ContainsAny(cfg.Subject, " *>") {
-		return nil, fmt.Errorf("cluster: subject prefix %q: want a NATS subject without wildcards", cfg.Subject)
-	}
-	if cfg.ClaimTimeout <= 0 || cfg.MaxServing <= 0 {
-		return nil, errors.New("cluster: claim timeout and max serving must be positive")
-	}
-	if (cfg.Cert == "") != (cfg.Key == "") {
-		return nil, errors.New("cluster: a NATS client certificate needs its key, and the other way round")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -210,15 +265,7 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 			c.log.Warn("cluster: NATS error", "err", err)
 		}),
 	}
-	if cfg.Creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.Creds))
-	}
-	if cfg.CA != "" {
-		opts = append(opts, nats.RootCAs(cfg.CA))
-	}
-	if cfg.Cert != "" {
-		opts = append(opts, nats.ClientCert(cfg.Cert, cfg.Key))
-	}
+	opts = append(opts, cfg.fileOptions()...)
 	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: NATS: %w", err)

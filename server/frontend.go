@@ -50,7 +50,7 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 	default:
 		body, ctype, ok := web.Asset(path)
 		if !ok || !(ctx.IsGet() || ctx.IsHead()) {
-			webhook.WriteError(ctx, webhook.ErrNotFound)
+			n.hook.Refuse(ctx, webhook.ErrNotFound)
 			return
 		}
 		ctx.SetContentType(ctype)
@@ -65,11 +65,11 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 	origin := string(ctx.Request.Header.Peek("Origin"))
 	if origin != "" && origin != "https://"+string(ctx.Host()) && !slices.Contains(n.cfg.AllowOrigins, origin) {
-		webhook.WriteError(ctx, webhook.ErrOrigin)
+		n.hook.Refuse(ctx, webhook.ErrOrigin)
 		return
 	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
-		webhook.WriteError(ctx, webhook.ErrBadRequest)
+		n.hook.Refuse(ctx, webhook.ErrBadRequest)
 		return
 	}
 	remote := ctx.RemoteAddr() // the caller's, after a PROXY header
@@ -99,7 +99,7 @@ func (n *Node) serveH3Page(w http.ResponseWriter, req *http.Request) {
 	}
 	body, ctype, ok := web.Asset(req.URL.Path)
 	if !ok || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		webhook.WriteHTTPError(w, webhook.ErrNotFound)
+		n.hook.RefuseHTTP(w, webhook.ErrNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", ctype)

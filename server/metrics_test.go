@@ -1,14 +1,18 @@
 package server_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/quic-go/quic-go/http3"
 )
 
 // TestMetricsExposition parses /metrics of a clustered node that has seen
@@ -92,6 +96,68 @@ func TestMetricsExposition(t *testing.T) {
 	if b == nil || len(b.GetMetric()) != 1 || b.GetMetric()[0].GetGauge().GetValue() != 1 {
 		t.Fatalf("relay_build_info: %v", b)
 	}
+}
+
+// TestRefusalsCount: every refusal the relay answers counts in
+// relay_webhooks_total by its code, whichever path it was on and over
+// HTTPS or HTTP/3: not_found for a path other than /cloud (API.md's table),
+// origin_not_allowed and bad_request at /connect, as /cloud's own refusals
+// do.
+func TestRefusalsCount(t *testing.T) {
+	e := relaytest.Start(t, nil)
+	h3 := &http3.Transport{TLSClientConfig: e.TLS.Clone()}
+	defer h3.Close()
+	clients := map[string]*http.Client{"HTTPS": e.HTTP, "HTTP/3": {Transport: h3}}
+	count := func(code string) float64 { return metric(t, e, `relay_webhooks_total{outcome="`+code+`"}`) }
+	for name, client := range clients {
+		notFound, origin, badRequest, missing := count("not_found"), count("origin_not_allowed"), count("bad_request"), count("mode_missing")
+		for _, path := range []string{"/nope", "/api/notify", "/cloud/"} {
+			if status, code := get(t, client, "https://"+e.Addr+path, nil); status != 404 || code != "not_found" {
+				t.Errorf("%s GET %s: %d %s, want 404 not_found", name, path, status, code)
+			}
+		}
+		if status, code := get(t, client, "https://"+e.Addr+"/cloud", nil); status != 400 || code != "mode_missing" {
+			t.Errorf("%s GET /cloud: %d %s", name, status, code)
+		}
+		if status, code := get(t, client, "https://"+e.Addr+server.ConnectPath, http.Header{"Origin": {"https://elsewhere.example"}}); status != 403 || code != "origin_not_allowed" {
+			t.Errorf("%s GET /connect from elsewhere: %d %s", name, status, code)
+		}
+		if got := count("not_found") - notFound; got != 3 {
+			t.Errorf("%s: relay_webhooks_total{outcome=\"not_found\"} moved by %v for 3 unknown paths", name, got)
+		}
+		if got := count("mode_missing") - missing; got != 1 {
+			t.Errorf("%s: mode_missing moved by %v, want 1", name, got)
+		}
+		if got := count("origin_not_allowed") - origin; got != 1 {
+			t.Errorf("%s: origin_not_allowed moved by %v, want 1", name, got)
+		}
+		if name == "HTTPS" {
+			// A GET of /connect that is no WebSocket upgrade.
+			if status, code := get(t, client, "https://"+e.Addr+server.ConnectPath, nil); status != 400 || code != "bad_request" {
+				t.Errorf("GET /connect without an upgrade: %d %s", status, code)
+			}
+			if got := count("bad_request") - badRequest; got != 1 {
+				t.Errorf("bad_request moved by %v, want 1", got)
+			}
+		}
+	}
+}
+
+// get sends a GET and returns its status and the refusal's code.
+func get(t *testing.T, client *http.Client, url string, hdr http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = hdr
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, relaytest.ErrorCode(t, b)
 }
 
 func hasAny(s string, suffixes []string) bool {

@@ -1,7 +1,9 @@
-// Package server assembles a relay node (Node): one address serving HTTPS
-// webhooks over TCP (fasthttp) and device sessions, HTTP/3 and WebTransport
-// over QUIC on UDP, the router between them, and a private admin listener
-// for health checks, metrics and profiles.
+// Package server assembles a relay node (Node): one address serving, on
+// TCP, HTTPS webhooks (fasthttp), the device page and WebSocket device
+// sessions, and on UDP, one QUIC listener for raw QUIC device sessions,
+// HTTP/3 webhooks and WebTransport device sessions; the router between
+// them; a private admin listener for health checks, metrics and profiles;
+// and the graceful drain.
 package server
 
 import (
@@ -44,7 +46,7 @@ import (
 // parts, is limit.Rate's: zero turns a limit off. Timeouts and sizes must be
 // positive; New says which one is not.
 type Config struct {
-	Listen string      // HOST:PORT for both TCP (HTTPS) and UDP (QUIC, HTTP/3, WebTransport)
+	Listen string      // HOST:PORT for both TCP (HTTPS) and UDP (QUIC, HTTP/3, WebTransport); see CheckAddr
 	Admin  string      // HOST:PORT of the plain-HTTP admin listener; "" disables it
 	TLS    *tls.Config // the relay's certificate; NextProtos are set here
 	// UDPTLS, if set, serves the UDP side instead of TLS: in development a
@@ -151,7 +153,9 @@ func DefaultConfig() Config {
 }
 
 // Check reports the first setting that cannot work, the parts' included
-// (New checks them the same way).
+// (New checks them the same way, so a Config that passes is one New takes,
+// unless a port is taken or NATS refuses). It reads the files the cluster
+// part names; it writes nothing.
 func (c *Config) Check() error {
 	if err := c.checkNode(); err != nil {
 		return err
@@ -161,7 +165,45 @@ func (c *Config) Check() error {
 	if err := sc.Check(); err != nil {
 		return err
 	}
-	return c.Webhook.Check()
+	if err := c.Webhook.Check(); err != nil {
+		return err
+	}
+	if len(c.Cluster.URLs) > 0 {
+		return c.Cluster.Check()
+	}
+	return nil
+}
+
+// AddrError is a Listen or Admin address that is not HOST:PORT.
+type AddrError struct {
+	Setting string // "listen" or "admin": the Config field, and cmd/relay's flag
+	Addr    string
+	Err     error // what is wrong with it
+}
+
+func (e *AddrError) Error() string {
+	return fmt.Sprintf("server: %s address %q: %v", e.Setting, e.Addr, e.Err)
+}
+
+func (e *AddrError) Unwrap() error { return e.Err }
+
+// CheckAddr reports whether addr is HOST:PORT with a port number from 0 to
+// 65535 (0: one the kernel picks). HOST may be empty for every interface,
+// an IPv6 address goes in brackets. A bare port is refused rather than
+// guessed at: "443" could mean ":443" or a host named 443, and a service
+// name ("https") is refused too, so that every address reads the same.
+func CheckAddr(addr string) error {
+	if _, err := strconv.ParseUint(addr, 10, 16); err == nil {
+		return fmt.Errorf("want HOST:PORT, not a bare port (%q for every interface)", ":"+addr)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New(`want HOST:PORT (":8443", "127.0.0.1:8443", "[::1]:8443")`)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 // checkNode reports the first node-level setting that cannot work.
@@ -171,6 +213,21 @@ func (c *Config) checkNode() error {
 		return errors.New("server: no TLS configuration")
 	case c.Listen == "":
 		return errors.New("server: no listen address")
+	}
+	if err := CheckAddr(c.Listen); err != nil {
+		return &AddrError{"listen", c.Listen, err}
+	}
+	if c.Admin != "" {
+		if err := CheckAddr(c.Admin); err != nil {
+			return &AddrError{"admin", c.Admin, err}
+		}
+	}
+	if len(c.ProxyFrom) > 0 {
+		if _, err := proxyproto.PolicyFromRanges(c.ProxyFrom, proxyproto.USE, proxyproto.REJECT); err != nil {
+			return fmt.Errorf("server: proxy-from: %w", err)
+		}
+	}
+	switch {
 	case c.HTTPReadTimeout <= 0, c.HTTPIdleTimeout <= 0, c.DrainTimeout <= 0, c.HandshakeTimeout <= 0, c.WebSocketWriteTimeout <= 0:
 		return errors.New("server: HTTP read, HTTP idle, drain, handshake and WebSocket write timeouts must be positive")
 	case c.MaxHeaderBytes <= 0:
@@ -384,7 +441,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	serve("https", func() error { return n.http.Serve(tls.NewListener(n.tcp, n.httpTLS())) })
+	serve("https", func() error { return n.http.Serve(tls.NewListener(plainHTTPListener{n.tcp}, n.httpTLS())) })
 	serve("quic", n.acceptQUIC)
 	if n.admin != nil {
 		serve("admin", func() error {

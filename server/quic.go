@@ -178,12 +178,12 @@ func (n *Node) h3Mux() http.Handler {
 // connectWebTransport turns a CONNECT request into a device session.
 func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
 	if !n.checkOrigin(req) {
-		webhook.WriteHTTPError(w, webhook.ErrOrigin)
+		n.hook.RefuseHTTP(w, webhook.ErrOrigin)
 		return
 	}
 	sess, err := n.wt.Upgrade(w, req)
 	if err != nil {
-		webhook.WriteHTTPError(w, webhook.ErrBadRequest)
+		n.hook.RefuseHTTP(w, webhook.ErrBadRequest)
 		return
 	}
 	n.dev.Handle(transport.WebTransport(sess), "webtransport")

@@ -189,23 +189,35 @@ func errorOr(err error, fallback *Error) *Error {
 	return fallback
 }
 
-// WriteError answers ctx with err's response.
-func WriteError(ctx *fasthttp.RequestCtx, err error) {
-	e, retry := respond(err, ErrInternal)
+// Refusals are answered and counted here, and only here: every one is a
+// relay_webhooks_total{outcome} by its code, whichever path it was on.
+
+// refuse counts err's response, or fallback's if err is none of ours, and
+// returns it with its Retry-After.
+func (h *Handler) refuse(err error, fallback *Error) (*Error, int) {
+	e, retry := respond(err, fallback)
+	h.outcomes[e.idx].Inc()
+	return e, retry
+}
+
+// Refuse answers a request on the TCP frontend with err's response and
+// counts it: /cloud's refusals, and the ones of the paths around it
+// (ErrNotFound for a path the relay does not serve, ErrOrigin at /connect).
+func (h *Handler) Refuse(ctx *fasthttp.RequestCtx, err error) {
+	e, retry := h.refuse(err, ErrInternal)
 	writeError(ctx, e, retry, err)
 }
 
 // ServeError is fasthttp's Server.ErrorHandler: requests that fasthttp
 // could not read get the same JSON shape as every other refusal, and count.
 func (h *Handler) ServeError(ctx *fasthttp.RequestCtx, err error) {
-	e, retry := respond(err, ErrBadRequest)
-	h.outcomes[e.idx].Inc()
+	e, retry := h.refuse(err, ErrBadRequest)
 	writeError(ctx, e, retry, err)
 }
 
-// WriteHTTPError answers a net/http request (HTTP/3) with err's response.
-func WriteHTTPError(w http.ResponseWriter, err error) {
-	e, retry := respond(err, ErrInternal)
+// RefuseHTTP is Refuse for a net/http request (HTTP/3).
+func (h *Handler) RefuseHTTP(w http.ResponseWriter, err error) {
+	e, retry := h.refuse(err, ErrInternal)
 	writeHTTPError(w, e, retry, err)
 }
 

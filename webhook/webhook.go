@@ -162,7 +162,7 @@ func New(d router.Deliverer, cfg Config) (*Handler, error) {
 	h.lookup, _ = d.(lookuper)
 	m := promauto.With(cfg.Metrics)
 	outcomes := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_webhooks_total",
-		Help: "Webhooks by outcome: delivered (the device answered below 400), device_error (the device answered 4xx or 5xx), or the relay's error code."},
+		Help: "Webhooks by outcome: delivered (the device answered below 400), device_error (the device answered 4xx or 5xx), or the relay's error code; refusals on other paths count by their code too (not_found: a path other than /cloud)."},
 		[]string{"outcome"})
 	for _, e := range allErrors {
 		h.outcomes = append(h.outcomes, outcomes.WithLabelValues(e.Code))
@@ -186,13 +186,6 @@ func New(d router.Deliverer, cfg Config) (*Handler, error) {
 			ConstLabels: label}, func() float64 { return float64(l.Untracked()) })
 	}
 	return h, nil
-}
-
-// fail counts a refusal and returns its response and Retry-After.
-func (h *Handler) fail(err error) (*Error, int) {
-	e, retry := respond(err, ErrInternal)
-	h.outcomes[e.idx].Inc()
-	return e, retry
 }
 
 // answered counts a delivery the device answered with status.
@@ -341,8 +334,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	r.name, r.hasName = args.Peek("name"), args.Has("name")
 	reply, err := h.serve(r, start)
 	if err != nil {
-		e, retry := h.fail(err)
-		writeError(ctx, e, retry, err)
+		h.Refuse(ctx, err)
 		return
 	}
 	h.answered(start, reply.Status)
@@ -382,8 +374,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply, err = h.handle(req, start)
 	}
 	if err != nil {
-		e, retry := h.fail(err)
-		writeHTTPError(w, e, retry, err)
+		h.RefuseHTTP(w, err)
 		return
 	}
 	h.answered(start, reply.Status)

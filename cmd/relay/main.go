@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -60,32 +61,35 @@ type options struct {
 	checkConfig bool
 	logLevel    slog.Level
 	logFormat   string
+	flags       *flag.FlagSet // every setting, for --check-config to print
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{cfg: server.DefaultConfig()}
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	o.flags = fs
 	fs.SetOutput(stderr)
 	c, sc, wc := &o.cfg, &o.cfg.Session, &o.cfg.Webhook
-	fs.StringVar(&c.Listen, "listen", c.Listen, "`HOST:PORT` for HTTPS webhooks (TCP) and devices (QUIC, UDP)")
-	fs.StringVar(&c.Admin, "admin", c.Admin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz, /metrics); keep it private; empty disables")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "`HOST:PORT` for HTTPS webhooks (TCP) and devices (QUIC, UDP); \":443\" for every interface (a bare port is refused)")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz, /metrics); keep it private; empty disables; a bare port is refused")
 	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`; without --cert/--key a development CA is used")
 	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` for --cert")
 	fs.BoolVar(&o.certWatch, "cert-watch", true, "reload --cert/--key for new handshakes when either file changes (SIGHUP always reloads them)")
 	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the ACME account and certificates, or the development CA and certificate (ca.pem is what devices trust)")
-	fs.Func("acme-domain", "`name` to obtain and renew a certificate for from an ACME CA (TLS-ALPN-01 on the TCP port); repeat or separate with commas; excludes --cert", func(v string) error {
+	fs.Var(setting{func(v string) error {
 		for _, d := range strings.Split(v, ",") {
 			if d = strings.TrimSpace(d); d != "" {
 				o.acme.Domains = append(o.acme.Domains, d)
 			}
 		}
 		return nil
-	})
+	}, func() string { return strings.Join(o.acme.Domains, ",") }},
+		"acme-domain", "`name` to obtain and renew a certificate for from an ACME CA (TLS-ALPN-01 on the TCP port); repeat or separate with commas; excludes --cert")
 	fs.StringVar(&o.acme.CA, "acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory `URL` (Let's Encrypt's production one by default)")
 	fs.StringVar(&o.acmeRoots, "acme-ca-roots", "", "PEM `file` of the CA that signed the ACME directory's HTTPS certificate, for a private ACME server (step-ca, Pebble); empty uses the system roots")
 	fs.StringVar(&o.acme.Email, "acme-email", "", "contact `address` for the ACME account (expiry warnings)")
 	fs.StringVar(&o.acmeHTTP, "acme-http", "", "`HOST:PORT` (usually :80) to answer ACME HTTP-01 challenges on, and send everything else to HTTPS; empty: TLS-ALPN-01 only")
-	fs.BoolVar(&o.checkConfig, "check-config", false, "check the flags, the environment, --config and the certificates, print the result, and exit")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the flags, the environment, --config, the certificates and the keys in --state-dir as a start would, creating no file; print every setting (paths, never secrets) and \"configuration OK\", and exit")
 	fs.IntVar(&wc.MaxBody, "max-body", wc.MaxBody, "largest webhook body in `bytes` (413 above)")
 	fs.IntVar(&sc.MaxInflight, "max-inflight", sc.MaxInflight, "messages in flight per device (503 above)")
 	fs.Var(count{&sc.MaxDevices}, "max-devices", "live device sessions on this node; more logins are refused (relay_full) so devices go elsewhere; 0 disables the cap")
@@ -108,7 +112,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "request line and headers in `bytes` (431 above)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, exit within this")
 	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", c.ReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
-	fs.Func("goaway-redirect", "`HOST:PORT` (IPv6 as [ADDR]:PORT) that devices sent away on SIGTERM dial next, once; empty: the address they dialled", func(v string) error {
+	fs.Var(setting{func(v string) error {
 		if v != "" {
 			if err := wire.CheckRedirect(v); err != nil {
 				return err
@@ -116,14 +120,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		sc.Redirect = v
 		return nil
-	})
+	}, func() string { return sc.Redirect }},
+		"goaway-redirect", "`HOST:PORT` (IPv6 as [ADDR]:PORT) that devices sent away on SIGTERM dial next, once; empty: the address they dialled")
 	fs.Var(perUnit{&wc.PerToken.PerSecond, time.Second}, "token-rate", "webhooks per second per device token, refilling a bucket of --token-burst (429 rate_limited above); 0 disables")
 	fs.Var(count{&wc.PerToken.Burst}, "token-burst", "webhooks one device token may send at once before --token-rate applies; 0 disables the token limit")
 	fs.Var(perUnit{&wc.PerSource.PerSecond, time.Second}, "ip-rate", "webhooks per second per source address (an IPv4 address or an IPv6 /64); generous, since many callers can share one egress address; 0 disables")
 	fs.Var(count{&wc.PerSource.Burst}, "ip-burst", "webhooks one source address may send at once before --ip-rate applies; 0 disables the source limit")
 	fs.Var(perUnit{&wc.Misses.PerSecond, time.Second}, "miss-rate", "404 no_device answers per second per source address; beyond them unknown tokens get 429 (slows token guessing); 0 disables")
 	fs.Var(count{&wc.Misses.Burst}, "miss-burst", "404 no_device answers one source address may get at once before --miss-rate applies; 0 disables the miss limit")
-	fs.Func("allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport devices, besides the relay's own page; repeat or separate with commas", func(v string) error {
+	fs.Var(setting{func(v string) error {
 		for _, origin := range strings.Split(v, ",") {
 			if origin = strings.TrimSpace(origin); origin != "" {
 				if !strings.HasPrefix(origin, "https://") && !strings.HasPrefix(origin, "http://") {
@@ -133,9 +138,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			}
 		}
 		return nil
-	})
+	}, func() string { return strings.Join(c.AllowOrigins, ",") }},
+		"allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport devices, besides the relay's own page; repeat or separate with commas")
 	cc := &o.cfg.Cluster
-	fs.Func("nats", "NATS server `URL`s (nats://host:4222, tls://host:4222; several separated by commas): makes this node one of a cluster; empty: a node alone that never touches NATS", func(v string) error {
+	fs.Var(setting{func(v string) error {
 		cc.URLs = cc.URLs[:0]
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
@@ -143,7 +149,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			}
 		}
 		return nil
-	})
+	}, func() string { return strings.Join(cc.URLs, ",") }},
+		"nats", "NATS server `URL`s (nats://host:4222, tls://host:4222; several separated by commas): makes this node one of a cluster; empty: a node alone that never touches NATS")
 	fs.StringVar(&cc.Creds, "nats-creds", "", "NATS credentials `file` (user JWT and NKey seed)")
 	fs.StringVar(&cc.CA, "nats-ca", "", "PEM `file` of the CA that signed the NATS servers' certificates (TLS)")
 	fs.StringVar(&cc.Cert, "nats-cert", "", "PEM client certificate `file` for NATS servers that ask for one")
@@ -151,7 +158,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&cc.Subject, "nats-subject", cc.Subject, "`prefix` of the cluster's NATS subjects; the nodes of one cluster share it")
 	fs.StringVar(&cc.Name, "nats-name", "", "this node's `name` in NATS monitoring; empty: the host name")
 	fs.BoolVar(&c.ReadyNeedsCluster, "ready-needs-cluster", false, "/readyz answers 503 while this clustered node has no NATS connection (it still serves its own devices)")
-	fs.Func("proxy-from", "`CIDR` or address of a TCP load balancer that sends the PROXY protocol (v1 or v2): its header names the caller for rate limits; a header from anyone else closes the connection; repeat or separate with commas", func(v string) error {
+	fs.Var(setting{func(v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p == "" {
 				continue
@@ -162,7 +169,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			c.ProxyFrom = append(c.ProxyFrom, p)
 		}
 		return nil
-	})
+	}, func() string { return strings.Join(c.ProxyFrom, ",") }},
+		"proxy-from", "`CIDR` or address of a TCP load balancer that sends the PROXY protocol (v1 or v2): its header names the caller for rate limits; a header from anyone else closes the connection; repeat or separate with commas")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {
@@ -225,6 +233,22 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
+// setting is a flag that parses into options with set and reports the
+// value it made with get (flag.Func reports nothing), for --check-config.
+type setting struct {
+	set func(string) error
+	get func() string
+}
+
+func (v setting) Set(s string) error { return v.set(s) }
+
+func (v setting) String() string {
+	if v.get == nil { // the flag package's zero value
+		return ""
+	}
+	return v.get()
+}
+
 // perUnit is a flag that sets a rate per second from a count per unit:
 // --takeovers-per-minute 1 is 1/60 per second. Like every rate flag it
 // takes a number >= 0, and 0 turns its limit off.
@@ -284,6 +308,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	if err != nil {
 		return err
 	}
+	// Before anything is created: what would stop the relay stops it
+	// here, and --check-config runs exactly this.
+	if err := check(o); err != nil {
+		return err
+	}
+	if o.checkConfig {
+		printSettings(stdout, o.flags)
+		fmt.Fprintln(stdout, "relay: configuration OK")
+		return nil
+	}
 	hopts := &slog.HandlerOptions{Level: o.logLevel}
 	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
 	if o.logFormat == "json" {
@@ -308,9 +342,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			return err
 		}
 		o.cfg.TLS = a.TLSConfig()
-		if o.checkConfig {
-			break
-		}
 		// HTTP-01 first: autocert offers it only once its handler exists.
 		if o.acmeHTTP != "" {
 			srv := &http.Server{Addr: o.acmeHTTP, Handler: a.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
@@ -329,9 +360,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			return err
 		}
 		o.cfg.TLS = r.TLSConfig()
-		if o.checkConfig {
-			break
-		}
 		if o.certWatch {
 			background.Go(func() {
 				if err := r.Watch(ctx); err != nil {
@@ -356,25 +384,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		o.cfg.UDPTLS, o.cfg.CertHashes = sl.TLSConfig(), sl.Hashes
 		log.Info("using development certificates; devices must trust the CA", "ca", dev.CAFile, "sha256", dev.CAFingerprint, "created", dev.Created)
 	}
-	if !o.checkConfig {
-		background.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-					reload()
-				}
+	background.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload()
 			}
-		})
-	}
-	if o.checkConfig {
-		if err := o.cfg.Check(); err != nil {
-			return err
 		}
-		fmt.Fprintln(stdout, "relay: configuration OK")
-		return nil
-	}
+	})
 
 	// Address-validation tokens given to devices stay good across
 	// restarts: a returning fleet skips the Retry (--retry-above).
@@ -408,4 +427,113 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	}
 	log.Info("relay listening (HTTPS on TCP, QUIC on UDP)", attrs...)
 	return r.Run(ctx)
+}
+
+// check is what a start checks before it creates or binds anything, and
+// all that --check-config does: the certificates and the keys in
+// --state-dir are read, never created, and the node's configuration is
+// checked as server.New checks it (the listen and admin addresses, the
+// limits, the cluster's settings and files). It writes nothing.
+func check(o *options) error {
+	if err := checkDir(o.stateDir); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
+	}
+	cfg := o.cfg
+	switch {
+	case len(o.acme.Domains) > 0:
+		a := o.acme
+		a.Dir = filepath.Join(o.stateDir, "acme")
+		if err := a.Check(); err != nil {
+			return err
+		}
+		if o.acmeHTTP != "" {
+			if err := server.CheckAddr(o.acmeHTTP); err != nil {
+				return fmt.Errorf("--acme-http %q: %w", o.acmeHTTP, err)
+			}
+		}
+	case o.certFile != "":
+		r, err := certs.NewReloader(o.certFile, o.keyFile, nil) // reads the pair
+		if err != nil {
+			return err
+		}
+		cfg.TLS = r.TLSConfig()
+	default:
+		if err := certs.CheckDev(o.stateDir); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{quicTokenKeyFile, ticketKeyFile} {
+		if err := certs.CheckKey(filepath.Join(o.stateDir, name)); err != nil {
+			return err
+		}
+	}
+	if cfg.TLS == nil {
+		// ACME and development certificates come at start; what could
+		// stop them was checked above.
+		cfg.TLS = &tls.Config{}
+	}
+	if err := cfg.Check(); err != nil {
+		var addr *server.AddrError
+		if errors.As(err, &addr) {
+			return fmt.Errorf("--%s: %w", addr.Setting, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// checkDir reports whether dir is a directory, or could be made one: the
+// nearest part of its path that exists is a directory.
+func checkDir(dir string) error {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		switch {
+		case err == nil && fi.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is not a directory", d)
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		case filepath.Dir(d) == d:
+			return err
+		}
+	}
+}
+
+// printSettings lists every flag's effective value as --name=value, in
+// the flags' order. Values are what the relay was given, paths for files;
+// the user part of a URL (a NATS password or token) is redacted.
+func printSettings(w io.Writer, flags *flag.FlagSet) {
+	flags.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(w, "--%s=%s\n", f.Name, shellQuote(redactURLs(f.Value.String())))
+	})
+}
+
+// redactURLs replaces the user part of every URL in v (nats://user:pass@host,
+// nats://token@host, comma-separated) with REDACTED.
+func redactURLs(v string) string {
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		scheme, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			continue
+		}
+		authority := rest
+		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+			authority = rest[:end]
+		}
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			parts[i] = scheme + "://REDACTED" + rest[at:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// shellQuote quotes v for a shell when it needs it, so that a line can be
+// pasted back as a flag.
+func shellQuote(v string) string {
+	if v != "" && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }

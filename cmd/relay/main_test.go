@@ -403,6 +403,203 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestCheckConfigRefusesWhatStartRefuses: an address the relay cannot
+// listen on fails --check-config with the message a start gives, which
+// names the flag, and server.New gives the same one: the addresses are
+// checked once, by server.Config.Check.
+func TestCheckConfigRefusesWhatStartRefuses(t *testing.T) {
+	t.Chdir(t.TempDir())
+	// A credentials file whose JWT reads but whose seed does not: NATS
+	// would refuse every connection, so the node would never join.
+	creds := filepath.Join(t.TempDir(), "relay.creds")
+	os.WriteFile(creds, []byte("-----BEGIN NATS USER JWT-----\neyJhbGciOiJlZDI1NTE5In0.e30.c2ln\n------END NATS USER JWT------\n\n"+
+		"-----BEGIN USER NKEY SEED-----\nSUNOTASEED\n------END USER NKEY SEED------\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"--listen", "443"}, `--listen: server: listen address "443": want HOST:PORT, not a bare port (":443" for every interface)`},
+		{[]string{"--admin", "9443x"}, `--admin: server: admin address "9443x": want HOST:PORT`},
+		{[]string{"--admin", "127.0.0.1:9443x"}, `--admin: server: admin address "127.0.0.1:9443x": port "9443x": want a number from 0 to 65535`},
+		{[]string{"--listen", ":https"}, `--listen: server: listen address ":https": port "https"`},
+		{[]string{"--listen", ":65536"}, `port "65536"`},
+		{[]string{"--acme-domain", "relay.example", "--acme-http", "80"}, `--acme-http "80": want HOST:PORT, not a bare port`},
+		// The cluster's files are read as the NATS client reads them.
+		{[]string{"--nats", "nats://127.0.0.1:1", "--nats-creds", "/nonexistent/relay.creds"}, "cluster: NATS: nats: open /nonexistent/relay.creds"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--nats-creds", creds}, "cluster: NATS credentials " + creds + ": "},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--nats-ca", "/nonexistent/ca.pem"}, "cluster: NATS: nats: error loading or parsing rootCA file"},
+		// A URL is not quoted back: it may hold a password.
+		{[]string{"--nats", "nats://ops:s3cret@a b:4222"}, `cluster: NATS URL 1 of 1: invalid character " " in host name`},
+	} {
+		checked := run(context.Background(), append(c.args, "--check-config"), io.Discard, io.Discard, nil)
+		if checked == nil || !strings.Contains(checked.Error(), c.want) {
+			t.Errorf("%q --check-config: %v; want an error with %s", c.args, checked, c.want)
+			continue
+		}
+		if strings.Contains(checked.Error(), "s3cret") {
+			t.Errorf("%q: the error names the password: %v", c.args, checked)
+		}
+		// A start refuses the same, with the same words, before it makes
+		// a file or binds a port.
+		if started := run(canceled(), c.args, io.Discard, io.Discard, nil); started == nil || started.Error() != checked.Error() {
+			t.Errorf("%q started: %v; --check-config said %v", c.args, started, checked)
+		}
+	}
+	cfg := server.DefaultConfig()
+	cfg.TLS = &tls.Config{}
+	for _, c := range []struct{ listen, admin, want string }{
+		{"443", "", `server: listen address "443": want HOST:PORT, not a bare port (":443" for every interface)`},
+		{"127.0.0.1:0", "9443x", `server: admin address "9443x": want HOST:PORT`},
+	} {
+		cfg.Listen, cfg.Admin = c.listen, c.admin
+		n, err := server.New(cfg)
+		if err == nil {
+			n.Run(canceled())
+			t.Fatalf("server.New took listen %q, admin %q", c.listen, c.admin)
+		}
+		var addr *server.AddrError
+		if !errors.As(err, &addr) || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("server.New with listen %q, admin %q: %v; want %s", c.listen, c.admin, err, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) > 0 {
+		t.Errorf("refused configurations left %d files behind: %v", len(entries), entries)
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestCheckConfigCreatesNothing: --check-config reads the state directory
+// and the certificates but creates nothing, not even the default
+// ./relay-state, and refuses what would stop a start there: a broken key
+// file, a broken development CA, a state directory that is a file.
+func TestCheckConfigCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		nil, // the development CA in ./relay-state
+		{"--state-dir", filepath.Join(dir, "a", "b", "c")},
+		{"--acme-domain", "relay.example", "--acme-http", ":80"},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), append(args, "--check-config"), &out, io.Discard, nil); err != nil || !strings.Contains(out.String(), "configuration OK") {
+			t.Fatalf("%q --check-config: %v\n%s", args, err, out.String())
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			t.Fatalf("%q --check-config created %v", args, entries)
+		}
+	}
+
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o700)
+	os.WriteFile(filepath.Join(state, quicTokenKeyFile), []byte("short\n"), 0o600)
+	if err := run(context.Background(), []string{"--check-config", "--state-dir", state}, io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), quicTokenKeyFile) {
+		t.Errorf("a broken %s: %v", quicTokenKeyFile, err)
+	}
+	os.Remove(filepath.Join(state, quicTokenKeyFile))
+	os.WriteFile(filepath.Join(state, "ca.pem"), []byte("nonsense"), 0o600)
+	if err := run(context.Background(), []string{"--check-config", "--state-dir", state}, io.Discard, io.Discard, nil); !errors.Is(err, certs.ErrBadCA) {
+		t.Errorf("a broken development CA: %v, want certs.ErrBadCA", err)
+	}
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	if err := run(context.Background(), []string{"--check-config", "--state-dir", filepath.Join(file, "sub")}, io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "--state-dir") {
+		t.Errorf("a state directory under a file: %v", err)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 1 {
+		t.Errorf("--check-config wrote into the state directory: %v", entries)
+	}
+}
+
+// TestCheckConfigPrintsSettings: --check-config prints every flag's
+// effective value, paths for files and never a secret (a NATS URL's
+// password or token, a key's or certificate's content), then "configuration
+// OK".
+func TestCheckConfigPrintsSettings(t *testing.T) {
+	dev, err := certs.LoadOrCreateDev(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	devDir := filepath.Dir(dev.CAFile)
+	certFile, keyFile := filepath.Join(devDir, "server.pem"), filepath.Join(devDir, "server-key.pem")
+	t.Setenv("RELAY_MAX_BODY", "2048")
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"--check-config", "--state-dir", t.TempDir(), "--listen", "127.0.0.1:1",
+		"--cert", certFile, "--key", keyFile, "--nats-ca", dev.CAFile, "--proxy-from", "10.0.0.0/8",
+		"--nats", "nats://ops:s3cret@n1.example:4222, nats://t0ken@n2.example:4222,n3.example:4222"}, &out, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"--listen=127.0.0.1:1\n", "--admin=127.0.0.1:9443\n", "--max-body=2048\n", "--cert=" + certFile + "\n", "--key=" + keyFile + "\n",
+		"--nats-ca=" + dev.CAFile + "\n", "--proxy-from=10.0.0.0/8\n", "--ack-timeout=5s\n", "--token-rate=20\n",
+		"--nats=nats://REDACTED@n1.example:4222,nats://REDACTED@n2.example:4222,n3.example:4222\n", "--goaway-redirect=''\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("--check-config does not print %q", want)
+		}
+	}
+	for _, secret := range []string{"s3cret", "t0ken", "PRIVATE KEY", "CERTIFICATE"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("--check-config printed %q", secret)
+		}
+	}
+	o, err := parse(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.flags.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(text, "\n--"+f.Name+"=") && !strings.HasPrefix(text, "--"+f.Name+"=") {
+			t.Errorf("--check-config does not print --%s", f.Name)
+		}
+	})
+	if !strings.HasSuffix(text, "\nrelay: configuration OK\n") {
+		t.Errorf("--check-config does not end with configuration OK:\n%s", text)
+	}
+	if t.Failed() {
+		t.Logf("printed:\n%s", text)
+	}
+}
+
+// TestQuickStartLeavesTheTreeClean: what README's quick start writes into
+// the checkout (the relay's state, the agent's token file) is ignored by
+// git, so that a build after it is not stamped +dirty; step 2 reads the
+// token from the file step 1 names.
+func TestQuickStartLeavesTheTreeClean(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick, _, _ := strings.Cut(string(readme), "No device at hand?")
+	m := regexp.MustCompile(`--token-file (\S+)`).FindStringSubmatch(quick)
+	if m == nil {
+		t.Fatal("the quick start names no --token-file")
+	}
+	token := m[1]
+	if !strings.Contains(quick, "$(cat "+token+")") {
+		t.Errorf("step 2 does not read the token from %s, the file step 1 names", token)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skipf("SKIPPED LOUDLY: git is not on PATH, so whether %s is ignored is not checked", token)
+	}
+	if err := exec.Command("git", "-C", "../..", "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skipf("SKIPPED LOUDLY: not a git checkout (%v), so whether %s is ignored is not checked", err, token)
+	}
+	for _, p := range []string{"relay-state/ca.pem", token} {
+		err := exec.Command("git", "-C", "../..", "check-ignore", "--quiet", "--no-index", p).Run()
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit) && exit.ExitCode() == 1:
+			t.Errorf("the quick start writes %s, which git does not ignore: builds after it are +dirty", p)
+		case err != nil:
+			t.Errorf("git check-ignore %s: %v", p, err)
+		}
+	}
+}
+
 // TestACMEHTTP01: with --acme-http the relay also answers HTTP-01
 // challenges there, so it gets a certificate when the CA cannot reach its
 // TLS port (Pebble validates TLS-ALPN-01 on a port where nothing

@@ -33,7 +33,7 @@ cluster: ## a NATS server and three relay nodes (:8443 :8444 :8445, admin :9443.
 	  echo "cluster: a webhook to any node reaches a device on any node; Ctrl-C stops everything"; \
 	  wait'
 
-test: fmt vet testdeps jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
+test: fmt vet checkdeps jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
 	$(GOTEST) -race -shuffle=on -count=1 -timeout 10m $(PKGS)
 
 # The session layer's stress run (issue 8): every package whose tests drive
@@ -52,11 +52,18 @@ check: test ## gofmt, go vet and the tests (same as test)
 # the browser test (web/browser_test.go, which fails, never skips, without
 # them), node for the page's JavaScript tests (jstest), podman to build the
 # image and systemd-analyze to check the units (deploy/, which skip loudly
-# without them). Installed when missing.
+# without them). make test installs nothing: checkdeps names what is
+# missing, and make testdeps (which .ci/run calls) installs it.
 TESTDEPS = /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
            podman:podman systemd-analyze:systemd node:nodejs
 
-.PHONY: testdeps
+.PHONY: testdeps checkdeps
+checkdeps: ## fail, naming them, if the tools the tests need are missing (make testdeps installs them)
+	@missing=; for d in $(TESTDEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make test needs the Debian packages$$missing: run 'make testdeps' (apt-get, as root or with sudo) first" >&2; exit 1; \
+	fi
+
 testdeps: ## install what the tests need from Debian (Chromium, chromedriver, node, podman, systemd-analyze)
 	@missing=; for d in $(TESTDEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -1,7 +1,8 @@
 // Package wire is the relay's device protocol, major version 1 (ALPN
 // "awtrix-relay/1") in minor versions 1 and 2: the frames a device and the
-// relay exchange over QUIC or WebTransport streams, their encoding, and
-// the device token rules.
+// relay exchange on the streams of any transport (raw QUIC, WebTransport,
+// or a WebSocket multiplexed by package transport), their encoding, the
+// close and reset codes, and the device token rules.
 //
 // Every frame is a 5-byte header (type, then payload length as a big-endian
 // uint32) followed by the payload. docs/PROTOCOL.md is the normative text;

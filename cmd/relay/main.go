@@ -1,5 +1,7 @@
-// Command relay runs a relay node: HTTPS webhooks on TCP and device sessions
-// over QUIC on UDP, both on --listen, and health checks on --admin.
+// Command relay runs a relay node: HTTPS webhooks and WebSocket device
+// sessions on TCP, QUIC and WebTransport device sessions and HTTP/3 webhooks
+// on UDP, both on --listen; health checks and metrics on --admin.
+// --check-config runs the checks a start runs, and creates nothing.
 //
 // Every flag can also be set from the environment: --max-body is
 // RELAY_MAX_BODY, and so on. Flags win over the environment.
@@ -139,7 +141,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		return nil
 	}, func() string { return strings.Join(c.AllowOrigins, ",") }},
-		"allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport devices, besides the relay's own page; repeat or separate with commas")
+		"allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport or WebSocket devices, besides the relay's own page; repeat or separate with commas")
 	cc := &o.cfg.Cluster
 	fs.Var(setting{func(v string) error {
 		cc.URLs = cc.URLs[:0]

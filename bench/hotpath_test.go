@@ -13,6 +13,7 @@ import (
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
 )
@@ -25,8 +26,8 @@ var transports = []struct {
 	opt  device.Options
 }{
 	{"quic", device.Options{}},
-	{"webtransport", device.Options{WebTransport: true}},
-	{"websocket", device.Options{WebSocket: true}},
+	{"webtransport", device.Options{Transport: transport.KindWebTransport}},
+	{"websocket", device.Options{Transport: transport.KindWebSocket}},
 }
 
 var ack = []byte(`{"ok":true}`)

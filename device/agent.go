@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 )
 
@@ -140,8 +141,8 @@ type Agent struct {
 	// Auto dials QUIC and, after AutoHeadStart, WebSocket too, and keeps
 	// the first to log in (happy eyeballs, RFC 8305's idea): a network
 	// that blocks UDP costs a device the head start, not its session. The
-	// transport that won is tried first next time. Options.WebTransport
-	// and Options.WebSocket are ignored then.
+	// transport that won is tried first next time. Options.Transport is
+	// ignored then.
 	Auto          bool
 	AutoHeadStart time.Duration // default DefaultAutoHeadStart
 	// AutoRetry is how often a session that Auto put on WebSocket tries
@@ -157,11 +158,11 @@ type Agent struct {
 	OnSession func(*Conn)
 
 	lockOnce sync.Once
-	lock     chan struct{} // a mutex Rotate can give up on: held from token load to a live session, and by Rotate
-	conn     *Conn         // live connection or nil; guarded by lock
-	next     int           // the next address to dial, round the list; guarded by lock
-	started  bool          // next was set at random; guarded by lock
-	viaWS    bool          // Auto: WebSocket won the last race; guarded by lock
+	lock     chan struct{}  // a mutex Rotate can give up on: held from token load to a live session, and by Rotate
+	conn     *Conn          // live connection or nil; guarded by lock
+	next     int            // the next address to dial, round the list; guarded by lock
+	started  bool           // next was set at random; guarded by lock
+	via      transport.Kind // Auto: the transport that won the last race; guarded by lock
 	// dialled and dialOpt are what the live session was dialled with (the
 	// address, the server name it was verified by); guarded by lock.
 	dialled string
@@ -267,7 +268,7 @@ func (a *Agent) serve(ctx context.Context, c *Conn) (next *Conn, err error) {
 	go func() { served <- c.Serve(ctx, a.Handler) }()
 	defer a.forget(c)
 	var back <-chan *Conn
-	if a.Auto && c.OverWebSocket() {
+	if a.Auto && c.Transport() == transport.KindWebSocket {
 		var stop func(finishDial bool)
 		back, stop = a.backToQUIC(ctx, c)
 		defer stop(false)
@@ -352,7 +353,7 @@ func (a *Agent) backToQUIC(ctx context.Context, c *Conn) (back <-chan *Conn, sto
 			if err != nil || !current {
 				continue
 			}
-			opt.WebTransport, opt.WebSocket = false, false
+			opt.Transport = transport.KindQUIC
 			next, err := Dial(dialCtx, addr, tok, opt)
 			if err != nil {
 				continue // UDP is still blocked, or the relay said no: later
@@ -366,7 +367,7 @@ func (a *Agent) backToQUIC(ctx context.Context, c *Conn) (back <-chan *Conn, sto
 				next.Close()
 				continue
 			}
-			a.conn, a.viaWS = next, false
+			a.conn, a.via = next, transport.KindQUIC
 			a.release()
 			made <- next
 			return
@@ -447,22 +448,25 @@ func (a *Agent) race(ctx context.Context, addr, tok string, opt Options) (*Conn,
 	type result struct {
 		c   *Conn
 		err error
-		ws  bool
+		via transport.Kind
 	}
 	results := make(chan result, 2)
-	dial := func(ws bool) {
+	dial := func(via transport.Kind) {
 		o := opt
-		o.WebTransport, o.WebSocket = false, ws
+		o.Transport = via
 		go func() {
 			c, err := Dial(ctx, addr, tok, o)
-			results <- result{c, err, ws}
+			results <- result{c, err, via}
 		}()
 	}
 	head := a.AutoHeadStart
 	if head <= 0 {
 		head = DefaultAutoHeadStart
 	}
-	first := a.viaWS
+	first, second := a.via, transport.KindWebSocket
+	if first == transport.KindWebSocket {
+		second = transport.KindQUIC
+	}
 	dial(first)
 	started := 1
 	t := time.NewTimer(head)
@@ -472,15 +476,15 @@ func (a *Agent) race(ctx context.Context, addr, tok string, opt Options) (*Conn,
 		select {
 		case <-t.C:
 			if started == 1 {
-				dial(!first)
+				dial(second)
 				started = 2
 			}
 			continue
 		case r := <-results:
 			if r.err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", transportName(r.ws), r.err))
+				errs = append(errs, fmt.Errorf("%s: %w", r.via, r.err))
 				if started == 1 {
-					dial(!first)
+					dial(second)
 					started = 2
 					continue
 				}
@@ -498,18 +502,11 @@ func (a *Agent) race(ctx context.Context, addr, tok string, opt Options) (*Conn,
 					win = other
 				}
 			}
-			a.viaWS = win.ws
-			a.log().Info("transport chosen", "transport", transportName(win.ws))
+			a.via = win.via
+			a.log().Info("transport chosen", "transport", win.via)
 			return win.c, nil
 		}
 	}
-}
-
-func transportName(ws bool) string {
-	if ws {
-		return "websocket"
-	}
-	return "quic"
 }
 
 // relayAddr is one address to dial, and the name it was resolved from.

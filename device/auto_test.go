@@ -9,6 +9,7 @@ import (
 
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 )
 
 // TestAgentAutoFallsBackToWebSocket: with --transport auto, a device whose
@@ -28,7 +29,7 @@ func TestAgentAutoFallsBackToWebSocket(t *testing.T) {
 			a.run(t)
 			c := recv(t, a.sessions, "a session over WebSocket")
 			took := time.Since(start)
-			if !c.OverWebSocket() {
+			if c.Transport() != transport.KindWebSocket {
 				t.Fatalf("UDP %s, yet the session is not over WebSocket", mode)
 			}
 			t.Logf("UDP %s: logged in over WebSocket after %v", mode, took.Round(time.Millisecond))
@@ -68,7 +69,7 @@ func TestAgentAutoMovesBackToQUIC(t *testing.T) {
 		}
 	})
 	defer func() { close(drained); drain.Wait() }()
-	if c := recv(t, a.sessions, "a session over WebSocket"); !c.OverWebSocket() {
+	if c := recv(t, a.sessions, "a session over WebSocket"); c.Transport() != transport.KindWebSocket {
 		t.Fatal("UDP is blackholed, yet the session is not over WebSocket")
 	}
 	tok := a.token(t)
@@ -106,7 +107,7 @@ func TestAgentAutoMovesBackToQUIC(t *testing.T) {
 	relaytest.ForwardUDP(t, fresh, r.Addr)
 	c := recv(t, a.sessions, "the session after UDP opened")
 	t.Logf("moved back to QUIC %v after UDP opened", time.Since(opened).Round(time.Millisecond))
-	if c.OverWebSocket() {
+	if c.Transport() == transport.KindWebSocket {
 		t.Fatal("the next session is still over WebSocket")
 	}
 	close(stop)

@@ -67,13 +67,12 @@ type Options struct {
 	// relay that kept its key. Nil: one store for the whole process
 	// (Tokens), right for one device per process.
 	Tokens quic.TokenStore
-	// WebTransport dials https://ADDR/connect over HTTP/3 instead of raw
-	// QUIC; the protocol inside is the same.
-	WebTransport bool
-	// WebSocket dials wss://ADDR/connect over TCP instead, for networks
-	// that let no UDP through; the protocol inside is the same, its
-	// streams multiplexed in WebSocket messages (PROTOCOL §2.5).
-	WebSocket bool
+	// Transport is what to dial: raw QUIC (the zero value); WebTransport,
+	// https://ADDR/connect over HTTP/3; or WebSocket, wss://ADDR/connect
+	// over TCP, for networks that let no UDP through, its streams
+	// multiplexed in WebSocket messages (PROTOCOL §2.5). The protocol
+	// inside is the same.
+	Transport transport.Kind
 	// MoveFirst keeps a session that got GOAWAY answering messages until
 	// Leave is called, so that the caller can log in elsewhere first
 	// (make-before-break, PROTOCOL §6.6). Without it the session leaves
@@ -161,7 +160,6 @@ type Conn struct {
 	ctrlErr  error         // written before ctrlDone is closed
 
 	moveFirst bool          // Options.MoveFirst; static
-	webSocket bool          // Options.WebSocket: the session rides a WebSocket; static
 	left      chan struct{} // closed by leave: Serve hangs up
 	leaveOnce sync.Once
 }
@@ -213,7 +211,7 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 		cleanup func()
 	)
 	switch {
-	case opt.WebSocket:
+	case opt.Transport == transport.KindWebSocket:
 		tlsConf.NextProtos = []string{"http/1.1"}
 		d := &websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: opt.LoginTimeout}
 		wc, rsp, err := d.DialContext(ctx, "wss://"+addr+"/connect", nil)
@@ -233,7 +231,7 @@ func Dial(ctx context.Context, addr, token string, opt Options) (*Conn, error) {
 			IdleTimeout:     max(2*opt.KeepAlive, 30*time.Second),
 		})
 		tc, cleanup = ws, func() { ws.Close(wire.CloseNormal, "") }
-	case opt.WebTransport:
+	case opt.Transport == transport.KindWebTransport:
 		// webtransport-go needs these and sets ALPN h3 itself.
 		qconf.EnableDatagrams = true
 		qconf.EnableStreamResetPartialDelivery = true
@@ -329,14 +327,13 @@ func login(ctx context.Context, tc transport.Conn, token string, opt Options) (*
 	}
 	ctrl.SetDeadline(time.Time{})
 	c := &Conn{
-		webSocket: opt.WebSocket,
-		conn:      tc,
-		ctrl:      ctrl,
-		welcome:   w,
-		rotated:   make(chan error, 1),
-		goAway:    make(chan struct{}),
-		ctrlDone:  make(chan struct{}),
-		left:      make(chan struct{}),
+		conn:     tc,
+		ctrl:     ctrl,
+		welcome:  w,
+		rotated:  make(chan error, 1),
+		goAway:   make(chan struct{}),
+		ctrlDone: make(chan struct{}),
+		left:     make(chan struct{}),
 
 		moveFirst: opt.MoveFirst,
 	}
@@ -521,9 +518,8 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 	}
 }
 
-// OverWebSocket reports whether the session rides a WebSocket (TCP)
-// rather than QUIC.
-func (c *Conn) OverWebSocket() bool { return c.webSocket }
+// Transport is the transport the session rides on.
+func (c *Conn) Transport() transport.Kind { return c.conn.Kind() }
 
 // GoingAway is closed when the relay sends GOAWAY; GoAway then says what
 // it asked for.

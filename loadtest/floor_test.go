@@ -97,7 +97,7 @@ func TestFloorServe(t *testing.T) {
 			// A second login with a token replaces the first session, and
 			// webhooks reach the new one.
 			tok := wire.NewToken()
-			opt := device.Options{TLS: clientTLS, WebTransport: kind == FloorWebTransport, WebSocket: kind == FloorWebSocket}
+			opt := device.Options{TLS: clientTLS, Transport: kindOf(kind == FloorWebTransport, kind == FloorWebSocket)}
 			first, err := device.Dial(ctx, addr.String(), tok, opt)
 			if err != nil {
 				t.Fatal(err)

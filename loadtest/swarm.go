@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 )
@@ -440,11 +441,22 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 	}
 }
 
+// kindOf is the transport of a simulated device.
+func kindOf(wt, ws bool) transport.Kind {
+	switch {
+	case ws:
+		return transport.KindWebSocket
+	case wt:
+		return transport.KindWebTransport
+	}
+	return transport.KindQUIC
+}
+
 // dial logs device d in on node with tok, and makes the session the one
 // webhooks reach.
 func (s *Swarm) dial(d *simDevice, node int, tok string) (*device.Conn, error) {
 	c, err := device.Dial(s.ctx, s.cfg.Addrs[node], tok, device.Options{
-		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, WebTransport: d.wt, WebSocket: d.ws, Tokens: d.tokens, Sessions: d.sessions,
+		TLS: s.cfg.TLS, Agent: "loadtest", UDP: d.udp, Transport: kindOf(d.wt, d.ws), Tokens: d.tokens, Sessions: d.sessions,
 		// With somewhere to go, a GOAWAY is answered make-before-break.
 		MoveFirst: len(s.cfg.Addrs) > 1,
 	})

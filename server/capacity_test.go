@@ -14,6 +14,7 @@ import (
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 )
@@ -52,7 +53,7 @@ func TestDeviceCap(t *testing.T) {
 func TestRetryUnderHandshakeSpike(t *testing.T) {
 	e := relaytest.Start(t, func(c *server.Config) { c.RetryAbove = 1; c.KnownSources = 0 })
 	for i := range 6 {
-		opt := device.Options{WebTransport: i%2 == 1, Tokens: quic.NewLRUTokenStore(1, 1)}
+		opt := device.Options{Transport: transport.Kind(i % 2), Tokens: quic.NewLRUTokenStore(1, 1)}
 		tok := wire.NewToken()
 		e.DialWith(t, tok, echo("d"), opt)
 		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
@@ -74,7 +75,7 @@ func TestKnownSourceSkipsRetry(t *testing.T) {
 	for i := range 6 {
 		tok := wire.NewToken()
 		// A token store of its own: no NEW_TOKEN from a previous dial.
-		e.DialWith(t, tok, echo("d"), device.Options{WebTransport: i%2 == 1, Tokens: quic.NewLRUTokenStore(1, 1)})
+		e.DialWith(t, tok, echo("d"), device.Options{Transport: transport.Kind(i % 2), Tokens: quic.NewLRUTokenStore(1, 1)})
 		if s, _ := e.Post(t, "notify", tok, `{}`); s != 200 {
 			t.Fatalf("device %d: %d", i, s)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 )
 
@@ -66,7 +67,7 @@ func TestClusterDeliversAcrossNodes(t *testing.T) {
 				t.Fatalf("a read to the other node: %d %s", status, body)
 			}
 			older := wire.NewToken()
-			a.DialWith(t, older, echo("old"), device.Options{WebTransport: tr.opt.WebTransport, Version: 1})
+			a.DialWith(t, older, echo("old"), device.Options{Transport: tr.opt.Transport, Version: 1})
 			if s, body := b.Do(t, "POST", b.URL("custom", older)+"&name=weather", `{}`, nil); s != 501 || relaytest.ErrorCode(t, body) != "device_outdated" {
 				t.Fatalf("a name for a version 1 device on the other node: %d %s, want 501 device_outdated", s, body)
 			}
@@ -315,7 +316,7 @@ func TestClusterDrainMovesDevicesWithoutAGap(t *testing.T) {
 		tokens[i] = tok
 		ag := &device.Agent{
 			Addr:    addrs, // each starts at a random node
-			Options: device.Options{TLS: nodes[0].TLS, WebTransport: i%2 == 1},
+			Options: device.Options{TLS: nodes[0].TLS, Transport: transport.Kind(i % 2)},
 			Handler: echo(fmt.Sprint(i)),
 			Tokens:  store,
 			Backoff: device.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},

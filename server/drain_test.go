@@ -16,6 +16,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 )
 
@@ -47,7 +48,7 @@ func TestRestartUnderTraffic(t *testing.T) {
 		tokens[i] = tok
 		a := &device.Agent{
 			Addr:      r1.Addr,
-			Options:   device.Options{TLS: r1.TLS, WebTransport: i%2 == 1},
+			Options:   device.Options{TLS: r1.TLS, Transport: transport.Kind(i % 2)},
 			Handler:   echo(fmt.Sprint(i)),
 			Tokens:    store,
 			Backoff:   device.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},

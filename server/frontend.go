@@ -81,7 +81,7 @@ func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 			WriteTimeout:       n.cfg.WebSocketWriteTimeout,
 			Dropped:            n.wsDropped,
 		})
-		n.dev.Handle(w, "websocket")
+		n.dev.Handle(w)
 		<-w.Done() // fasthttp reuses the connection once this returns
 	})
 	if err != nil {

@@ -156,7 +156,7 @@ func (n *Node) acceptQUIC() error {
 		}
 		switch alpn {
 		case wire.ALPN:
-			n.dev.Handle(transport.QUIC(c), "quic")
+			n.dev.Handle(transport.QUIC(c))
 		case http3.NextProtoH3:
 			n.conns.Go(func() { n.wt.ServeQUICConn(c) })
 		default:
@@ -186,7 +186,7 @@ func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
 		n.hook.RefuseHTTP(w, webhook.ErrBadRequest)
 		return
 	}
-	n.dev.Handle(transport.WebTransport(sess), "webtransport")
+	n.dev.Handle(transport.WebTransport(sess))
 }
 
 // checkOrigin admits device pages from the relay's own origin and from

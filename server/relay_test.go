@@ -16,6 +16,7 @@ import (
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 )
 
@@ -393,7 +394,7 @@ func TestMetrics(t *testing.T) {
 	e := relaytest.Start(t, nil)
 	tok, wtTok := wire.NewToken(), wire.NewToken()
 	c, _ := e.Dial(t, tok, echo("q"))
-	e.DialWith(t, wtTok, echo("w"), device.Options{WebTransport: true})
+	e.DialWith(t, wtTok, echo("w"), device.Options{Transport: transport.KindWebTransport})
 	e.Post(t, "notify", tok, `{"text":"m"}`)
 	e.Post(t, "notify", tok, `{"text":"m"}`)
 	e.Post(t, "notify", wire.NewToken(), `{}`)

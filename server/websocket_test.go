@@ -19,7 +19,7 @@ import (
 	"github.com/quic-go/quic-go/quicvarint"
 )
 
-var overWebSocket = device.Options{WebSocket: true}
+var overWebSocket = device.Options{Transport: transport.KindWebSocket}
 
 // TestRotationAndTakeoverAcrossWebSocket: a WebSocket session rotates its
 // token like any other; a QUIC login takes it over, and a WebSocket login

@@ -16,6 +16,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/server"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -29,8 +30,8 @@ var transports = []struct {
 	opt  device.Options
 }{
 	{"quic", device.Options{}},
-	{"webtransport", device.Options{WebTransport: true}},
-	{"websocket", device.Options{WebSocket: true}},
+	{"webtransport", device.Options{Transport: transport.KindWebTransport}},
+	{"websocket", device.Options{Transport: transport.KindWebSocket}},
 }
 
 func TestWebhooksReachEveryTransportAlike(t *testing.T) {
@@ -65,7 +66,7 @@ func TestWebhooksReachEveryTransportAlike(t *testing.T) {
 
 func TestRotationAndTakeoverOverWebTransport(t *testing.T) {
 	e := relaytest.Start(t, nil)
-	wt := device.Options{WebTransport: true}
+	wt := device.Options{Transport: transport.KindWebTransport}
 	old, next := wire.NewToken(), wire.NewToken()
 	c, served := e.DialWith(t, old, echo("wt"), wt)
 	if err := c.Rotate(context.Background(), next); err != nil {
@@ -89,7 +90,7 @@ func TestRotationAndTakeoverOverWebTransport(t *testing.T) {
 
 func TestShutdownSendsWebTransportDevicesAway(t *testing.T) {
 	e := relaytest.Start(t, func(c *server.Config) { c.ReconnectSpread = time.Second })
-	_, served := e.DialWith(t, wire.NewToken(), echo("wt"), device.Options{WebTransport: true})
+	_, served := e.DialWith(t, wire.NewToken(), echo("wt"), device.Options{Transport: transport.KindWebTransport})
 	e.Stop()
 	var ga *device.GoAwayError
 	if err := <-served; !errors.As(err, &ga) || ga.Reason != wire.ReasonDraining {

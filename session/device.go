@@ -28,7 +28,7 @@ const maxPooledMessage = 8 << 10
 type device struct {
 	srv  *Server        // static after construction
 	conn transport.Conn // static after construction
-	kind string         // transport name, for logs and metrics; static
+	kind transport.Kind // static
 	id   uint64         // per-process sequence number; never derived from the token
 
 	ctrl   transport.Stream // control stream, set before the session is registered

@@ -149,8 +149,8 @@ type Server struct {
 	count atomic.Int64 // live sessions, all transports; checked against MaxDevices
 
 	// Metrics; static after New.
-	connected  map[string]*atomic.Int64 // live sessions by transport
-	logins     map[string]prometheus.Counter
+	connected  [len(transport.Kinds)]atomic.Int64 // live sessions by transport
+	logins     [len(transport.Kinds)]prometheus.Counter
 	refusals   map[wire.Reason]prometheus.Counter
 	takeovers  prometheus.Counter
 	rotations  prometheus.Counter
@@ -161,9 +161,6 @@ type Server struct {
 	noLogin    prometheus.Counter       // connections closed for not logging in in time
 	clones     *limit.Keyed[router.Key] // takeovers per token
 }
-
-// Transports names the transports sessions come over, for metrics labels.
-var Transports = []string{"quic", "webtransport", "websocket"}
 
 // New returns a Server that registers sessions in r.
 func New(r *router.Router, cfg Config) (*Server, error) {
@@ -178,20 +175,17 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 	}
 	s := &Server{router: r, cfg: cfg, log: cfg.Logger,
 		live:       make(map[*device]struct{}),
-		connected:  make(map[string]*atomic.Int64),
-		logins:     make(map[string]prometheus.Counter),
 		refusals:   make(map[wire.Reason]prometheus.Counter),
 		rotRefused: make(map[wire.Reason]prometheus.Counter),
 		clones:     limit.New[router.Key](cfg.Takeovers),
 	}
 	m := promauto.With(cfg.Metrics)
 	logins := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_logins_total", Help: "Device logins accepted, by transport."}, []string{"transport"})
-	for _, t := range Transports {
-		n := new(atomic.Int64)
-		s.connected[t] = n
+	for _, k := range transport.Kinds {
+		n := &s.connected[k]
 		m.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_devices_connected", Help: "Device sessions logged in now, by transport.",
-			ConstLabels: prometheus.Labels{"transport": t}}, func() float64 { return float64(n.Load()) })
-		s.logins[t] = logins.WithLabelValues(t)
+			ConstLabels: prometheus.Labels{"transport": k.String()}}, func() float64 { return float64(n.Load()) })
+		s.logins[k] = logins.WithLabelValues(k.String())
 	}
 	refusals := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_login_refusals_total", Help: "Device logins refused, by protocol reason."}, []string{"reason"})
 	for r := wire.ReasonVersion; r <= wire.ReasonInternal; r++ {
@@ -213,15 +207,15 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handle runs c's session in its own goroutine. kind names the transport,
-// one of Transports.
-func (s *Server) Handle(c transport.Conn, kind string) {
-	s.sessions.Go(func() { s.Serve(c, kind) })
+// Handle runs c's session in its own goroutine.
+func (s *Server) Handle(c transport.Conn) {
+	s.sessions.Go(func() { s.Serve(c) })
 }
 
 // Serve runs one device connection to its end: login, registration, the
 // control loop, and unregistration.
-func (s *Server) Serve(c transport.Conn, kind string) {
+func (s *Server) Serve(c transport.Conn) {
+	kind := c.Kind()
 	d := &device{srv: s, conn: c, kind: kind, id: s.nextID.Add(1)}
 	defer c.Close(wire.CloseNormal, "")
 

@@ -41,6 +41,8 @@ type Conn interface {
 	// Context ends when the connection is closed.
 	Context() context.Context
 	RemoteAddr() net.Addr
+	// Kind is the transport the connection rides on.
+	Kind() Kind
 }
 
 // QUIC adapts a quic-go connection.
@@ -70,6 +72,7 @@ func (q quicConn) Close(code uint32, reason string) error {
 
 func (q quicConn) Context() context.Context { return q.c.Context() }
 func (q quicConn) RemoteAddr() net.Addr     { return q.c.RemoteAddr() }
+func (q quicConn) Kind() Kind               { return KindQUIC }
 
 // quicStream gives *quic.Stream the Stream methods without an allocation
 // per stream: it is the same struct under another name.

@@ -245,6 +245,7 @@ func (w *WSConn) Done() <-chan struct{} { return w.done }
 
 func (w *WSConn) Context() context.Context { return w.ctx }
 func (w *WSConn) RemoteAddr() net.Addr     { return w.remote }
+func (w *WSConn) Kind() Kind               { return KindWebSocket }
 
 func (w *WSConn) extendIdle() {
 	if w.opt.IdleTimeout > 0 {

@@ -36,6 +36,7 @@ func (w wtConn) Close(code uint32, reason string) error {
 
 func (w wtConn) Context() context.Context { return w.s.Context() }
 func (w wtConn) RemoteAddr() net.Addr     { return w.s.RemoteAddr() }
+func (w wtConn) Kind() Kind               { return KindWebTransport }
 
 // wtStream is *webtransport.Stream under another name, as quicStream is.
 type wtStream webtransport.Stream

@@ -31,6 +31,7 @@ import (
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/flagenv"
+	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
 
 	// The root certificates to use when the system has none: a FROM scratch
@@ -65,6 +66,12 @@ type options struct {
 	logLevel   slog.Level
 }
 
+// kind is the transport --transport names; auto starts with QUIC.
+func (o *options) kind() transport.Kind {
+	k, _ := transport.ParseKind(o.transport)
+	return k
+}
+
 func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("device", flag.ContinueOnError)
@@ -86,8 +93,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if err := flagenv.Parse(fs, args, envPrefix, "Connects a clock to the relay. SIGUSR1 rotates the token."); err != nil {
 		return nil, err
 	}
-	if o.transport != "auto" && o.transport != "quic" && o.transport != "webtransport" && o.transport != "websocket" {
-		return nil, fmt.Errorf("--transport %q: want auto, quic, webtransport or websocket", o.transport)
+	if o.transport != "auto" {
+		if _, err := transport.ParseKind(o.transport); err != nil {
+			return nil, fmt.Errorf("--transport %q: want auto, quic, webtransport or websocket", o.transport)
+		}
 	}
 	if o.forwardAPI != "auto" && o.forwardAPI != "v2" && o.forwardAPI != "v3" {
 		return nil, fmt.Errorf("--forward-api %q: want auto, v2 or v3", o.forwardAPI)
@@ -143,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 
 	agent := &device.Agent{
 		Addr:      o.relay,
-		Options:   device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive, WebTransport: o.transport == "webtransport", WebSocket: o.transport == "websocket"},
+		Options:   device.Options{TLS: tlsConf, Agent: "awtrix-relay-device/1", KeepAlive: o.keepAlive, Transport: o.kind()},
 		Auto:      o.transport == "auto",
 		AutoRetry: o.autoRetry,
 		Handler:   h,

@@ -102,7 +102,7 @@ func (n *Net) Serve(conf *quic.Config, s *session.Server) {
 			if err != nil {
 				return
 			}
-			s.Handle(transport.QUIC(c), "quic")
+			s.Handle(transport.QUIC(c))
 		}
 	}()
 	n.t.Cleanup(func() {

@@ -151,6 +151,11 @@ func (c *Config) Check() error {
 	if err := sc.Check(); err != nil {
 		return err
 	}
+	if len(c.Cluster.URLs) > 0 { // a node alone never reads the rest
+		if err := c.Cluster.Check(); err != nil {
+			return err
+		}
+	}
 	return c.Webhook.Check()
 }
 

@@ -194,12 +194,12 @@ func TestNATSFlags(t *testing.T) {
 	}
 	t.Setenv("RELAY_NATS", "nats://n1.example:4222, tls://n2.example:4222")
 	t.Setenv("RELAY_NATS_PENDING", "64")
-	o, err = parse([]string{"--nats-ca", "ca.pem", "--nats-subject", "clocks", "--ready-needs-cluster"}, io.Discard)
+	o, err = parse([]string{"--nats-ca", "ca.pem", "--nats-subject", "clocks", "--ready-needs-cluster", "--nats-max-serving", "9"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg.Cluster
-	if len(c.URLs) != 2 || c.URLs[1] != "tls://n2.example:4222" || c.CA != "ca.pem" || c.Subject != "clocks" || !o.cfg.ReadyNeedsCluster || c.Name == "" || c.Pending != 64 {
+	if len(c.URLs) != 2 || c.URLs[1] != "tls://n2.example:4222" || c.CA != "ca.pem" || c.Subject != "clocks" || !o.cfg.ReadyNeedsCluster || c.Name == "" || c.Pending != 64 || c.MaxServing != 9 {
 		t.Fatalf("cluster config %+v, ready %v", c, o.cfg.ReadyNeedsCluster)
 	}
 	if o, _ = parse(nil, io.Discard); o.cfg.Cluster.Pending != 64 {
@@ -417,6 +417,9 @@ func TestCheckConfig(t *testing.T) {
 		if err := run(context.Background(), append(nats, "--nats-pending", p), io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "pending") {
 			t.Errorf("--nats-pending %s: %v, want an error about it", p, err)
 		}
+	}
+	if err := run(context.Background(), append(nats, "--nats-max-serving", "0"), io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "max serving") {
+		t.Errorf("--nats-max-serving 0: %v, want an error about it", err)
 	}
 	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--acme-domain", "relay.example", "--acme-email", "ops@relay.example"}, &out, io.Discard, nil); err != nil {
 		t.Fatalf("an ACME configuration: %v", err)

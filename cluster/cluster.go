@@ -11,6 +11,15 @@
 // closes that session, or lets a device sent away with GOAWAY move), a
 // rotation asks whether its new token is held anywhere.
 //
+// A node serves at most MaxServing requests from other nodes at once and
+// answers the rest busy at once. The requests for all its devices reach it
+// through one queue of Pending: the NATS client drops a request that
+// arrives while that queue is full and tells nobody, so its caller waits
+// for its deadline; this package counts those drops
+// (relay_cluster_dropped_total{reason="slow_consumer"}). A dropped request
+// was never seen and cannot be answered: Pending must hold the largest
+// burst that arrives faster than the node takes requests off the queue.
+//
 // NATS carries message bodies and replies but stores nothing: no
 // JetStream, no KV. Whoever may subscribe to the subjects can read the
 // bodies, so the connection takes NATS TLS and credentials.
@@ -58,6 +67,11 @@ type Config struct {
 	// MaxServing bounds the requests from other nodes served at once;
 	// more are answered busy.
 	MaxServing int
+	// Pending bounds the requests from other nodes that have arrived and
+	// wait to be served or answered busy, in one queue for all the node's
+	// devices. One that arrives while it is full is dropped unanswered
+	// (counted); each waiting one holds its body.
+	Pending int
 
 	Logger  *slog.Logger          // nil discards
 	Metrics prometheus.Registerer // nil keeps the series private
@@ -68,11 +82,16 @@ const (
 	DefaultSubject      = "relay"
 	DefaultClaimTimeout = 2 * time.Second
 	DefaultMaxServing   = 10_000
+	DefaultPending      = 4096
 )
+
+// MaxPending bounds Config.Pending: the queue is allocated whole, a
+// pointer per request.
+const MaxPending = 1 << 20
 
 // DefaultConfig returns the defaults; URLs are the caller's.
 func DefaultConfig() Config {
-	return Config{Subject: DefaultSubject, ClaimTimeout: DefaultClaimTimeout, MaxServing: DefaultMaxServing}
+	return Config{Subject: DefaultSubject, ClaimTimeout: DefaultClaimTimeout, MaxServing: DefaultMaxServing, Pending: DefaultPending}
 }
 
 // Releaser is the node's session server, which answers other nodes'
@@ -91,10 +110,19 @@ type Cluster struct {
 	log   *slog.Logger   // static
 	rel   Releaser       // set by Start, before any subscription exists
 
-	mu   sync.Mutex // guards subs
+	mu   sync.Mutex // guards the fields below
 	subs map[router.Key]*nats.Subscription
+	// lossy holds the subscriptions nats.go dropped requests for (c.in was
+	// full), each with how many of its drops dropped counts. nats.go
+	// reports the first drop of a run only (ErrSlowConsumer) and counts
+	// them all (Subscription.Dropped): the difference is added up at
+	// every scrape, and before a subscription goes away.
+	lossy   map[*nats.Subscription]int
+	dropped int // requests nats.go dropped, as counted so far
 
-	in      chan *nats.Msg // every subscription's messages
+	lastDropWarn time.Time // owned by nats.go's callback goroutine (dropsOf)
+
+	in      chan *nats.Msg // every subscription's messages; nats.go drops what finds it full
 	serving chan struct{}  // a slot per request from another node being served
 	wg      sync.WaitGroup // the dispatcher and the requests it serves
 	closed  chan struct{}
@@ -157,6 +185,8 @@ func (c *Config) Check() error {
 		return fmt.Errorf("cluster: subject prefix %q: want a NATS subject without wildcards", c.Subject)
 	case c.ClaimTimeout <= 0 || c.MaxServing <= 0:
 		return errors.New("cluster: claim timeout and max serving must be positive")
+	case c.Pending <= 0 || c.Pending > MaxPending:
+		return fmt.Errorf("cluster: pending %d outside 1..%d", c.Pending, MaxPending)
 	case (c.Cert == "") != (c.Key == ""):
 		return errors.New("cluster: a NATS client certificate needs its key, and the other way round")
 	}
@@ -223,7 +253,8 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, local: local, log: cfg.Logger,
 		subs:    make(map[router.Key]*nats.Subscription),
-		in:      make(chan *nats.Msg, 4096),
+		lossy:   make(map[*nats.Subscription]int),
+		in:      make(chan *nats.Msg, cfg.Pending),
 		serving: make(chan struct{}, cfg.MaxServing),
 		closed:  make(chan struct{}),
 		out:     make(map[string]prometheus.Counter),
@@ -240,6 +271,7 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 	for _, op := range []string{"deliver", opClaim, opHeld, "busy"} {
 		c.served[op] = served.WithLabelValues(op)
 	}
+	cfg.Metrics.MustRegister(dropCounter{c})
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		// A node asks the others, never itself: a request that comes back
@@ -261,7 +293,10 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.log.Info("cluster: NATS connected", "server", nc.ConnectedUrlRedacted())
 		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) && sub != nil && c.dropsOf(sub) {
+				return
+			}
 			c.log.Warn("cluster: NATS error", "err", err)
 		}),
 	}
@@ -297,6 +332,7 @@ func (c *Cluster) Close() {
 		c.mu.Lock()
 		subs := c.subs
 		c.subs = nil
+		c.countDrops()
 		c.mu.Unlock()
 		for _, sub := range subs {
 			sub.Drain()
@@ -422,6 +458,11 @@ func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
 	c.mu.Lock()
 	sub := c.subs[key]
 	delete(c.subs, key)
+	if sub != nil {
+		// Now: Dropped fails once the drain is done, and nats.go's report
+		// of a drop may come later still.
+		c.countDropsOf(sub)
+	}
 	c.mu.Unlock()
 	if sub == nil {
 		return
@@ -493,8 +534,10 @@ func (c *Cluster) ask(ctx context.Context, key router.Key, op string) (*nats.Msg
 }
 
 // dispatch hands each request from another node to a goroutine of its
-// own: a delivery may wait for its device for seconds. Once Close has
-// begun, it serves what is queued and returns.
+// own: a delivery may wait for its device for seconds. It never waits for
+// a serving slot, so that c.in empties as fast as this one goroutine can
+// go: with every slot taken, it answers busy. Once Close has begun, it
+// serves what is queued and returns.
 func (c *Cluster) dispatch() {
 	for {
 		var m *nats.Msg
@@ -598,4 +641,64 @@ func respondError(m *nats.Msg, err error) {
 	r := nats.NewMsg(m.Reply)
 	r.Header.Set(hdrError, code)
 	m.RespondMsg(r)
+}
+
+// dropsOf takes nats.go's report that it dropped a request for sub, c.in
+// being full, and says whether sub is one of the device subscriptions
+// (whose drops relay_cluster_dropped_total counts). It warns at most once
+// a minute: in an overload every device subscription may report.
+func (c *Cluster) dropsOf(sub *nats.Subscription) bool {
+	if _, ok := c.keyOf(sub.Subject); !ok || sub.Queue != queue {
+		return false
+	}
+	c.mu.Lock()
+	c.countDropsOf(sub)
+	dropped := c.dropped
+	c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.lastDropWarn) >= time.Minute {
+		c.lastDropWarn = now
+		c.log.Warn("cluster: requests from other nodes dropped unanswered, more arrived at once than the pending queue holds; their callers wait for their deadline",
+			"dropped_total", dropped, "pending", cap(c.in))
+	}
+	return true
+}
+
+// countDrops adds up what nats.go dropped for every lossy subscription and
+// forgets those that are gone. c.mu must be held.
+func (c *Cluster) countDrops() {
+	for sub := range c.lossy {
+		c.countDropsOf(sub)
+	}
+}
+
+// countDropsOf adds what nats.go dropped for sub since it was last
+// counted, and keeps sub in lossy if it dropped any. c.mu must be held.
+func (c *Cluster) countDropsOf(sub *nats.Subscription) {
+	n, err := sub.Dropped()
+	if err != nil { // unsubscribed, drained: nothing more to drop
+		delete(c.lossy, sub)
+		return
+	}
+	if n > 0 {
+		c.dropped += n - c.lossy[sub]
+		c.lossy[sub] = n
+	}
+}
+
+// dropCounter is relay_cluster_dropped_total: requests from other nodes
+// that reached this node and were never answered.
+type dropCounter struct{ c *Cluster }
+
+var dropDesc = prometheus.NewDesc("relay_cluster_dropped_total",
+	"Requests from other nodes that reached this node and were dropped unanswered, by reason: slow_consumer (more arrived at once than the pending queue holds). Their callers waited for their deadline.",
+	[]string{"reason"}, nil)
+
+func (d dropCounter) Describe(ch chan<- *prometheus.Desc) { ch <- dropDesc }
+
+func (d dropCounter) Collect(ch chan<- prometheus.Metric) {
+	d.c.mu.Lock()
+	d.c.countDrops()
+	n := d.c.dropped
+	d.c.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(dropDesc, prometheus.CounterValue, float64(n), "slow_consumer")
 }

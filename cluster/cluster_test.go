@@ -1,8 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +15,7 @@ import (
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
 
@@ -90,15 +96,298 @@ func (fakeDevice) Close(router.CloseReason) {}
 
 func start(t *testing.T, url string, rel Releaser) *Cluster {
 	t.Helper()
+	c := newNode(t, url, nil)
+	c.Start(rel)
+	return c
+}
+
+// newNode connects a node, not started, with a registry of its own.
+func newNode(t *testing.T, url string, mutate func(*Config)) *Cluster {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URLs = []string{url}
+	cfg.Metrics = prometheus.NewRegistry()
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	c, err := New(router.New(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Start(rel)
 	t.Cleanup(c.Close)
 	return c
+}
+
+// metric reads one series of c's registry, as a scrape would; the test
+// fails if it is not there.
+func metric(t *testing.T, c *Cluster, name, label, value string) float64 {
+	t.Helper()
+	families, err := c.cfg.Metrics.(prometheus.Gatherer).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s (as
+// internal/relaytest.WaitFor does; that package would import this one
+// through the server). It is for counts that no event announces.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// heldDevice answers a delivery only once released: a request from another
+// node that reaches it holds its serving slot until then.
+type heldDevice struct {
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// newHeldDevice returns a device released at the latest when the test
+// ends, before its nodes close (which wait for what they serve).
+func newHeldDevice(t *testing.T) *heldDevice {
+	d := &heldDevice{arrived: make(chan struct{}, 64), release: make(chan struct{})}
+	t.Cleanup(d.Release)
+	return d
+}
+
+func (d *heldDevice) Release() { d.once.Do(func() { close(d.release) }) }
+
+func (d *heldDevice) Deliver(ctx context.Context, _ router.Message) (router.Reply, error) {
+	d.arrived <- struct{}{}
+	select {
+	case <-d.release:
+		return router.Reply{Status: 200, Body: []byte(`{}`)}, nil
+	case <-ctx.Done():
+		return router.Reply{}, router.ErrTimeout
+	}
+}
+func (*heldDevice) Close(router.CloseReason) {}
+
+// holdSlots takes every serving slot of holder with deliveries from caller
+// to d, which holder holds for key; release d to end them. Each ends
+// delivered.
+func holdSlots(t *testing.T, caller, holder *Cluster, key router.Key, d *heldDevice) (wait func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range holder.cfg.MaxServing {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if rep, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"}); err != nil || rep.Status != 200 {
+				t.Errorf("a delivery holding a slot: %v %v, want 200", rep, err)
+			}
+		})
+		<-d.arrived // one at a time: a burst could overflow a tiny Pending
+	}
+	t.Cleanup(func() { d.Release(); wg.Wait() }) // a test that failed early
+	return wg.Wait
+}
+
+// lockedBuffer collects a node's log lines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestBusyAtOnce: with every serving slot of the node that holds a device
+// taken, requests for it from another node are answered busy at once, not
+// at their deadline, and each is counted once on either side; those
+// holding the slots are still delivered.
+func TestBusyAtOnce(t *testing.T) {
+	url := startNATS(t)
+	holder := newNode(t, url, func(c *Config) { c.MaxServing, c.Pending = 2, 4 })
+	holder.Start(nil)
+	caller := start(t, url, nil)
+	key := router.KeyOf([]byte(wire.NewToken()))
+	d := newHeldDevice(t)
+	holder.local.Register(key, d)
+	holder.Bind(context.Background(), key)
+	held := holdSlots(t, caller, holder, key, d)
+
+	// No more at once than Pending, so that none can find the queue full.
+	var wg sync.WaitGroup
+	for range holder.cfg.Pending {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrBusy) {
+				t.Errorf("a request beyond the serving slots: %v, want %v", err, router.ErrBusy)
+			}
+		})
+	}
+	wg.Wait()
+	d.Release()
+	held()
+	for _, c := range []struct {
+		node               *Cluster
+		name, label, value string
+		want               int
+	}{
+		{holder, "relay_cluster_served_total", "op", "busy", holder.cfg.Pending},
+		{holder, "relay_cluster_served_total", "op", "deliver", holder.cfg.MaxServing},
+		{holder, "relay_cluster_dropped_total", "reason", "slow_consumer", 0},
+		{caller, "relay_cluster_deliveries_total", "outcome", "busy", holder.cfg.Pending},
+		{caller, "relay_cluster_deliveries_total", "outcome", "delivered", holder.cfg.MaxServing},
+	} {
+		if got := metric(t, c.node, c.name, c.label, c.value); got != float64(c.want) {
+			t.Errorf("%s{%s=%q} = %v, want %d", c.name, c.label, c.value, got, c.want)
+		}
+	}
+}
+
+// TestDroppedRequestsAreCounted: a request that arrives while the pending
+// queue is full is dropped by the NATS client unanswered, and counted.
+// Nothing takes the queue of one here until all have arrived, so exactly
+// the first waits and the others are dropped.
+func TestDroppedRequestsAreCounted(t *testing.T) {
+	url := startNATS(t)
+	holder := newNode(t, url, func(c *Config) { c.Pending = 1 }) // started below
+	caller := start(t, url, nil)
+	key := router.KeyOf([]byte(wire.NewToken()))
+	holder.local.Register(key, fakeDevice{})
+	holder.Bind(context.Background(), key)
+
+	const n = 4
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"})
+			errs <- err
+		}()
+	}
+	waitFor(t, "every request at the holder", func() bool { return holder.nc.Stats().InMsgs == n })
+	if got := metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer"); got != n-1 {
+		t.Fatalf("relay_cluster_dropped_total = %v, want %d", got, n-1)
+	}
+	holder.Start(nil) // the one that waited is served
+	if err := <-errs; err != nil {
+		t.Fatalf("the request that waited: %v, want delivered", err)
+	}
+	cancel() // the dropped ones would wait for their deadline
+	for range n - 1 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("a dropped request: %v, want it waiting until canceled", err)
+		}
+	}
+	if got := metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer"); got != n-1 {
+		t.Errorf("relay_cluster_dropped_total = %v after the queue moved again, want still %d", got, n-1)
+	}
+}
+
+// TestEveryRequestIsAnsweredOrCounted: far more requests at once than a
+// node with a tiny pending queue and its one serving slot taken can hold.
+// However many the NATS client drops (that depends on how fast the node's
+// dispatcher is scheduled), each request that reached the node is either
+// answered busy, which its caller gets at once, or counted dropped, and
+// those are exactly the callers left waiting.
+func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
+	url := startNATS(t)
+	var logs lockedBuffer
+	holder := newNode(t, url, func(c *Config) {
+		c.MaxServing, c.Pending = 1, 1
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	holder.Start(nil)
+	caller := start(t, url, nil)
+	key := router.KeyOf([]byte(wire.NewToken()))
+	d := newHeldDevice(t)
+	holder.local.Register(key, d)
+	holder.Bind(context.Background(), key)
+	held := holdSlots(t, caller, holder, key, d)
+
+	const n = 50
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"})
+			errs <- err
+		}()
+	}
+	busy := func() float64 { return metric(t, holder, "relay_cluster_served_total", "op", "busy") }
+	dropped := func() float64 { return metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer") }
+	waitFor(t, "every request at the holder answered busy or counted dropped", func() bool {
+		return holder.nc.Stats().InMsgs == 1+n && busy()+dropped() == n
+	})
+	nBusy, nDropped := int(busy()), int(dropped())
+	t.Logf("%d answered busy, %d dropped", nBusy, nDropped)
+	for range nBusy {
+		if err := <-errs; !errors.Is(err, router.ErrBusy) {
+			t.Fatalf("before any deadline: %v, want %v", err, router.ErrBusy)
+		}
+	}
+	cancel()
+	for range nDropped {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("a dropped request: %v, want it waiting until canceled", err)
+		}
+	}
+	d.Release()
+	held()
+	if got := metric(t, caller, "relay_cluster_deliveries_total", "outcome", "busy"); got != float64(nBusy) {
+		t.Errorf("the caller counted %v busy, want %d", got, nBusy)
+	}
+	warned := strings.Contains(logs.String(), "dropped unanswered")
+	if warned != (nDropped > 0) {
+		t.Errorf("%d dropped, warned %v; log:\n%s", nDropped, warned, logs.String())
+	}
+	if strings.Contains(logs.String(), hex.EncodeToString(key[:])) {
+		t.Error("the log names the device's subject")
+	}
+}
+
+// TestPendingIsChecked: the pending queue's size is a positive count up to
+// MaxPending.
+func TestPendingIsChecked(t *testing.T) {
+	for _, p := range []int{0, -1, MaxPending + 1} {
+		cfg := DefaultConfig()
+		cfg.URLs, cfg.Pending = []string{"nats://127.0.0.1:4222"}, p
+		if _, err := New(router.New(), cfg); err == nil || !strings.Contains(err.Error(), "pending") {
+			t.Errorf("pending %d: %v, want an error about it", p, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.URLs, cfg.Pending = []string{"nats://127.0.0.1:4222"}, MaxPending
+	if err := cfg.Check(); err != nil {
+		t.Errorf("pending %d: %v", MaxPending, err)
+	}
 }
 
 // startNATS runs a NATS server in the process (internal/relaytest's would

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/cluster"
 	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
@@ -159,6 +160,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&cc.Key, "nats-key", "", "PEM private key `file` for --nats-cert")
 	fs.StringVar(&cc.Subject, "nats-subject", cc.Subject, "`prefix` of the cluster's NATS subjects; the nodes of one cluster share it")
 	fs.StringVar(&cc.Name, "nats-name", "", "this node's `name` in NATS monitoring; empty: the host name")
+	fs.IntVar(&cc.MaxServing, "nats-max-serving", cc.MaxServing, "`requests` from other nodes, for this node's devices, served at once; more are answered 503 busy at once")
+	fs.IntVar(&cc.Pending, "nats-pending", cc.Pending, fmt.Sprintf("`requests` from other nodes, for any of this node's devices, that may wait at once to be served or answered busy (1..%d); one that arrives while they are full is dropped unanswered, its caller waits for its deadline (504), and relay_cluster_dropped_total counts it", cluster.MaxPending))
 	fs.BoolVar(&c.ReadyNeedsCluster, "ready-needs-cluster", false, "/readyz answers 503 while this clustered node has no NATS connection (it still serves its own devices)")
 	fs.Var(setting{func(v string) error {
 		for _, p := range strings.Split(v, ",") {

@@ -16,12 +16,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/cluster"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/pebbletest"
 	"github.com/pixelrelay/relay/internal/relaytest"
@@ -191,13 +193,21 @@ func TestNATSFlags(t *testing.T) {
 		t.Fatalf("default: %v %v; want a node alone", o.cfg.Cluster.URLs, err)
 	}
 	t.Setenv("RELAY_NATS", "nats://n1.example:4222, tls://n2.example:4222")
-	o, err = parse([]string{"--nats-ca", "ca.pem", "--nats-subject", "clocks", "--ready-needs-cluster"}, io.Discard)
+	t.Setenv("RELAY_NATS_PENDING", "64")
+	o, err = parse([]string{"--nats-ca", "ca.pem", "--nats-subject", "clocks", "--ready-needs-cluster", "--nats-max-serving", "9"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg.Cluster
-	if len(c.URLs) != 2 || c.URLs[1] != "tls://n2.example:4222" || c.CA != "ca.pem" || c.Subject != "clocks" || !o.cfg.ReadyNeedsCluster || c.Name == "" {
+	if len(c.URLs) != 2 || c.URLs[1] != "tls://n2.example:4222" || c.CA != "ca.pem" || c.Subject != "clocks" || !o.cfg.ReadyNeedsCluster || c.Name == "" || c.Pending != 64 || c.MaxServing != 9 {
 		t.Fatalf("cluster config %+v, ready %v", c, o.cfg.ReadyNeedsCluster)
+	}
+	if o, _ = parse(nil, io.Discard); o.cfg.Cluster.Pending != 64 {
+		t.Fatalf("RELAY_NATS_PENDING=64: pending %d", o.cfg.Cluster.Pending)
+	}
+	t.Setenv("RELAY_NATS_PENDING", "")
+	if o, _ = parse(nil, io.Discard); o.cfg.Cluster.Pending != cluster.DefaultPending {
+		t.Fatalf("pending %d by default, want %d", o.cfg.Cluster.Pending, cluster.DefaultPending)
 	}
 	t.Setenv("RELAY_NATS", "")
 	for _, args := range [][]string{{"--nats-creds", "x.creds"}, {"--ready-needs-cluster"}, {"--nats", "nats://a:4222", "--nats-cert", "c.pem"}} {
@@ -397,6 +407,19 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--max-inflight", "0"}, io.Discard, io.Discard, nil); err == nil {
 		t.Fatal("a bad limit passed --check-config")
+	}
+	// The cluster's settings are checked too, without connecting.
+	nats := []string{"--check-config", "--state-dir", dir, "--nats", "nats://127.0.0.1:1"}
+	if err := run(context.Background(), nats, &out, io.Discard, nil); err != nil {
+		t.Fatalf("a clustered configuration: %v", err)
+	}
+	for _, p := range []string{"0", strconv.Itoa(cluster.MaxPending + 1)} {
+		if err := run(context.Background(), append(nats, "--nats-pending", p), io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "pending") {
+			t.Errorf("--nats-pending %s: %v, want an error about it", p, err)
+		}
+	}
+	if err := run(context.Background(), append(nats, "--nats-max-serving", "0"), io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "max serving") {
+		t.Errorf("--nats-max-serving 0: %v, want an error about it", err)
 	}
 	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--acme-domain", "relay.example", "--acme-email", "ops@relay.example"}, &out, io.Discard, nil); err != nil {
 		t.Fatalf("an ACME configuration: %v", err)

@@ -5,6 +5,12 @@
 // simulated devices to it, sends webhooks with vegeta, and accounts for
 // every message.
 //
+// The suite is a module of its own (loadtest/go.mod), as `nats bench` lives
+// in natscli and not in nats-server: vegeta and what only the suite needs
+// stay out of the relay's go.mod. It is built against the relay beside it
+// (a replace of ../), whose internal packages it may import, being under
+// the same path.
+//
 // One run (Run, or `make loadtest`, or cmd/loadtest) is:
 //
 //  1. The relay under test starts as a child process on loopback (or

@@ -16,7 +16,9 @@ import (
 )
 
 // buildCommands builds the relay and the loadtest binary (the baseline
-// server's process) into a temporary directory, as `make loadtest` does.
+// server's process) into a temporary directory, as `make loadtest` does:
+// the relay in its own module (the repository's root), with the versions
+// it ships with, and the loadtest binary in this one.
 func buildCommands(t *testing.T) (relay, loadtest string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -25,9 +27,12 @@ func buildCommands(t *testing.T) (relay, loadtest string) {
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), "../cmd/relay", "../cmd/loadtest")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	for _, b := range []struct{ module, pkg string }{{"..", "./cmd/relay"}, {".", "./cmd/loadtest"}} {
+		cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), b.pkg)
+		cmd.Dir = b.module
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s in %s: %v\n%s", b.pkg, b.module, err, out)
+		}
 	}
 	t.Logf("built the relay and loadtest in %v", time.Since(start).Round(time.Millisecond))
 	return filepath.Join(dir, "relay"), filepath.Join(dir, "loadtest")
@@ -55,7 +60,7 @@ func TestSmoke(t *testing.T) {
 		RelayBin:          relay,
 		Baseline:          true,
 		BaselineBin:       loadtest,
-		Command:           "go test ./loadtest -run TestSmoke",
+		Command:           "go test -C loadtest -run TestSmoke",
 	}
 	start := time.Now()
 	s, err := Run(ctx, cfg, &logs)
@@ -150,7 +155,7 @@ func TestSmokeCluster(t *testing.T) {
 		Out:               out,
 		RelayBin:          relay,
 		BaselineBin:       loadtest,
-		Command:           "go test ./loadtest -run TestSmokeCluster",
+		Command:           "go test -C loadtest -run TestSmokeCluster",
 	}, &logs)
 	t.Logf("its log:\n%s", logs.String())
 	if err != nil {
@@ -220,7 +225,7 @@ func TestSmokeSoak(t *testing.T) {
 		RelayArgs:   []string{"--reconnect-spread=500ms"},
 		RelayBin:    relay,
 		BaselineBin: loadtest,
-		Command:     "go test ./loadtest -run TestSmokeSoak",
+		Command:     "go test -C loadtest -run TestSmokeSoak",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {
@@ -275,7 +280,7 @@ func TestSmokeFloors(t *testing.T) {
 		BaselineBin: loadtest,
 		Floors:      true,
 		Pin:         pin,
-		Command:     "go test ./loadtest -run TestSmokeFloors",
+		Command:     "go test -C loadtest -run TestSmokeFloors",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {
@@ -357,7 +362,7 @@ func TestSmokeIdleWebSocketFloor(t *testing.T) {
 		RelayBin:       relay,
 		BaselineBin:    loadtest,
 		Floors:         true,
-		Command:        "go test ./loadtest -run TestSmokeIdleWebSocketFloor",
+		Command:        "go test -C loadtest -run TestSmokeIdleWebSocketFloor",
 	}, &logs)
 	t.Logf("its log:\n%s", logs.String())
 	if err != nil {
@@ -400,7 +405,7 @@ func TestSmokeFleet(t *testing.T) {
 		Duration:       3 * time.Second,
 		Out:            out,
 		RelayBin:       relay,
-		Command:        "go test ./loadtest -run TestSmokeFleet",
+		Command:        "go test -C loadtest -run TestSmokeFleet",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {

@@ -457,3 +457,57 @@ func TestSmokeFleet(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeAttacks runs the attackers the other smoke tests do not, on a
+// small scale and without a baseline: capacity's ramp (2 steps of 1 s),
+// churn (reconnects and rotations for 2 s) and hot (one device with an
+// in-flight cap of 4, which must shed with 503s and nothing else).
+func TestSmokeAttacks(t *testing.T) {
+	relay, _ := buildCommands(t)
+	run := func(t *testing.T, cfg Config) *Summary {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var logs bytes.Buffer
+		cfg.Devices, cfg.RelayBin, cfg.Command = 40, relay, "go test -C loadtest -run TestSmokeAttacks"
+		s, err := Run(ctx, cfg, &logs)
+		t.Logf("its log:\n%s", logs.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 {
+			t.Errorf("run failed: %q", s.Failures)
+		}
+		return s
+	}
+	t.Run("capacity", func(t *testing.T) {
+		// An SLO a busy machine holds: both steps are expected to.
+		s := run(t, Config{Scenario: ScenarioCapacity, Rate: 100, Step: time.Second, MaxSteps: 2, SLO: time.Second})
+		if len(s.Steps) == 0 || s.Steps[0].Rate != 100 || len(s.Steps) > 2 || s.SLOP99MS != 1000 || s.MaxSustainedRate == 0 {
+			t.Fatalf("steps %+v, SLO %v ms, max sustained %v", s.Steps, s.SLOP99MS, s.MaxSustainedRate)
+		}
+		var sent uint64
+		var held Step // the highest that held: the run's figures
+		for _, st := range s.Steps {
+			sent += st.Requests
+			if st.Held {
+				held = st
+			}
+		}
+		if sent != s.Requests || s.Delivered != s.Requests || held.Rate != s.MaxSustainedRate || s.Latency != held.Latency {
+			t.Errorf("steps sent %d, the run %d, delivered %d; latency %+v, the highest step that held %+v", sent, s.Requests, s.Delivered, s.Latency, held)
+		}
+	})
+	t.Run("churn", func(t *testing.T) {
+		s := run(t, Config{Scenario: ScenarioChurn, Rate: 100, Duration: 2 * time.Second, ChurnReconnect: 0.2, ChurnRotate: 0.1})
+		if c := s.Churn; c == nil || c.Reconnects == 0 || c.Reconnected == 0 || c.Rotations+c.RotationsFailed+c.RotationsSkipped == 0 {
+			t.Errorf("churn %+v", c)
+		}
+	})
+	t.Run("hot", func(t *testing.T) {
+		s := run(t, Config{Scenario: ScenarioHot, Rate: 300, Duration: 2 * time.Second, MaxInflight: 4})
+		if s.Dist != DistHot || s.AckDelayMS != 50 || s.StatusCounts["503"] == 0 || s.StatusCounts["200"]+s.StatusCounts["503"] != s.Requests {
+			t.Errorf("dist %s, ack delay %v ms, status %v of %d", s.Dist, s.AckDelayMS, s.StatusCounts, s.Requests)
+		}
+	})
+}

@@ -1,6 +1,10 @@
 # The relay's build. `make help` lists the targets.
 GO       ?= go
 PKGS     ?= ./...
+# The load-test suite is a module of its own (loadtest/go.mod, like natscli
+# beside nats-server), which the root's ./... does not reach: test and vet
+# run LOADTEST_PKGS there too (empty: none).
+LOADTEST_PKGS ?= ./...
 FUZZTIME ?= 20s
 
 .PHONY: help run cluster test stress jstest check fmt vet bench fuzz build static image clean loadtest
@@ -13,7 +17,11 @@ run: ## run the relay on embedded defaults (:8443, dev CA in ./relay-state)
 
 # gotestsum runs go test and, at the end, lists every skipped test with its
 # reason: a skip is never silent, with or without -v.
-GOTEST   = $(GO) tool gotestsum --format pkgname-and-test-fails --format-icons text --format-hide-empty-pkg --
+GOTESTSUM = $(GO) tool gotestsum --format pkgname-and-test-fails --format-icons text --format-hide-empty-pkg
+GOTEST    = $(GOTESTSUM) --
+# The root's gotestsum on the loadtest module: go test -C must come first,
+# so gotestsum is given the whole command.
+LOADTEST_GOTEST = $(GOTESTSUM) --raw-command -- $(GO) test -C loadtest -json
 
 # make cluster: a NATS server (go tool nats-server, from go.mod) and three
 # relay nodes on loopback sharing one development CA; Ctrl-C stops them all.
@@ -35,6 +43,7 @@ cluster: ## a NATS server and three relay nodes (:8443 :8444 :8445, admin :9443.
 
 test: fmt vet checkdeps jstest ## every test: Go (race detector, real Chromium) and the page's JS; lists skips
 	$(GOTEST) -race -shuffle=on -count=1 -timeout 10m $(PKGS)
+	$(if $(LOADTEST_PKGS),$(LOADTEST_GOTEST) -race -shuffle=on -count=1 -timeout 10m $(LOADTEST_PKGS))
 
 # The session layer's stress run (issue 8): every package whose tests drive
 # real QUIC sessions, ten times over, under the race detector.
@@ -82,8 +91,9 @@ fmt: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet
+vet: ## go vet, the root's and the loadtest module's
 	$(GO) vet $(PKGS)
+	$(if $(LOADTEST_PKGS),$(GO) vet -C loadtest $(LOADTEST_PKGS))
 
 bench: ## in-process benchmarks (router, hot path); compare runs with benchstat
 	$(GO) test -run '^$$' -bench . -benchmem -count=6 ./router ./bench | tee bench.out
@@ -97,7 +107,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 
 # make loadtest SCENARIO=capacity DEVICES=10000 RATE=1000 DURATION=10s OUT=dir;
 # scenarios: fanin hot storm churn slow capacity idle cluster soak fleet
-# (bin/loadtest --help). Other flags from the environment: LOADTEST_FLOORS=1
+# (the registry in loadtest/scenario.go; bin/loadtest --help). Other flags from the environment: LOADTEST_FLOORS=1
 # (relay vs bare floor servers), LOADTEST_PIN=1 (servers and generator on
 # CPUs of their own). make passes DEVICES, RATE and DURATION, which the fleet
 # scenario defaults itself (20,000 devices, one webhook each per 10 min, 5 min):
@@ -109,7 +119,8 @@ DURATION ?= 30s
 OUT      ?= ./loadtest-out
 
 loadtest: ## load test a relay process: SCENARIO DEVICES RATE (webhooks/s) DURATION OUT
-	$(GO) build -o bin/ ./cmd/relay ./cmd/loadtest
+	$(GO) build -o bin/ ./cmd/relay
+	$(GO) build -C loadtest -o $(CURDIR)/bin/ ./cmd/loadtest
 	bin/loadtest --relay-bin bin/relay --scenario $(SCENARIO) --devices $(DEVICES) \
 	  --rate $(RATE) --duration $(DURATION) --out $(OUT)
 

@@ -1,16 +1,46 @@
 package loadtest
 
-// This file is the churn scenario's disturbance: devices hang up and come
-// back, and rotate their tokens over live sessions, while webhooks flow.
+// This file is the churn scenario and its disturbance, which soak shares:
+// devices hang up and come back, and rotate their tokens over live
+// sessions, while webhooks flow.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 )
+
+// ScenarioChurn is reconnects and token rotations under traffic.
+const ScenarioChurn = "churn"
+
+type churn struct{}
+
+func (churn) info() scenarioInfo { return scenarioInfo{name: ScenarioChurn, baseline: true} }
+
+func (churn) defaults(*Config) error { return nil }
+
+func (sc churn) run(ctx context.Context, r *runner, s *Summary) error { return r.load(ctx, s, sc) }
+
+// attack is fanin's with churn beside it.
+func (churn) attack(ctx context.Context, a *loadRun, s *Summary) ([]*attackOutcome, *attackOutcome) {
+	cfg := a.r.cfg
+	c := startChurn(ctx, a.sw, cfg.ChurnReconnect, cfg.ChurnRotate)
+	out := a.steady(ctx, s, nil, nil)
+	s.Churn = c.stop()
+	return []*attackOutcome{out}, out
+}
+
+// pass: 404 is a device between sessions or a just-rotated token, 502 a
+// device that hung up mid-message, 503 and 504 one that is coming back.
+func (churn) pass(_ Config, s *Summary, e attackErrors) {
+	if n := failedOtherThan(s, "404", "502", "503", "504"); n > 0 {
+		s.Failures = append(s.Failures, fmt.Sprintf("%d webhooks failed other than 404/502/503/504 (%s)", n, e.samples))
+	}
+}
 
 // Churn pacing.
 const (

@@ -1,8 +1,8 @@
 package loadtest
 
-// This file is the cluster scenario's side of a run: a NATS server and
-// several relay nodes joined to it, and, after the attack, where the
-// deliveries crossed nodes and what that cost.
+// This file is the cluster scenario: fanin on a NATS server and several
+// relay nodes joined to it, and, after the attack, where the deliveries
+// crossed nodes and what that cost. Soak runs on the same cluster.
 
 import (
 	"context"
@@ -20,6 +20,22 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
+
+// ScenarioCluster is fanin over several relay nodes joined by NATS.
+const ScenarioCluster = "cluster"
+
+// cluster has no floors: there is no floor for a cluster.
+type cluster struct{ steadyAttack }
+
+func (cluster) info() scenarioInfo {
+	return scenarioInfo{name: ScenarioCluster, cluster: true, baseline: true}
+}
+
+func (cluster) defaults(*Config) error { return nil }
+
+func (sc cluster) run(ctx context.Context, r *runner, s *Summary) error { return r.load(ctx, s, sc) }
+
+func (cluster) pass(cfg Config, s *Summary, e attackErrors) { errorBudget(cfg, s, e) }
 
 // A cluster's nodes drain as in production, with the relay's own defaults:
 // GOAWAYs tell devices to move within clusterReconnectSpread, and a node

@@ -3,48 +3,13 @@ package loadtest
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
-
-// Scenarios: each is one command (make loadtest SCENARIO=...).
-const (
-	ScenarioFanin    = "fanin"    // many devices, steady rate (the default)
-	ScenarioHot      = "hot"      // one device, many callers: backpressure
-	ScenarioStorm    = "storm"    // every device connects at once
-	ScenarioChurn    = "churn"    // reconnects and token rotations under traffic
-	ScenarioSlow     = "slow"     // devices ack slowly
-	ScenarioCapacity = "capacity" // ramp until the SLO breaks
-	ScenarioIdle     = "idle"     // memory per connected idle device
-	ScenarioCluster  = "cluster"  // fanin over several relay nodes joined by NATS
-	ScenarioSoak     = "soak"     // cluster with churn and a rolling restart
-	ScenarioFleet    = "fleet"    // a realistic fleet: many idle devices, few webhooks; cost per 1,000 devices
-)
-
-// Scenarios lists every scenario.
-var Scenarios = []string{ScenarioFanin, ScenarioHot, ScenarioStorm, ScenarioChurn, ScenarioSlow, ScenarioCapacity, ScenarioIdle,
-	ScenarioCluster, ScenarioSoak, ScenarioFleet}
-
-// clustered reports whether a scenario runs a cluster of relay nodes.
-func clustered(scenario string) bool { return scenario == ScenarioCluster || scenario == ScenarioSoak }
-
-// floorsApply reports whether Config.Floors runs the floors in a scenario:
-// those that measure the relay's cost per webhook, per device or per
-// handshake. Not hot and slow (the devices' delays dominate), churn (the
-// floors do not rotate tokens), cluster and soak (no floor for a cluster),
-// nor fleet (its attack is long and its figures are per 1,000 devices).
-func floorsApply(scenario string) bool {
-	switch scenario {
-	case ScenarioFanin, ScenarioStorm, ScenarioCapacity, ScenarioIdle:
-		return true
-	}
-	return false
-}
 
 // Config is one run. Zero values take the defaults below (and the
 // scenario's own, noted per field).
 type Config struct {
-	Scenario string
+	Scenario string // one of Scenarios; default ScenarioFanin
 	Devices  int
 	Rate     float64 // webhooks/s; capacity: the first step and the increment
 	// Duration is the attack; capacity uses Step and MaxSteps instead. A
@@ -81,17 +46,18 @@ type Config struct {
 	// schedule (Devices/ConnectRate).
 	ConnectTimeout time.Duration
 
-	// Cluster and soak: Nodes relay processes (default 3), joined by a NATS
-	// server that BaselineBin serves in a process of its own (NATSArgs).
-	// Device i starts on node i mod Nodes; webhooks go to the nodes at
-	// random. Soak restarts the next node in turn every RestartEvery
-	// (default 1m), the i-th at (i+1/2)*RestartEvery into the attack.
+	// ClusterScenarios (cluster, soak): Nodes relay processes (default 3),
+	// joined by a NATS server that BaselineBin serves in a process of its
+	// own (NATSArgs). Device i starts on node i mod Nodes; webhooks go to
+	// the nodes at random. Soak restarts the next node in turn every
+	// RestartEvery (default 1m), the i-th at (i+1/2)*RestartEvery into the
+	// attack.
 	Nodes        int
 	RestartEvery time.Duration
 
-	// Baseline runs the same attack against a bare fasthttp TLS handler
-	// (not in soak and fleet, whose attacks are long and not about
-	// latency).
+	// Baseline runs the same attack against a bare fasthttp TLS handler,
+	// in BaselineScenarios (not idle, which sends no webhook, nor soak and
+	// fleet, whose attacks are long and not about latency).
 	// BaselineBin is the loadtest binary, run as a separate process with
 	// BaselineArgs (and NATSArgs for a cluster); empty serves both in this
 	// process.
@@ -103,7 +69,7 @@ type Config struct {
 	// the same size: floor-quic for raw QUIC devices, floor-webtransport
 	// for WebTransport ones, floor-websocket for WebSocket ones, each of
 	// its transports' for a mixed swarm. Relay minus floor is
-	// the relay's own overhead. Only where floorsApply (fanin, storm,
+	// the relay's own overhead. Only in FloorScenarios (fanin, storm,
 	// capacity, idle); each floor runs in its own process (BaselineBin),
 	// or in this one without it.
 	Floors bool
@@ -120,7 +86,8 @@ type Config struct {
 	MaxSteps int
 	MaxRate  float64
 	// MaxErrorRate is the fraction of webhooks allowed to fail (not 2xx) in
-	// fanin, storm and slow, and in a capacity step that holds; default 0.
+	// fanin, storm, slow, cluster and fleet (errorBudget), and in a
+	// capacity step that holds; default 0.
 	MaxErrorRate float64
 
 	// Churn and soak: fractions of the devices per second that reconnect
@@ -156,45 +123,20 @@ const (
 	DefaultIdleSettle     = 3 * time.Second
 	DefaultNodes          = 3
 	DefaultRestartEvery   = time.Minute
-
-	DefaultFleetDevices     = 20000
-	DefaultFleetConnectRate = 500 // devices/s
-	DefaultFleetDuration    = 5 * time.Minute
-	DefaultFleetIdle        = 30 * time.Second
-	// FleetWebhookEvery is how often one device of a fleet gets a webhook.
-	FleetWebhookEvery = 10 * time.Minute
-
-	slowAckDelay  = 200 * time.Millisecond
-	slowAckJitter = 100 * time.Millisecond
-	hotAckDelay   = 50 * time.Millisecond
 )
 
-// withDefaults fills in the defaults and checks the configuration.
+// withDefaults fills in the defaults, the scenario's first, and checks the
+// configuration.
 func (c Config) withDefaults() (Config, error) {
 	if c.Scenario == "" {
 		c.Scenario = ScenarioFanin
 	}
-	if !slices.Contains(Scenarios, c.Scenario) {
+	sc, ok := scenarioNamed(c.Scenario)
+	if !ok {
 		return c, fmt.Errorf("loadtest: unknown scenario %q; one of %v", c.Scenario, Scenarios)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	if c.Scenario == ScenarioFleet {
-		c.fleetDefaults()
-	}
-	if c.Devices <= 0 {
-		c.Devices = DefaultDevices
-	}
-	if c.Rate <= 0 {
-		c.Rate = DefaultRate
-	}
-	if c.Rate < 1 && c.Scenario != ScenarioFleet {
-		return c, errors.New("loadtest: rate must be at least 1 webhook/s")
-	}
-	if clustered(c.Scenario) {
+	in := sc.info()
+	if in.cluster {
 		if c.Nodes <= 0 {
 			c.Nodes = DefaultNodes
 		}
@@ -202,20 +144,26 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("loadtest: %s starts its own nodes; --target is for one relay", c.Scenario)
 		}
 	} else if c.Nodes > 1 {
-		return c, fmt.Errorf("loadtest: %d nodes: only the %s and %s scenarios run several", c.Nodes, ScenarioCluster, ScenarioSoak)
+		return c, fmt.Errorf("loadtest: %d nodes: only the %s scenarios run several", c.Nodes, Enumerate(ClusterScenarios))
 	}
-	def(&c.RestartEvery, DefaultRestartEvery)
-	if c.Scenario == ScenarioSoak {
-		if c.Nodes < 2 {
-			return c, errors.New("loadtest: soak restarts nodes one at a time and needs at least 2")
-		}
-		def(&c.Duration, time.Duration(c.Nodes)*c.RestartEvery)
+	defaultTo(&c.RestartEvery, DefaultRestartEvery)
+	if err := sc.defaults(&c); err != nil {
+		return c, err
 	}
-	def(&c.Duration, DefaultDuration)
-	def(&c.ConnectTimeout, DefaultConnectTimeout)
-	def(&c.SLO, DefaultSLO)
-	def(&c.Step, DefaultStep)
-	def(&c.IdleSettle, DefaultIdleSettle)
+	if c.Devices <= 0 {
+		c.Devices = DefaultDevices
+	}
+	if c.Rate <= 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Rate < 1 && !in.subRate {
+		return c, errors.New("loadtest: rate must be at least 1 webhook/s")
+	}
+	defaultTo(&c.Duration, DefaultDuration)
+	defaultTo(&c.ConnectTimeout, DefaultConnectTimeout)
+	defaultTo(&c.SLO, DefaultSLO)
+	defaultTo(&c.Step, DefaultStep)
+	defaultTo(&c.IdleSettle, DefaultIdleSettle)
 	if c.MaxSteps <= 0 {
 		c.MaxSteps = DefaultMaxSteps
 	}
@@ -243,21 +191,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WebSocketShare < 0 || c.WebSocketShare+c.WebTransportShare > 1 {
 		return c, errors.New("loadtest: websocket share must be in 0..1, and with the webtransport share at most 1")
 	}
-	switch c.Scenario {
-	case ScenarioHot:
-		if c.Dist == "" {
-			c.Dist = DistHot
-		}
-		if c.AckDelay == 0 {
-			c.AckDelay = hotAckDelay
-		}
-	case ScenarioSlow:
-		if c.AckDelay == 0 {
-			c.AckDelay, c.AckJitter = slowAckDelay, max(c.AckJitter, slowAckJitter)
-		}
-	case ScenarioStorm:
-		c.ConnectRate = 0
-	}
 	if c.Dist == "" {
 		c.Dist = DistUniform
 	}
@@ -270,21 +203,9 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// fleetDefaults fills in the fleet scenario's own defaults.
-func (c *Config) fleetDefaults() {
-	if c.Devices <= 0 {
-		c.Devices = DefaultFleetDevices
-	}
-	if c.Rate <= 0 {
-		c.Rate = float64(c.Devices) / FleetWebhookEvery.Seconds()
-	}
-	if c.Duration <= 0 {
-		c.Duration = DefaultFleetDuration
-	}
-	if c.ConnectRate <= 0 {
-		c.ConnectRate = DefaultFleetConnectRate
-	}
-	if c.IdleSettle <= 0 {
-		c.IdleSettle = DefaultFleetIdle
+// defaultTo sets *d to v unless it is positive.
+func defaultTo(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
 	}
 }

@@ -5,6 +5,12 @@
 // simulated devices to it, sends webhooks with vegeta, and accounts for
 // every message.
 //
+// The suite is a module of its own (loadtest/go.mod), as `nats bench` lives
+// in natscli and not in nats-server: vegeta and what only the suite needs
+// stay out of the relay's go.mod. It is built against the relay beside it
+// (a replace of ../), whose internal packages it may import, being under
+// the same path.
+//
 // One run (Run, or `make loadtest`, or cmd/loadtest) is:
 //
 //  1. The relay under test starts as a child process on loopback (or
@@ -36,12 +42,17 @@
 //     chart.svg, plot.html) and printed with PrintTable.
 //
 // The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity,
-// idle, cluster, soak and fleet; Config documents what each changes. Fleet
-// is a realistic fleet, mostly idle with keep-alives and a webhook per
-// device every 10 minutes, measured per 1,000 devices and projected
+// idle, cluster, soak and fleet. Each is a file of its own (fanin.go,
+// hot.go, ...) behind one interface, with its defaults, its run and its
+// pass criteria; scenario.go lists them, and Config documents what each
+// changes. Most run load: the relay, the swarm, the scenario's attack
+// (steady, or capacity's ramp, with churn or restarts beside it), the
+// ledger, the floors and the baseline; idle and fleet run on their own.
+// Fleet is a realistic fleet, mostly idle with keep-alives and a webhook
+// per device every 10 minutes, measured per 1,000 devices and projected
 // linearly to larger fleets. Config.Pin puts the servers under test and
-// this process on CPUs of their own. Everything
-// talks to loopback only, and every loop is bounded in count and time.
+// this process on CPUs of their own. Everything talks to loopback only,
+// and every loop is bounded in count and time.
 //
 // The cluster scenario is fanin over Config.Nodes relay processes sharing
 // one development CA, joined by a NATS server that this binary serves in a

@@ -23,6 +23,47 @@ import (
 	"github.com/pixelrelay/relay/device"
 )
 
+// ScenarioFleet is a realistic fleet: many idle devices, few webhooks;
+// the cost per 1,000 devices.
+const ScenarioFleet = "fleet"
+
+// The fleet's defaults: a large fleet, slow to get webhooks.
+const (
+	DefaultFleetDevices     = 20000
+	DefaultFleetConnectRate = 500 // devices/s
+	DefaultFleetDuration    = 5 * time.Minute
+	DefaultFleetIdle        = 30 * time.Second
+	// FleetWebhookEvery is how often one device of a fleet gets a webhook.
+	FleetWebhookEvery = 10 * time.Minute
+)
+
+// fleet has no baseline and no floors: its attack is long and its figures
+// are per 1,000 devices.
+type fleet struct{}
+
+func (fleet) info() scenarioInfo { return scenarioInfo{name: ScenarioFleet, subRate: true} }
+
+// defaults: Devices DefaultFleetDevices connecting at
+// DefaultFleetConnectRate, Rate one webhook per device every
+// FleetWebhookEvery (Devices/600 per second, which may be below 1),
+// Duration DefaultFleetDuration, IdleSettle DefaultFleetIdle.
+func (fleet) defaults(c *Config) error {
+	if c.Devices <= 0 {
+		c.Devices = DefaultFleetDevices
+	}
+	if c.Rate <= 0 {
+		c.Rate = float64(c.Devices) / FleetWebhookEvery.Seconds()
+	}
+	defaultTo(&c.Duration, DefaultFleetDuration)
+	if c.ConnectRate <= 0 {
+		c.ConnectRate = DefaultFleetConnectRate
+	}
+	defaultTo(&c.IdleSettle, DefaultFleetIdle)
+	return nil
+}
+
+func (fleet) pass(cfg Config, s *Summary, e attackErrors) { errorBudget(cfg, s, e) }
+
 // fleetBase is how long the relay sits with no devices while its base CPU
 // and RSS are read: long enough for a few samples at sampleEvery.
 const fleetBase = 3 * time.Second
@@ -30,9 +71,9 @@ const fleetBase = 3 * time.Second
 // projectTo are the fleet sizes the figures are extrapolated to.
 var projectTo = []int{100_000, 1_000_000}
 
-// fleet runs the fleet scenario: the relay alone (base), the fleet
+// run runs the fleet scenario: the relay alone (base), the fleet
 // connected with keep-alives only (idle), then webhooks at Rate (steady).
-func (r *runner) fleet(ctx context.Context, s *Summary) error {
+func (sc fleet) run(ctx context.Context, r *runner, s *Summary) error {
 	cfg := r.cfg
 	t, err := r.startTarget(ctx)
 	if err != nil {
@@ -130,7 +171,7 @@ func (r *runner) fleet(ctx context.Context, s *Summary) error {
 	outs := []*attackOutcome{out}
 	r.fill(s, outs)
 	s.ByTransport = byTransport(sw, out.results, &devs)
-	r.check(s, outs)
+	r.check(s, outs, sc)
 	if cfg.IdleSettle < device.DefaultKeepAlive {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the idle window (%v) is shorter than the devices' keep-alive period (%v): "+
 			"the first keep-alives fall in the steady window, so the keep-alives' CPU is understated and the CPU per webhook overstated",

@@ -16,7 +16,7 @@ import (
 )
 
 // costing reports whether this run compares the relay with its floors.
-func (r *runner) costing() bool { return r.cfg.Floors && floorsApply(r.cfg.Scenario) }
+func (r *runner) costing() bool { return r.cfg.Floors && r.sc.info().floors }
 
 // costBefore starts a server's row: its RSS with no devices, read after
 // the fresh process has sat rssSettle. A server whose PID is unknown (0:

@@ -9,11 +9,20 @@ import (
 	"time"
 )
 
-// idle measures the relay's memory per connected idle device: RSS before
+// ScenarioIdle is memory per connected idle device.
+const ScenarioIdle = "idle"
+
+type idle struct{}
+
+func (idle) info() scenarioInfo { return scenarioInfo{name: ScenarioIdle, floors: true} }
+
+func (idle) defaults(*Config) error { return nil }
+
+// run measures the relay's memory per connected idle device: RSS before
 // the swarm and after it has settled. With a swarm on several transports
 // it also measures each transport alone, each on a fresh relay. With
 // --floors, the floors' idle devices follow, settled as long.
-func (r *runner) idle(ctx context.Context, s *Summary) error {
+func (idle) run(ctx context.Context, r *runner, s *Summary) error {
 	cfg := r.cfg
 	phases := []mix{cfg.mix()}
 	var alone []string // the transports measured alone after the main phase

@@ -48,7 +48,8 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	r := &runner{cfg: cfg, stderr: &lockedWriter{w: stderr}, dir: dir}
+	sc, _ := scenarioNamed(cfg.Scenario) // withDefaults checked it
+	r := &runner{cfg: cfg, sc: sc, stderr: &lockedWriter{w: stderr}, dir: dir}
 	if cfg.Pin {
 		if r.pin, err = startPinning(); err != nil {
 			return nil, err
@@ -66,19 +67,10 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		Command:      cfg.Command,
 		StatusCounts: map[string]uint64{},
 	}
-	if cfg.Floors && !floorsApply(cfg.Scenario) {
-		r.logf("--floors: not in the %s scenario (only %s, %s, %s and %s); running without", cfg.Scenario,
-			ScenarioFanin, ScenarioStorm, ScenarioCapacity, ScenarioIdle)
+	if cfg.Floors && !sc.info().floors {
+		r.logf("--floors: not in the %s scenario (only %s); running without", cfg.Scenario, Enumerate(FloorScenarios))
 	}
-	switch cfg.Scenario {
-	case ScenarioIdle:
-		err = r.idle(ctx, s)
-	case ScenarioFleet:
-		err = r.fleet(ctx, s)
-	default:
-		err = r.load(ctx, s)
-	}
-	if err != nil {
+	if err := sc.run(ctx, r, s); err != nil {
 		return nil, err
 	}
 	s.Costs = costStats(r.costs, cfg.mix())
@@ -109,6 +101,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // runner holds one run's state.
 type runner struct {
 	cfg     Config
+	sc      scenario // cfg.Scenario's
 	stderr  io.Writer
 	dir     string          // temporary, removed after the run
 	results []vegeta.Result // every attack's, for plot.html
@@ -151,7 +144,7 @@ type target struct {
 // startTarget starts the relay, or checks the one given with --target.
 func (r *runner) startTarget(ctx context.Context) (*target, error) {
 	cfg := r.cfg
-	if clustered(cfg.Scenario) {
+	if r.sc.info().cluster {
 		return r.startCluster(ctx)
 	}
 	if cfg.Target != "" {
@@ -248,7 +241,7 @@ func (r *runner) newSwarm(t *target, m mix) (*Swarm, error) {
 		ConnectRate:       r.cfg.ConnectRate,
 		AckDelay:          r.cfg.AckDelay,
 		AckJitter:         r.cfg.AckJitter,
-		Events:            clustered(r.cfg.Scenario),
+		Events:            r.sc.info().cluster,
 	})
 }
 
@@ -272,8 +265,27 @@ func (r *runner) connect(ctx context.Context, sw *Swarm, s *Summary) {
 	}
 }
 
-// load runs every scenario with an attack.
-func (r *runner) load(ctx context.Context, s *Summary) error {
+// loadRun is an attacker's run in progress (load): what its attack
+// works with.
+type loadRun struct {
+	r   *runner
+	t   *target
+	sw  *Swarm // connected
+	smp meter
+	// spec is the relay's attack, at Config.Rate for Config.Duration.
+	spec attackSpec
+	// floorSpec is the floors' attack (--floors): spec, unless the
+	// scenario's attack changes it.
+	floorSpec attackSpec
+	// rc is the relay's row of Summary.Costs with --floors, else nil.
+	rc     *ServerCost
+	routes routing
+}
+
+// load runs an attacker: the relay (or the cluster), the swarm, sc's
+// attack, the ledger and the accounting, then the floors and the baseline
+// on a machine to themselves, and the pass criteria.
+func (r *runner) load(ctx context.Context, s *Summary, sc attacker) error {
 	cfg := r.cfg
 	t, err := r.startTarget(ctx)
 	if err != nil {
@@ -287,7 +299,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	}()
 	s.Target = strings.Join(t.addrs(), ",")
 	s.Rate = cfg.Rate
-	if clustered(cfg.Scenario) {
+	if sc.info().cluster {
 		s.Cluster = newClusterStats(t)
 	}
 	smp := r.meter(t.pids(), t.natsPID(), s)
@@ -318,18 +330,18 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		}
 	}
 
+	a := &loadRun{r: r, t: t, sw: sw, smp: smp, rc: rc}
 	tg, err := newTargeter(t.fe, sw.Len(), sw.Token, sw.NextID, cfg.Dist, cfg.BitmapShare)
 	if err != nil {
 		return err
 	}
-	var routes routing
 	if s.Cluster != nil || len(sw.Transports()) > 1 {
-		tg.devs = &routes.devs
+		tg.devs = &a.routes.devs
 	}
 	if s.Cluster != nil {
-		tg.where, tg.routes = sw.Node, &routes
+		tg.where, tg.routes = sw.Node, &a.routes
 	}
-	spec := attackSpec{
+	a.spec = attackSpec{
 		name:     "relay",
 		fe:       t.fe,
 		tls:      t.tls,
@@ -340,69 +352,10 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		target:   tg.next,
 		progress: r.stderr,
 	}
-
-	floorSpec := spec // the floors' attack (--floors): the relay's
-	var outs []*attackOutcome
-	var churn *churner
-	var began time.Time
-	var split *attackOutcome // the attack whose webhooks ByTransport splits
-	if cfg.Scenario == ScenarioCapacity {
-		runs := r.ramp(ctx, spec, smp, cfg.MaxSteps)
-		if len(runs) == 0 {
-			return ctx.Err()
-		}
-		for _, run := range runs {
-			s.Steps, outs = append(s.Steps, run.step), append(outs, run.out)
-		}
-		s.SLOP99MS = millis(cfg.SLO)
-		b := best(runs)
-		if runs[b].step.Held {
-			s.MaxSustainedRate = runs[b].step.Rate
-		}
-		// The figures to plan with are those of the highest step that held.
-		runs[b].proc.record(s)
-		split = runs[b].out
-		s.Latency, s.Throughput = runs[b].step.Latency, runs[b].step.Throughput
-		if rc != nil {
-			// The floors get one attack, not a ramp: this step's rate
-			// for one step.
-			rc.attacked(runs[b].proc.relay, runs[b].out)
-			floorSpec.rate, floorSpec.duration = runs[b].step.Rate, cfg.Step
-		}
-	} else {
-		if cfg.Scenario == ScenarioChurn || cfg.Scenario == ScenarioSoak {
-			churn = startChurn(ctx, sw, cfg.ChurnReconnect, cfg.ChurnRotate)
-		}
-		var rs *restarter
-		spec.started = func(at time.Time) { began = at }
-		if cfg.Scenario == ScenarioSoak {
-			rs = r.startRestarts(ctx, t, sw, smp)
-			spec.started = func(at time.Time) { began = at; rs.begin(at) }
-			r.logf("soak: %d nodes, a restart every %v (%d in all), churn %.1f%% reconnects and %.1f%% rotations of the devices per second",
-				cfg.Nodes, cfg.RestartEvery, rs.n, cfg.ChurnReconnect*100, cfg.ChurnRotate*100)
-		}
-		r.logf("%s: %.0f webhooks/s for %v (%s, %.0f%% bitmaps, ack delay %v ± %v)",
-			cfg.Scenario, cfg.Rate, cfg.Duration, cfg.Dist, cfg.BitmapShare*100, cfg.AckDelay, cfg.AckJitter)
-		m := smp.mark()
-		out := runAttack(ctx, spec)
-		var restarts []RestartStats
-		if rs != nil {
-			restarts = rs.stop()
-		}
-		rd := smp.since(m)
-		rd.record(s)
-		s.Latency, s.Throughput = latencyMS(&out.metrics), out.throughput()
-		if rc != nil {
-			rc.attacked(rd.relay, out)
-		}
-		outs, split = []*attackOutcome{out}, out
-		if churn != nil {
-			s.Churn = churn.stop()
-		}
-		if rs != nil {
-			s.Soak = soakStats(restarts, out.results, out.failed, &routes, sw.Events(), began, cfg.Duration)
-			s.Soak.RestartEveryS = cfg.RestartEvery.Seconds()
-		}
+	a.floorSpec = a.spec
+	outs, split := sc.attack(ctx, a, s)
+	if len(outs) == 0 {
+		return ctx.Err()
 	}
 	sw.Settle(ctx, cfg.AckDelay+cfg.AckJitter+settleExtra)
 
@@ -414,7 +367,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 		}
 	}
 	counts := sw.Counts()
-	if churn != nil {
+	if s.Churn != nil {
 		s.Churn.Reconnected = counts.Reconnects
 	}
 	if c := s.Cluster; c != nil {
@@ -437,7 +390,7 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 			r.logf("%d dials failed during the attack (reconnects and moves, retried)", n)
 		}
 		for _, o := range outs {
-			crossNode(c, o.results, &routes)
+			crossNode(c, o.results, &a.routes)
 		}
 		s.NonOK = map[string]uint64{}
 		for _, o := range outs {
@@ -454,24 +407,57 @@ func (r *runner) load(ctx context.Context, s *Summary) error {
 	}
 	r.account(s, &l, counts)
 	r.fill(s, outs)
-	s.ByTransport = byTransport(sw, split.results, &routes.devs)
+	s.ByTransport = byTransport(sw, split.results, &a.routes.devs)
 
 	// The relay is stopped: the floors and the baseline have the machine
 	// to themselves, as it had.
 	if rc != nil && ctx.Err() == nil {
 		r.costs = append(r.costs, *rc)
 		r.logf("relay: %s", costLine(*rc))
-		if err := r.floors(ctx, s, t, &floorSpec, rssSettle); err != nil {
+		if err := r.floors(ctx, s, t, &a.floorSpec, rssSettle); err != nil {
 			return err
 		}
 	}
-	if cfg.Baseline && cfg.Scenario != ScenarioSoak && ctx.Err() == nil {
-		if err := r.baseline(ctx, s, t, spec, sw); err != nil {
+	if cfg.Baseline && sc.info().baseline && ctx.Err() == nil {
+		if err := r.baseline(ctx, s, t, a.spec, sw); err != nil {
 			return err
 		}
 	}
-	r.check(s, outs)
+	r.check(s, outs, sc)
 	return ctx.Err()
+}
+
+// steadyAttack is the attack of the scenarios that attack once, at
+// Config.Rate for Config.Duration, with nothing beside it.
+type steadyAttack struct{}
+
+func (steadyAttack) attack(ctx context.Context, a *loadRun, s *Summary) ([]*attackOutcome, *attackOutcome) {
+	out := a.steady(ctx, s, nil, nil)
+	return []*attackOutcome{out}, out
+}
+
+// steady runs the relay's attack once, at Config.Rate for Config.Duration,
+// and records its figures: every attacker's but capacity's. started, if
+// set, is called as the attack begins (after warming) and ended as it
+// ends, before the relay's figures over it are read.
+func (a *loadRun) steady(ctx context.Context, s *Summary, started func(time.Time), ended func()) *attackOutcome {
+	cfg := a.r.cfg
+	spec := a.spec
+	spec.started = started
+	a.r.logf("%s: %.0f webhooks/s for %v (%s, %.0f%% bitmaps, ack delay %v ± %v)",
+		cfg.Scenario, cfg.Rate, cfg.Duration, cfg.Dist, cfg.BitmapShare*100, cfg.AckDelay, cfg.AckJitter)
+	m := a.smp.mark()
+	out := runAttack(ctx, spec)
+	if ended != nil {
+		ended()
+	}
+	rd := a.smp.since(m)
+	rd.record(s)
+	s.Latency, s.Throughput = latencyMS(&out.metrics), out.throughput()
+	if a.rc != nil {
+		a.rc.attacked(rd.relay, out)
+	}
+	return out
 }
 
 // requestTimeout is the generator's per-request timeout: above the relay's
@@ -513,61 +499,6 @@ func (r *runner) fill(s *Summary, outs []*attackOutcome) {
 	}
 	s.DurationS = dur.Seconds()
 	s.Dist, s.AckDelayMS, s.AckJitterMS = r.cfg.Dist, millis(r.cfg.AckDelay), millis(r.cfg.AckJitter)
-}
-
-// stepRun is one capacity step: its figures, its attack and the relay's
-// (or baseline's) process figures over it.
-type stepRun struct {
-	step Step
-	out  *attackOutcome
-	proc reading
-}
-
-// ramp runs capacity steps: spec at Rate, 2*Rate, ... each for Step, until
-// one breaks the SLO or the error budget, or MaxRate or maxSteps.
-func (r *runner) ramp(ctx context.Context, spec attackSpec, smp meter, maxSteps int) []stepRun {
-	cfg := r.cfg
-	name := spec.name
-	var runs []stepRun
-	for i := range maxSteps {
-		rate := cfg.Rate * float64(i+1)
-		if (cfg.MaxRate > 0 && rate > cfg.MaxRate) || ctx.Err() != nil {
-			break
-		}
-		spec.rate, spec.duration = rate, cfg.Step
-		spec.name = fmt.Sprintf("%s %.0f/s", name, rate)
-		r.logf("%s step %d: %.0f webhooks/s for %v", name, i+1, rate, cfg.Step)
-		m := smp.mark()
-		o := runAttack(ctx, spec)
-		ps := smp.since(m)
-		st := Step{
-			Rate:        rate,
-			Requests:    o.metrics.Requests,
-			Throughput:  o.throughput(),
-			ErrorRate:   o.errorRate(),
-			Latency:     latencyMS(&o.metrics),
-			RelayCPUPct: ps.relay.CPUPercent,
-			RelayRSSMB:  ps.relay.RSSMB,
-		}
-		st.Held = o.metrics.Requests > 0 && o.metrics.Latencies.P99 <= cfg.SLO && st.ErrorRate <= cfg.MaxErrorRate
-		runs = append(runs, stepRun{st, o, ps})
-		if !st.Held {
-			r.logf("%s step %.0f/s did not hold: p99 %.1f ms (SLO %v), errors %.2f%%", name, rate, st.Latency.P99, cfg.SLO, st.ErrorRate*100)
-			break
-		}
-	}
-	return runs
-}
-
-// best is the highest step that held, or the first.
-func best(runs []stepRun) int {
-	b := 0
-	for i, r := range runs {
-		if r.step.Held {
-			b = i
-		}
-	}
-	return b
 }
 
 // baseline runs the same attack (or ramp) against a bare fasthttp TLS
@@ -684,76 +615,26 @@ func (r *runner) baseline(ctx context.Context, s *Summary, t *target, spec attac
 	return nil
 }
 
-// check applies the scenario's own pass criteria beyond the accounting.
-func (r *runner) check(s *Summary, outs []*attackOutcome) {
+// attackErrors are the failed webhooks of a run's attacks.
+type attackErrors struct {
+	n       uint64
+	samples string // their error texts with counts (errorSamples), "; " between attacks
+}
+
+// check applies sc's own pass criteria, then the warnings every attack
+// shares.
+func (r *runner) check(s *Summary, outs []*attackOutcome, sc passer) {
 	cfg := r.cfg
-	var errs uint64
+	var e attackErrors
 	var samples []string
 	for _, o := range outs {
-		errs += o.errs
+		e.n += o.errs
 		if o.errs > 0 {
 			samples = append(samples, errorSamples(o))
 		}
 	}
-	codes := func(allowed ...string) uint64 {
-		var n uint64
-		for code, c := range s.StatusCounts {
-			if !strings.HasPrefix(code, "2") && !slices.Contains(allowed, code) {
-				n += c
-			}
-		}
-		return n
-	}
-	switch cfg.Scenario {
-	case ScenarioFanin, ScenarioStorm, ScenarioSlow, ScenarioCluster, ScenarioFleet:
-		if s.Requests > 0 && float64(errs)/float64(s.Requests) > cfg.MaxErrorRate {
-			s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks failed (%s), above the %.2f%% budget",
-				errs, s.Requests, strings.Join(samples, "; "), cfg.MaxErrorRate*100))
-		}
-	case ScenarioHot:
-		// Backpressure means fast 503s; anything else (timeouts, the
-		// generator giving up) means the relay queued instead of shedding.
-		if n := codes("503"); n > 0 {
-			s.Failures = append(s.Failures, fmt.Sprintf("%d webhooks to the hot device failed other than with 503 (%s)", n, strings.Join(samples, "; ")))
-		}
-		if s.StatusCounts["503"] == 0 {
-			s.Warnings = append(s.Warnings, "no 503s: the rate did not reach the hot device's in-flight cap, backpressure was not exercised (raise --rate or --ack-delay)")
-		}
-	case ScenarioChurn:
-		// 404: a device between sessions or a just-rotated token; 502: a
-		// device that hung up mid-message; 503/504 while it comes back.
-		if n := codes("404", "502", "503", "504"); n > 0 {
-			s.Failures = append(s.Failures, fmt.Sprintf("%d webhooks failed other than 404/502/503/504 (%s)", n, strings.Join(samples, "; ")))
-		}
-	case ScenarioSoak:
-		// Every webhook answered; answers other than 2xx are the figures
-		// a soak measures, reported by code, not failures.
-		var unanswered uint64
-		for code, n := range s.StatusCounts {
-			if code == "0" {
-				unanswered += n
-			}
-		}
-		if unanswered > 0 {
-			s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks got no answer (%s)", unanswered, s.Requests, strings.Join(samples, "; ")))
-		}
-		if ss := s.Soak; ss != nil {
-			for i, rs := range ss.Restarts {
-				if rs.Error != "" {
-					s.Failures = append(s.Failures, fmt.Sprintf("restart %d (node %d): %s", i+1, rs.Node, rs.Error))
-				}
-			}
-			if len(ss.Restarts) == 0 {
-				s.Warnings = append(s.Warnings, fmt.Sprintf("no node was restarted: the attack (%v) is shorter than --restart-every (%v)", cfg.Duration, cfg.RestartEvery))
-			}
-		}
-	case ScenarioCapacity:
-		if s.MaxSustainedRate == 0 {
-			s.Failures = append(s.Failures, fmt.Sprintf("not even the first step (%.0f/s) held p99 <= %v with at most %.2f%% errors", cfg.Rate, cfg.SLO, cfg.MaxErrorRate*100))
-		} else if last := s.Steps[len(s.Steps)-1]; last.Held {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("every step held, up to %.0f/s: the ramp ended (max steps or max rate) before the relay did; the capacity is higher", last.Rate))
-		}
-	}
+	e.samples = strings.Join(samples, "; ")
+	sc.pass(cfg, s, e)
 	if s.OtherCPUPercent > otherCPUWarn {
 		if c := s.Cluster; c != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("other processes on this host used %.0f%% CPU during the attack (relay nodes %.0f%%, NATS %.0f%%, generator %.0f%%): the figures are disturbed; rerun on a quiet machine",
@@ -766,12 +647,35 @@ func (r *runner) check(s *Summary, outs []*attackOutcome) {
 	if c := s.Cluster; c != nil && c.NATS.PID == 0 {
 		s.Warnings = append(s.Warnings, "the NATS server ran inside the generator's process: its CPU and memory are the generator's")
 	}
-	// A generator that could not send at the asked rate measured less.
-	if cfg.Scenario != ScenarioCapacity && len(outs) == 1 {
+	// A generator that could not send at the asked rate measured less. A
+	// ramp (Summary.Steps) asked several rates.
+	if len(s.Steps) == 0 && len(outs) == 1 {
 		if got := outs[0].metrics.Rate; got < 0.9*cfg.Rate {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("the generator sent %.0f/s of the %.0f/s asked", got, cfg.Rate))
 		}
 	}
+}
+
+// errorBudget fails s if more of its webhooks failed than
+// Config.MaxErrorRate allows: the criterion of the scenarios that expect
+// every webhook answered.
+func errorBudget(cfg Config, s *Summary, e attackErrors) {
+	if s.Requests > 0 && float64(e.n)/float64(s.Requests) > cfg.MaxErrorRate {
+		s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks failed (%s), above the %.2f%% budget",
+			e.n, s.Requests, e.samples, cfg.MaxErrorRate*100))
+	}
+}
+
+// failedOtherThan counts s's webhooks answered other than 2xx and the
+// allowed status codes.
+func failedOtherThan(s *Summary, allowed ...string) uint64 {
+	var n uint64
+	for code, c := range s.StatusCounts {
+		if !strings.HasPrefix(code, "2") && !slices.Contains(allowed, code) {
+			n += c
+		}
+	}
+	return n
 }
 
 // errorSamples lists an attack's error texts with their counts.

@@ -16,7 +16,9 @@ import (
 )
 
 // buildCommands builds the relay and the loadtest binary (the baseline
-// server's process) into a temporary directory, as `make loadtest` does.
+// server's process) into a temporary directory, as `make loadtest` does:
+// the relay in its own module (the repository's root), with the versions
+// it ships with, and the loadtest binary in this one.
 func buildCommands(t *testing.T) (relay, loadtest string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -25,9 +27,12 @@ func buildCommands(t *testing.T) (relay, loadtest string) {
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), "../cmd/relay", "../cmd/loadtest")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	for _, b := range []struct{ module, pkg string }{{"..", "./cmd/relay"}, {".", "./cmd/loadtest"}} {
+		cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), b.pkg)
+		cmd.Dir = b.module
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s in %s: %v\n%s", b.pkg, b.module, err, out)
+		}
 	}
 	t.Logf("built the relay and loadtest in %v", time.Since(start).Round(time.Millisecond))
 	return filepath.Join(dir, "relay"), filepath.Join(dir, "loadtest")
@@ -55,7 +60,7 @@ func TestSmoke(t *testing.T) {
 		RelayBin:          relay,
 		Baseline:          true,
 		BaselineBin:       loadtest,
-		Command:           "go test ./loadtest -run TestSmoke",
+		Command:           "go test -C loadtest -run TestSmoke",
 	}
 	start := time.Now()
 	s, err := Run(ctx, cfg, &logs)
@@ -150,7 +155,7 @@ func TestSmokeCluster(t *testing.T) {
 		Out:               out,
 		RelayBin:          relay,
 		BaselineBin:       loadtest,
-		Command:           "go test ./loadtest -run TestSmokeCluster",
+		Command:           "go test -C loadtest -run TestSmokeCluster",
 	}, &logs)
 	t.Logf("its log:\n%s", logs.String())
 	if err != nil {
@@ -220,7 +225,7 @@ func TestSmokeSoak(t *testing.T) {
 		RelayArgs:   []string{"--reconnect-spread=500ms"},
 		RelayBin:    relay,
 		BaselineBin: loadtest,
-		Command:     "go test ./loadtest -run TestSmokeSoak",
+		Command:     "go test -C loadtest -run TestSmokeSoak",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {
@@ -275,7 +280,7 @@ func TestSmokeFloors(t *testing.T) {
 		BaselineBin: loadtest,
 		Floors:      true,
 		Pin:         pin,
-		Command:     "go test ./loadtest -run TestSmokeFloors",
+		Command:     "go test -C loadtest -run TestSmokeFloors",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {
@@ -357,7 +362,7 @@ func TestSmokeIdleWebSocketFloor(t *testing.T) {
 		RelayBin:       relay,
 		BaselineBin:    loadtest,
 		Floors:         true,
-		Command:        "go test ./loadtest -run TestSmokeIdleWebSocketFloor",
+		Command:        "go test -C loadtest -run TestSmokeIdleWebSocketFloor",
 	}, &logs)
 	t.Logf("its log:\n%s", logs.String())
 	if err != nil {
@@ -400,7 +405,7 @@ func TestSmokeFleet(t *testing.T) {
 		Duration:       3 * time.Second,
 		Out:            out,
 		RelayBin:       relay,
-		Command:        "go test ./loadtest -run TestSmokeFleet",
+		Command:        "go test -C loadtest -run TestSmokeFleet",
 	}, &logs)
 	t.Logf("run took %v; its log:\n%s", time.Since(start).Round(time.Millisecond), logs.String())
 	if err != nil {
@@ -451,4 +456,58 @@ func TestSmokeFleet(t *testing.T) {
 			t.Errorf("report.md lacks %q", w)
 		}
 	}
+}
+
+// TestSmokeAttacks runs the attackers the other smoke tests do not, on a
+// small scale and without a baseline: capacity's ramp (2 steps of 1 s),
+// churn (reconnects and rotations for 2 s) and hot (one device with an
+// in-flight cap of 4, which must shed with 503s and nothing else).
+func TestSmokeAttacks(t *testing.T) {
+	relay, _ := buildCommands(t)
+	run := func(t *testing.T, cfg Config) *Summary {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var logs bytes.Buffer
+		cfg.Devices, cfg.RelayBin, cfg.Command = 40, relay, "go test -C loadtest -run TestSmokeAttacks"
+		s, err := Run(ctx, cfg, &logs)
+		t.Logf("its log:\n%s", logs.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Pass || s.Lost+s.Duplicated+s.Misrouted != 0 {
+			t.Errorf("run failed: %q", s.Failures)
+		}
+		return s
+	}
+	t.Run("capacity", func(t *testing.T) {
+		// An SLO a busy machine holds: both steps are expected to.
+		s := run(t, Config{Scenario: ScenarioCapacity, Rate: 100, Step: time.Second, MaxSteps: 2, SLO: time.Second})
+		if len(s.Steps) == 0 || s.Steps[0].Rate != 100 || len(s.Steps) > 2 || s.SLOP99MS != 1000 || s.MaxSustainedRate == 0 {
+			t.Fatalf("steps %+v, SLO %v ms, max sustained %v", s.Steps, s.SLOP99MS, s.MaxSustainedRate)
+		}
+		var sent uint64
+		var held Step // the highest that held: the run's figures
+		for _, st := range s.Steps {
+			sent += st.Requests
+			if st.Held {
+				held = st
+			}
+		}
+		if sent != s.Requests || s.Delivered != s.Requests || held.Rate != s.MaxSustainedRate || s.Latency != held.Latency {
+			t.Errorf("steps sent %d, the run %d, delivered %d; latency %+v, the highest step that held %+v", sent, s.Requests, s.Delivered, s.Latency, held)
+		}
+	})
+	t.Run("churn", func(t *testing.T) {
+		s := run(t, Config{Scenario: ScenarioChurn, Rate: 100, Duration: 2 * time.Second, ChurnReconnect: 0.2, ChurnRotate: 0.1})
+		if c := s.Churn; c == nil || c.Reconnects == 0 || c.Reconnected == 0 || c.Rotations+c.RotationsFailed+c.RotationsSkipped == 0 {
+			t.Errorf("churn %+v", c)
+		}
+	})
+	t.Run("hot", func(t *testing.T) {
+		s := run(t, Config{Scenario: ScenarioHot, Rate: 300, Duration: 2 * time.Second, MaxInflight: 4})
+		if s.Dist != DistHot || s.AckDelayMS != 50 || s.StatusCounts["503"] == 0 || s.StatusCounts["200"]+s.StatusCounts["503"] != s.Requests {
+			t.Errorf("dist %s, ack delay %v ms, status %v of %d", s.Dist, s.AckDelayMS, s.StatusCounts, s.Requests)
+		}
+	})
 }

@@ -1,13 +1,14 @@
 package loadtest
 
-// This file is the soak scenario's rolling restart: during the attack, one
-// node at a time is taken out of the generator's rotation, drained with
-// SIGTERM (its devices move to the other nodes), started again on the same
-// ports and put back once ready; and, after the attack, what each restart
-// cost in answers other than 2xx.
+// This file is the soak scenario: the cluster's attack with churn and a
+// rolling restart. During the attack, one node at a time is taken out of
+// the generator's rotation, drained with SIGTERM (its devices move to the
+// other nodes), started again on the same ports and put back once ready;
+// after it, what each restart cost in answers other than 2xx.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,6 +17,59 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
+
+// ScenarioSoak is cluster with churn and a rolling restart.
+const ScenarioSoak = "soak"
+
+// soak has no baseline: its attack is long and not about latency.
+type soak struct{}
+
+func (soak) info() scenarioInfo { return scenarioInfo{name: ScenarioSoak, cluster: true} }
+
+// defaults: an attack as long as a rolling restart of every node once.
+func (soak) defaults(c *Config) error {
+	if c.Nodes < 2 {
+		return errors.New("loadtest: soak restarts nodes one at a time and needs at least 2")
+	}
+	defaultTo(&c.Duration, time.Duration(c.Nodes)*c.RestartEvery)
+	return nil
+}
+
+func (sc soak) run(ctx context.Context, r *runner, s *Summary) error { return r.load(ctx, s, sc) }
+
+// attack is the cluster's with churn and the restarts beside it.
+func (soak) attack(ctx context.Context, a *loadRun, s *Summary) ([]*attackOutcome, *attackOutcome) {
+	cfg := a.r.cfg
+	c := startChurn(ctx, a.sw, cfg.ChurnReconnect, cfg.ChurnRotate)
+	rs := a.r.startRestarts(ctx, a.t, a.sw, a.smp)
+	a.r.logf("soak: %d nodes, a restart every %v (%d in all), churn %.1f%% reconnects and %.1f%% rotations of the devices per second",
+		cfg.Nodes, cfg.RestartEvery, rs.n, cfg.ChurnReconnect*100, cfg.ChurnRotate*100)
+	var began time.Time
+	var restarts []RestartStats
+	out := a.steady(ctx, s, func(at time.Time) { began = at; rs.begin(at) }, func() { restarts = rs.stop() })
+	s.Churn = c.stop()
+	s.Soak = soakStats(restarts, out.results, out.failed, &a.routes, a.sw.Events(), began, cfg.Duration)
+	s.Soak.RestartEveryS = cfg.RestartEvery.Seconds()
+	return []*attackOutcome{out}, out
+}
+
+// pass: every webhook answered. Answers other than 2xx are the figures a
+// soak measures, reported by code, not failures.
+func (soak) pass(cfg Config, s *Summary, e attackErrors) {
+	if n := s.StatusCounts["0"]; n > 0 {
+		s.Failures = append(s.Failures, fmt.Sprintf("%d of %d webhooks got no answer (%s)", n, s.Requests, e.samples))
+	}
+	if ss := s.Soak; ss != nil {
+		for i, rs := range ss.Restarts {
+			if rs.Error != "" {
+				s.Failures = append(s.Failures, fmt.Sprintf("restart %d (node %d): %s", i+1, rs.Node, rs.Error))
+			}
+		}
+		if len(ss.Restarts) == 0 {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("no node was restarted: the attack (%v) is shorter than --restart-every (%v)", cfg.Duration, cfg.RestartEvery))
+		}
+	}
+}
 
 // maxSamples is how many answers other than 2xx a restart describes.
 const maxSamples = 20

@@ -93,8 +93,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, fmt.Sprintf("devices connecting per second; 0 is all at once, 256 in flight (fleet: %d)", loadtest.DefaultFleetConnectRate))
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", loadtest.DefaultConnectTimeout, "for the whole swarm to connect, beyond the --connect-rate schedule")
 
-	fs.BoolVar(&c.Baseline, "baseline", true, "also attack a bare fasthttp TLS handler and report relay minus baseline (not in soak and fleet)")
-	fs.BoolVar(&c.Floors, "floors", false, "fanin, storm, capacity, idle: after the relay, run the same swarm and attack against bare floor servers "+
+	fs.BoolVar(&c.Baseline, "baseline", true, "also attack a bare fasthttp TLS handler and report relay minus baseline (in "+loadtest.Enumerate(loadtest.BaselineScenarios)+")")
+	fs.BoolVar(&c.Floors, "floors", false, strings.Join(loadtest.FloorScenarios, ", ")+": after the relay, run the same swarm and attack against bare floor servers "+
 		"(quic-go, webtransport-go or WebSocket devices, a fasthttp webhook frontend, nothing else) and report CPU per webhook, RSS per device, "+
 		"handshakes/s and relay minus floor; each floor is its own process; about doubles the run")
 	fs.BoolVar(&c.Pin, "pin", false, "pin the servers under test (relay, floors, baseline, NATS) to one CPU and this process (generator and devices) "+
@@ -106,7 +106,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&c.MaxErrorRate, "max-error-rate", 0, "fraction of webhooks allowed to fail in fanin, storm, slow, cluster, fleet and a capacity step")
 	fs.Float64Var(&c.ChurnReconnect, "churn-reconnect", loadtest.DefaultChurnReconnect, "churn and soak: fraction of the devices per second that hang up and reconnect (negative: none)")
 	fs.Float64Var(&c.ChurnRotate, "churn-rotate", loadtest.DefaultChurnRotate, "churn and soak: fraction of the devices per second that rotate their token (negative: none)")
-	fs.IntVar(&c.Nodes, "nodes", 0, "cluster and soak: relay nodes joined by a NATS server (0: 3); device i starts on node i mod nodes, webhooks go to the ready nodes at random")
+	fs.IntVar(&c.Nodes, "nodes", 0, fmt.Sprintf("%s: relay nodes joined by a NATS server (0: %d); device i starts on node i mod nodes, webhooks go to the ready nodes at random",
+		loadtest.Enumerate(loadtest.ClusterScenarios), loadtest.DefaultNodes))
 	fs.DurationVar(&c.RestartEvery, "restart-every", loadtest.DefaultRestartEvery, "soak: restart the next node in turn this often (out of rotation, SIGTERM, start again, /readyz, back), the i-th at (i+1/2) times this")
 	fs.DurationVar(&c.IdleSettle, "idle-settle", loadtest.DefaultIdleSettle, fmt.Sprintf("idle: how long devices sit before the relay's memory is read; fleet: the window with keep-alives only before the webhooks (%v)",
 		loadtest.DefaultFleetIdle))
@@ -135,7 +136,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 }
 
 // fleetDefaults clears the flags the fleet scenario has defaults of its
-// own for (Config.fleetDefaults), unless they were set: its fleet is large,
+// own for (loadtest's fleet.go), unless they were set: its fleet is large,
 // slow to get webhooks, and QUIC only.
 func fleetDefaults(c *loadtest.Config, set map[string]bool) {
 	if !set["devices"] {

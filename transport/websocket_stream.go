@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,12 +25,14 @@ type wsStreamState struct {
 	// from then on. Guarded by w.mu.
 	aborted bool
 
-	readable     chan struct{} // signalled when data, an end or a read deadline change arrives
-	writeDLMoved chan struct{} // signalled when the write deadline changes
-	written      chan error    // the writer's answer to the stream's queued frame
+	readable chan struct{} // signalled when data, an end or a read deadline change arrives
+	written  chan error    // the writer's answer to the stream's queued frame
 
-	// Owned by the stream's one writer at a time (Write, Close).
-	timer *time.Timer // the write deadline, made on the first write that has one
+	// timer serves the stream's deadline waits, a Read's and a Write's,
+	// which rarely overlap: made by the first wait, owned by whichever
+	// wait holds timerBusy.
+	timer     *time.Timer
+	timerBusy atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
 	buf       []byte     // received, unread
@@ -36,29 +40,45 @@ type wsStreamState struct {
 	readErr   error      // a reset or the connection's end
 	readDL    time.Time
 	writeDL   time.Time
-	sendEnded bool // our side ended: FIN, reset, or the connection's end
-	recvEnded bool // the peer's side ended and was read to its end, or reset
+	sendEnded bool        // our side ended: FIN, reset, or the connection's end
+	recvEnded bool        // the peer's side ended and was read to its end, or reset
+	wtimer    *time.Timer // the timer a waiting Write watches: SetWriteDeadline moves it
 }
 
 // newWSStream returns a stream of w; one the peer opened has its ID.
 func newWSStream(w *WSConn, id uint64, incoming bool) *wsStreamState {
 	return &wsStreamState{w: w, id: id, opened: incoming, incoming: incoming,
-		readable: make(chan struct{}, 1), writeDLMoved: make(chan struct{}, 1), written: make(chan error, 1)}
+		readable: make(chan struct{}, 1), written: make(chan error, 1)}
 }
 
-// deadlineTimer returns a channel that fires at the deadline.
-func (s *wsStreamState) deadlineTimer(deadline time.Time) <-chan time.Time {
-	if s.timer == nil {
-		s.timer = time.NewTimer(time.Until(deadline))
-	} else {
-		s.timer.Reset(time.Until(deadline))
+// untilDeadline is how long a timer waits for deadline; the zero time is
+// none, as good as never.
+func untilDeadline(deadline time.Time) time.Duration {
+	if deadline.IsZero() {
+		return math.MaxInt64
 	}
-	return s.timer.C
+	return time.Until(deadline)
 }
 
-func (s *wsStreamState) stopTimer() {
-	if s.timer != nil {
-		s.timer.Stop()
+// takeTimer returns a timer armed for d: the stream's own unless another
+// wait of the stream holds it (a Read and a Write at once), then a new one.
+// shared says which, for putTimer.
+func (s *wsStreamState) takeTimer(d time.Duration) (t *time.Timer, shared bool) {
+	if !s.timerBusy.CompareAndSwap(false, true) {
+		return time.NewTimer(d), false
+	}
+	if s.timer == nil {
+		s.timer = time.NewTimer(d)
+	} else {
+		s.timer.Reset(d)
+	}
+	return s.timer, true
+}
+
+func (s *wsStreamState) putTimer(t *time.Timer, shared bool) {
+	t.Stop()
+	if shared {
+		s.timerBusy.Store(false)
 	}
 }
 
@@ -152,20 +172,15 @@ func (s *wsStreamState) Read(p []byte) (int, error) {
 
 // wait blocks until something may have changed or the deadline passes.
 func (s *wsStreamState) wait(deadline time.Time) error {
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return os.ErrDeadlineExceeded
 	}
+	t, shared := s.takeTimer(untilDeadline(deadline))
+	defer s.putTimer(t, shared)
 	select {
 	case <-s.readable:
 		return nil
-	case <-timeout:
+	case <-t.C:
 		return os.ErrDeadlineExceeded
 	case <-s.w.ctx.Done():
 		// A stream that never sent a frame is not in the connection's
@@ -249,11 +264,10 @@ func (s *wsStreamState) SetReadDeadline(t time.Time) error {
 
 func (s *wsStreamState) SetWriteDeadline(t time.Time) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.writeDL = t
-	s.mu.Unlock()
-	select { // a waiting Write picks up the new deadline
-	case s.writeDLMoved <- struct{}{}:
-	default:
+	if s.wtimer != nil { // a waiting Write picks up the new deadline
+		s.wtimer.Reset(untilDeadline(t))
 	}
 	return nil
 }

@@ -76,13 +76,18 @@ func (w *WSConn) writeStream(s *wsStreamState, typ byte, data []byte, deadline t
 	f := wsWrites.Get().(*wsWrite)
 	f.s, f.typ, f.data, f.deadline = s, typ, data, deadline
 	f.state.Store(wsQueued)
-	defer s.stopTimer()
+	t, shared := s.takeTimer(untilDeadline(deadline))
+	s.mu.Lock()
+	s.wtimer = t
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.wtimer = nil // before the timer may serve another wait
+		s.mu.Unlock()
+		s.putTimer(t, shared)
+	}()
 	queued := false
 	for {
-		var expired <-chan time.Time
-		if !deadline.IsZero() {
-			expired = s.deadlineTimer(deadline)
-		}
 		send, written := w.send, (<-chan error)(nil)
 		if queued {
 			send, written = nil, s.written
@@ -95,18 +100,21 @@ func (w *WSConn) writeStream(s *wsStreamState, typ byte, data []byte, deadline t
 		case err = <-written:
 			putWSWrite(f)
 			return err
-		case <-s.writeDLMoved:
+		case <-t.C:
 			s.mu.Lock()
-			deadline = s.writeDL
-			s.mu.Unlock()
-			if deadline.IsZero() || time.Now().Before(deadline) {
+			dl := s.writeDL
+			if !dl.IsZero() && time.Now().Before(dl) {
+				t.Reset(untilDeadline(dl)) // moved later meanwhile
+				s.mu.Unlock()
 				continue
+			}
+			s.mu.Unlock()
+			if dl.IsZero() {
+				continue // the deadline was lifted
 			}
 			err = os.ErrDeadlineExceeded
 		case <-w.ctx.Done():
 			err = context.Cause(w.ctx)
-		case <-expired:
-			err = os.ErrDeadlineExceeded
 		}
 		switch {
 		case !queued:

@@ -59,12 +59,27 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// originAllowed is /connect's origin check, over WebSocket and
+// WebTransport alike: it admits device pages from the relay's own origin
+// (https and the host the request names) and from --allow-origin. Clients
+// that send no Origin are not browsers, so there is no visitor's browser
+// to misuse.
+func (n *Node) originAllowed(origin, host string) bool {
+	return origin == "" || origin == "https://"+host || slices.Contains(n.cfg.AllowOrigins, origin)
+}
+
+// checkOriginWS is originAllowed for a WebSocket upgrade.
+func (n *Node) checkOriginWS(ctx *fasthttp.RequestCtx) bool {
+	return n.originAllowed(string(ctx.Request.Header.Peek("Origin")), string(ctx.Host()))
+}
+
 // connectWebSocket takes a device session over WebSocket (PROTOCOL §2.5),
 // for devices whose network lets no UDP through. The session is the same
 // as over QUIC; only its streams ride in WebSocket messages.
 func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
-	origin := string(ctx.Request.Header.Peek("Origin"))
-	if origin != "" && origin != "https://"+string(ctx.Host()) && !slices.Contains(n.cfg.AllowOrigins, origin) {
+	// Checked before the upgrader (which checks it again) so that a
+	// refusal gets the relay's JSON answer and counts.
+	if !n.checkOriginWS(ctx) {
 		n.hook.Refuse(ctx, webhook.ErrOrigin)
 		return
 	}

@@ -257,8 +257,7 @@ type Node struct {
 	metrics   *prometheus.Registry          // this node's series, served at /metrics
 	quicConns map[string]prometheus.Counter // accepted QUIC connections by ALPN; static
 	// wsUpgrader takes WebSocket device sessions on the TCP port; static.
-	// connectWebSocket checks the origin itself. Write buffers are pooled:
-	// an idle session holds none.
+	// Write buffers are pooled: an idle session holds none.
 	wsUpgrader websocket.FastHTTPUpgrader
 	// quicResumed counts accepted QUIC connections that resumed; static.
 	quicResumed prometheus.Counter
@@ -297,8 +296,8 @@ func New(cfg Config) (*Node, error) {
 	n.wsUpgrader = websocket.FastHTTPUpgrader{
 		ReadBufferSize:  2 << 10,
 		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
 	}
+	n.wsUpgrader.CheckOrigin = n.checkOriginWS
 	sc := cfg.Session
 	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
 	var deliverer router.Deliverer = n.router

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/pixelrelay/relay/limit"
@@ -177,6 +176,8 @@ func (n *Node) h3Mux() http.Handler {
 
 // connectWebTransport turns a CONNECT request into a device session.
 func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
+	// Checked before the upgrader (which checks it again) so that a
+	// refusal gets the relay's JSON answer and counts.
 	if !n.checkOrigin(req) {
 		n.hook.RefuseHTTP(w, webhook.ErrOrigin)
 		return
@@ -189,10 +190,7 @@ func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
 	n.dev.Handle(transport.WebTransport(sess), "webtransport")
 }
 
-// checkOrigin admits device pages from the relay's own origin and from
-// --allow-origin. Clients that send no Origin are not browsers, so there is
-// no visitor's browser to misuse.
+// checkOrigin is originAllowed for a WebTransport upgrade.
 func (n *Node) checkOrigin(req *http.Request) bool {
-	origin := req.Header.Get("Origin")
-	return origin == "" || origin == "https://"+req.Host || slices.Contains(n.cfg.AllowOrigins, origin)
+	return n.originAllowed(req.Header.Get("Origin"), req.Host)
 }

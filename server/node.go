@@ -1,9 +1,10 @@
 // Package server assembles a relay node (Node): one address serving, on
-// TCP, HTTPS webhooks (fasthttp), the device page and WebSocket device
-// sessions, and on UDP, one QUIC listener for raw QUIC device sessions,
-// HTTP/3 webhooks and WebTransport device sessions; the router between
-// them; a private admin listener for health checks, metrics and profiles;
-// and the graceful drain.
+// TCP, HTTPS webhooks (fasthttp) and WebSocket device sessions, and on
+// UDP, one QUIC listener for raw QUIC device sessions, HTTP/3 webhooks and
+// WebTransport device sessions; on both, the device page, one net/http
+// handler (frontend.go); the router between them; a private admin
+// listener for health checks, metrics and profiles; and the graceful
+// drain.
 package server
 
 import (
@@ -277,6 +278,10 @@ type Node struct {
 	conns sync.WaitGroup // HTTP/3 connections being served
 
 	altSvc string // Alt-Svc header advertising HTTP/3; static
+	// pages serves every path but /cloud and /connect, on HTTP/3 as it
+	// is and on TCP as pagesTCP; static.
+	pages    http.Handler
+	pagesTCP fasthttp.RequestHandler
 
 	mu       sync.Mutex // guards draining
 	draining bool
@@ -351,6 +356,8 @@ func New(cfg Config) (*Node, error) {
 		n.tcp = &proxyproto.Listener{Listener: n.tcp, ConnPolicy: policy, ReadHeaderTimeout: cfg.HTTPReadTimeout}
 	}
 	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, n.udp.LocalAddr().(*net.UDPAddr).Port)
+	n.pages = n.newPages()
+	n.pagesTCP = n.newPagesTCP(n.pages)
 	if err := n.listenQUIC(); err != nil {
 		n.closeListeners()
 		n.closePeers()

@@ -164,14 +164,22 @@ func (n *Node) acceptQUIC() error {
 	}
 }
 
-// h3Mux routes HTTP/3 requests: the same endpoints as the TCP frontend, plus
-// WebTransport device sessions.
+// h3Mux routes HTTP/3 requests: webhooks, WebTransport device sessions and
+// the pages, the same handler as on TCP. OPTIONS * goes to the pages too:
+// ServeMux answers it an empty 400 with Connection: close, which is no
+// valid HTTP/3 response (clients reject it).
 func (n *Node) h3Mux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(webhook.Path, n.hook.ServeHTTP)
 	mux.HandleFunc(ConnectPath, n.connectWebTransport)
-	mux.HandleFunc("/", n.serveH3Page)
-	return mux
+	mux.Handle("/", n.pages)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.RequestURI == "*" {
+			n.pages.ServeHTTP(w, req)
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
 }
 
 // connectWebTransport turns a CONNECT request into a device session.

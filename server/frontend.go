@@ -4,13 +4,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 
 	"github.com/fasthttp/websocket"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/web"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 // DeviceConfigPath tells the device page how to reach the relay.
@@ -34,37 +37,109 @@ func (n *Node) deviceConfig() []byte {
 	return b
 }
 
-// serveTCP routes HTTPS requests: webhooks, the device page and its config.
+// The public port's endpoints split in three. /cloud (webhooks) has a
+// fasthttp handler on TCP, the hot path, which never goes through the
+// adaptor, and a net/http one for HTTP/3. /connect takes device sessions:
+// a fasthttp WebSocket upgrade on TCP (the upgrader must own the hijack),
+// WebTransport on HTTP/3, both behind originAllowed. Everything else, the
+// device page, its config and the not_found answers, is one net/http
+// handler (pages), served on HTTP/3 as it is and on TCP through
+// fasthttpadaptor: the same status, headers and bytes on both, Alt-Svc
+// aside. The adaptor costs a page request some microseconds
+// (BenchmarkPageHTTPS); a visitor loads the page once.
+
+// newPages returns the handler of every path other than /cloud and
+// /connect. Its ServeMux redirects a path to its clean form; an unknown
+// path, a method other than GET or HEAD for a page file, or OPTIONS *
+// (which ServeMux would answer itself: see h3Mux) is not_found.
+func (n *Node) newPages() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(DeviceConfigPath, n.serveDeviceConfig)
+	mux.HandleFunc("/", n.serveAsset)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.RequestURI == "*" {
+			n.hook.RefuseHTTP(w, webhook.ErrNotFound)
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
+}
+
+func (n *Node) serveDeviceConfig(w http.ResponseWriter, _ *http.Request) {
+	writeFile(w, n.deviceConfig(), "application/json", "no-store")
+}
+
+func (n *Node) serveAsset(w http.ResponseWriter, req *http.Request) {
+	body, ctype, ok := web.Asset(req.URL.Path)
+	if !ok || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		n.hook.RefuseHTTP(w, webhook.ErrNotFound)
+		return
+	}
+	writeFile(w, body, ctype, "no-cache")
+}
+
+// writeFile answers 200 with body. Content-Length is set here because
+// HTTP/3 would otherwise stream a body over its buffer without one, which
+// fasthttp always sends.
+func writeFile(w http.ResponseWriter, body []byte, ctype, cache string) {
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Cache-Control", cache)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}
+
+// newPagesTCP serves pages on the TCP port. net/http parses request URIs
+// more strictly than fasthttp ("/%zz"); the adaptor would answer those 500
+// text, so they are refused here, 400 bad_request as any request the
+// relay cannot parse (HTTP/3 resets such a request's stream).
+func (n *Node) newPagesTCP(pages http.Handler) fasthttp.RequestHandler {
+	adapted := fasthttpadaptor.NewFastHTTPHandler(pages)
+	return func(ctx *fasthttp.RequestCtx) {
+		if _, err := url.ParseRequestURI(string(ctx.RequestURI())); err != nil {
+			n.hook.Refuse(ctx, webhook.ErrBadRequest)
+			return
+		}
+		adapted(ctx)
+	}
+}
+
+// serveTCP routes HTTPS requests: webhooks, WebSocket device sessions and
+// the pages.
 func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 	// Set last: error responses reset the headers.
 	defer ctx.Response.Header.Set("Alt-Svc", n.altSvc)
-	switch path := string(ctx.Path()); path {
+	switch string(ctx.Path()) {
 	case webhook.Path:
 		n.hook.ServeFastHTTP(ctx)
 	case ConnectPath:
 		n.connectWebSocket(ctx)
-	case DeviceConfigPath:
-		ctx.SetContentType("application/json")
-		ctx.Response.Header.Set("Cache-Control", "no-store")
-		ctx.SetBody(n.deviceConfig())
 	default:
-		body, ctype, ok := web.Asset(path)
-		if !ok || !(ctx.IsGet() || ctx.IsHead()) {
-			n.hook.Refuse(ctx, webhook.ErrNotFound)
-			return
-		}
-		ctx.SetContentType(ctype)
-		ctx.Response.Header.Set("Cache-Control", "no-cache")
-		ctx.SetBody(body)
+		n.pagesTCP(ctx)
 	}
+}
+
+// originAllowed is /connect's origin check, over WebSocket and
+// WebTransport alike: it admits device pages from the relay's own origin
+// (https and the host the request names) and from --allow-origin. Clients
+// that send no Origin are not browsers, so there is no visitor's browser
+// to misuse.
+func (n *Node) originAllowed(origin, host string) bool {
+	return origin == "" || origin == "https://"+host || slices.Contains(n.cfg.AllowOrigins, origin)
+}
+
+// checkOriginWS is originAllowed for a WebSocket upgrade.
+func (n *Node) checkOriginWS(ctx *fasthttp.RequestCtx) bool {
+	return n.originAllowed(string(ctx.Request.Header.Peek("Origin")), string(ctx.Host()))
 }
 
 // connectWebSocket takes a device session over WebSocket (PROTOCOL §2.5),
 // for devices whose network lets no UDP through. The session is the same
 // as over QUIC; only its streams ride in WebSocket messages.
 func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
-	origin := string(ctx.Request.Header.Peek("Origin"))
-	if origin != "" && origin != "https://"+string(ctx.Host()) && !slices.Contains(n.cfg.AllowOrigins, origin) {
+	// Checked before the upgrader (which checks it again) so that a
+	// refusal gets the relay's JSON answer and counts.
+	if !n.checkOriginWS(ctx) {
 		n.hook.Refuse(ctx, webhook.ErrOrigin)
 		return
 	}
@@ -87,24 +162,6 @@ func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		n.log.Debug("websocket upgrade failed", "err", err)
 	}
-}
-
-// serveH3Page serves the device page and its config over HTTP/3.
-func (n *Node) serveH3Page(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path == DeviceConfigPath {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write(n.deviceConfig())
-		return
-	}
-	body, ctype, ok := web.Asset(req.URL.Path)
-	if !ok || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		n.hook.RefuseHTTP(w, webhook.ErrNotFound)
-		return
-	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Write(body)
 }
 
 // wsDropped counts a frame a WebSocket session gave up.

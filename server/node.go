@@ -1,9 +1,10 @@
 // Package server assembles a relay node (Node): one address serving, on
-// TCP, HTTPS webhooks (fasthttp), the device page and WebSocket device
-// sessions, and on UDP, one QUIC listener for raw QUIC device sessions,
-// HTTP/3 webhooks and WebTransport device sessions; the router between
-// them; a private admin listener for health checks, metrics and profiles;
-// and the graceful drain.
+// TCP, HTTPS webhooks (fasthttp) and WebSocket device sessions, and on
+// UDP, one QUIC listener for raw QUIC device sessions, HTTP/3 webhooks and
+// WebTransport device sessions; on both, the device page, one net/http
+// handler (frontend.go); the router between them; a private admin
+// listener for health checks, metrics and profiles; and the graceful
+// drain.
 package server
 
 import (
@@ -257,8 +258,7 @@ type Node struct {
 	metrics   *prometheus.Registry          // this node's series, served at /metrics
 	quicConns map[string]prometheus.Counter // accepted QUIC connections by ALPN; static
 	// wsUpgrader takes WebSocket device sessions on the TCP port; static.
-	// connectWebSocket checks the origin itself. Write buffers are pooled:
-	// an idle session holds none.
+	// Write buffers are pooled: an idle session holds none.
 	wsUpgrader websocket.FastHTTPUpgrader
 	// quicResumed counts accepted QUIC connections that resumed; static.
 	quicResumed prometheus.Counter
@@ -278,6 +278,10 @@ type Node struct {
 	conns sync.WaitGroup // HTTP/3 connections being served
 
 	altSvc string // Alt-Svc header advertising HTTP/3; static
+	// pages serves every path but /cloud and /connect, on HTTP/3 as it
+	// is and on TCP as pagesTCP; static.
+	pages    http.Handler
+	pagesTCP fasthttp.RequestHandler
 
 	mu       sync.Mutex // guards draining
 	draining bool
@@ -297,8 +301,8 @@ func New(cfg Config) (*Node, error) {
 	n.wsUpgrader = websocket.FastHTTPUpgrader{
 		ReadBufferSize:  2 << 10,
 		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
 	}
+	n.wsUpgrader.CheckOrigin = n.checkOriginWS
 	sc := cfg.Session
 	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
 	var deliverer router.Deliverer = n.router
@@ -352,6 +356,8 @@ func New(cfg Config) (*Node, error) {
 		n.tcp = &proxyproto.Listener{Listener: n.tcp, ConnPolicy: policy, ReadHeaderTimeout: cfg.HTTPReadTimeout}
 	}
 	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, n.udp.LocalAddr().(*net.UDPAddr).Port)
+	n.pages = n.newPages()
+	n.pagesTCP = n.newPagesTCP(n.pages)
 	if err := n.listenQUIC(); err != nil {
 		n.closeListeners()
 		n.closePeers()

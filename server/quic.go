@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/pixelrelay/relay/limit"
@@ -165,18 +164,28 @@ func (n *Node) acceptQUIC() error {
 	}
 }
 
-// h3Mux routes HTTP/3 requests: the same endpoints as the TCP frontend, plus
-// WebTransport device sessions.
+// h3Mux routes HTTP/3 requests: webhooks, WebTransport device sessions and
+// the pages, the same handler as on TCP. OPTIONS * goes to the pages too:
+// ServeMux answers it an empty 400 with Connection: close, which is no
+// valid HTTP/3 response (clients reject it).
 func (n *Node) h3Mux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(webhook.Path, n.hook.ServeHTTP)
 	mux.HandleFunc(ConnectPath, n.connectWebTransport)
-	mux.HandleFunc("/", n.serveH3Page)
-	return mux
+	mux.Handle("/", n.pages)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.RequestURI == "*" {
+			n.pages.ServeHTTP(w, req)
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
 }
 
 // connectWebTransport turns a CONNECT request into a device session.
 func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
+	// Checked before the upgrader (which checks it again) so that a
+	// refusal gets the relay's JSON answer and counts.
 	if !n.checkOrigin(req) {
 		n.hook.RefuseHTTP(w, webhook.ErrOrigin)
 		return
@@ -189,10 +198,7 @@ func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
 	n.dev.Handle(transport.WebTransport(sess))
 }
 
-// checkOrigin admits device pages from the relay's own origin and from
-// --allow-origin. Clients that send no Origin are not browsers, so there is
-// no visitor's browser to misuse.
+// checkOrigin is originAllowed for a WebTransport upgrade.
 func (n *Node) checkOrigin(req *http.Request) bool {
-	origin := req.Header.Get("Origin")
-	return origin == "" || origin == "https://"+req.Host || slices.Contains(n.cfg.AllowOrigins, origin)
+	return n.originAllowed(req.Header.Get("Origin"), req.Host)
 }

@@ -152,8 +152,13 @@ func TestTCPAdvertisesHTTP3(t *testing.T) {
 	}
 }
 
-// dialWithOrigin opens a WebTransport session as a page from origin would.
+// dialWithOrigin opens a WebTransport session as a page from origin would
+// (none if empty).
 func dialWithOrigin(t *testing.T, e *relaytest.Relay, origin string) (int, error) {
+	var hdr http.Header
+	if origin != "" {
+		hdr = http.Header{"Origin": {origin}}
+	}
 	d := &webtransport.Transport{
 		TLSClientConfig: e.TLS.Clone(),
 		QUICConfig:      &quic.Config{EnableDatagrams: true, EnableStreamResetPartialDelivery: true},
@@ -161,7 +166,7 @@ func dialWithOrigin(t *testing.T, e *relaytest.Relay, origin string) (int, error
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rsp, sess, err := d.Dial(ctx, "https://"+e.Addr+server.ConnectPath, http.Header{"Origin": {origin}})
+	rsp, sess, err := d.Dial(ctx, "https://"+e.Addr+server.ConnectPath, hdr)
 	if sess != nil {
 		sess.CloseWithError(0, "")
 	}

@@ -22,7 +22,7 @@ func TestDeviceLinksNoRelayCode(t *testing.T) {
 	}
 	const module = "github.com/pixelrelay/relay/"
 	allowed := map[string]bool{
-		"awtrix": true, "certs": true, "device": true, "transport": true, "wire": true,
+		"awtrix": true, "certs/trust": true, "device": true, "transport": true, "wire": true,
 		"internal/flagenv": true, "internal/buildinfo": true, "cmd/device": true,
 	}
 	relayOnly := []string{"github.com/valyala/fasthttp", "github.com/VictoriaMetrics/metrics", "golang.org/x/time/rate"}

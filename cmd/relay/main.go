@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/certs/trust"
 	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
@@ -191,7 +192,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if len(o.acme.Domains) == 0 {
 			return nil, errors.New("--acme-ca-roots needs --acme-domain")
 		}
-		pool, err := certs.CAPool(o.acmeRoots)
+		pool, err := trust.CAPool(o.acmeRoots)
 		if err != nil {
 			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
 		}

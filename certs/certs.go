@@ -1,12 +1,3 @@
-// Package certs owns the relay's TLS material: an operator's certificate
-// and key (Load), and for development a local CA plus a server certificate
-// it signs (LoadOrCreateDev). Devices trust the development CA with
-// package trust (CAPool, Fingerprint), which links none of this package.
-//
-// The development CA is created once and never replaced behind the
-// operator's back, because devices were told to trust it: an unusable CA is
-// an error. The server certificate is cheap and is re-issued whenever it is
-// missing, broken, near expiry or from another CA.
 package certs
 
 import (

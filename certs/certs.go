@@ -1,18 +1,7 @@
-// Package certs owns the relay's TLS material: an operator's certificate
-// and key (Load), and for development a local CA plus a server certificate
-// it signs (LoadOrCreateDev). Devices trust the development CA through
-// CAPool or by its Fingerprint.
-//
-// The development CA is created once and never replaced behind the
-// operator's back, because devices were told to trust it: an unusable CA is
-// an error. The server certificate is cheap and is re-issued whenever it is
-// missing, broken, near expiry or from another CA.
 package certs
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -20,9 +9,8 @@ import (
 
 // Errors returned (wrapped, with the files involved) by this package.
 var (
-	ErrNoCertificate = errors.New("certs: no certificate in PEM file")
-	ErrBadPair       = errors.New("certs: unusable certificate and key")
-	ErrBadCA         = errors.New("certs: unusable development CA")
+	ErrBadPair = errors.New("certs: unusable certificate and key")
+	ErrBadCA   = errors.New("certs: unusable development CA")
 )
 
 // Load reads an operator's PEM certificate chain (leaf first) and its
@@ -33,34 +21,6 @@ func Load(certFile, keyFile string) (*tls.Config, error) {
 		return nil, err
 	}
 	return serverConfig(cert), nil
-}
-
-// Fingerprint returns the SHA-256 fingerprint of a DER certificate as
-// uppercase hex pairs joined by ':', the form browsers and openssl print.
-func Fingerprint(der []byte) string {
-	const digits = "0123456789ABCDEF"
-	sum := sha256.Sum256(der)
-	b := make([]byte, 0, len(sum)*3-1)
-	for i, c := range sum {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, digits[c>>4], digits[c&0xf])
-	}
-	return string(b)
-}
-
-// CAPool reads a PEM file of CA certificates into a pool.
-func CAPool(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("certs: CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%w: %s", ErrNoCertificate, file)
-	}
-	return pool, nil
 }
 
 func serverConfig(cert tls.Certificate) *tls.Config {

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/certs/trust"
 )
 
 func mustDev(t *testing.T, dir string) *certs.Dev {
@@ -76,7 +75,7 @@ func TestDevFirstStart(t *testing.T) {
 	}
 
 	ca := readCert(t, dev.CAFile)
-	if got := certs.Fingerprint(ca.Raw); dev.CAFingerprint != got {
+	if got := trust.Fingerprint(ca.Raw); dev.CAFingerprint != got {
 		t.Errorf("CAFingerprint = %s, ca.pem has %s", dev.CAFingerprint, got)
 	}
 	if ca.Subject.CommonName != "AWTRIX relay development CA" || !ca.IsCA || !ca.BasicConstraintsValid ||
@@ -143,7 +142,7 @@ func TestDevReuse(t *testing.T) {
 
 func TestDevServerVerifies(t *testing.T) {
 	dev := mustDev(t, t.TempDir())
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +214,7 @@ func TestDevReissue(t *testing.T) {
 			if !tt.now.Add(30 * 24 * time.Hour).Before(s.NotAfter) {
 				t.Errorf("re-issued certificate expires %v", s.NotAfter)
 			}
-			pool, err := certs.CAPool(dev.CAFile)
+			pool, err := trust.CAPool(dev.CAFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,40 +339,9 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestCAPool(t *testing.T) {
-	dir := t.TempDir()
-	dev := mustDev(t, dir)
-	if _, err := certs.CAPool(dev.CAFile); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := certs.CAPool(filepath.Join(dir, "ca-key.pem")); !errors.Is(err, certs.ErrNoCertificate) {
-		t.Errorf("key file: %v, want ErrNoCertificate", err)
-	}
-	if _, err := certs.CAPool(filepath.Join(dir, "missing.pem")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
-	}
-}
-
-func TestFingerprint(t *testing.T) {
-	// SHA-256 of the empty string.
-	const want = "E3:B0:C4:42:98:FC:1C:14:9A:FB:F4:C8:99:6F:B9:24:27:AE:41:E4:64:9B:93:4C:A4:95:99:1B:78:52:B8:55"
-	if got := certs.Fingerprint(nil); got != want {
-		t.Errorf("Fingerprint(nil) = %s, want %s", got, want)
-	}
-	der := []byte("any bytes")
-	sum := sha256.Sum256(der)
-	pairs := make([]string, len(sum))
-	for i := range sum {
-		pairs[i] = strings.ToUpper(hex.EncodeToString(sum[i : i+1]))
-	}
-	if got, want := certs.Fingerprint(der), strings.Join(pairs, ":"); got != want {
-		t.Errorf("Fingerprint = %s, want %s", got, want)
-	}
-}
-
 func TestHandshake(t *testing.T) {
 	dev := mustDev(t, t.TempDir())
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +382,7 @@ func TestHandshake(t *testing.T) {
 
 	// An unrelated root must not verify the development certificate.
 	other := mustDev(t, t.TempDir())
-	otherPool, err := certs.CAPool(other.CAFile)
+	otherPool, err := trust.CAPool(other.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}

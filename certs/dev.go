@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pixelrelay/relay/certs/trust"
 )
 
 // Dev is the development TLS material returned by LoadOrCreateDev.
@@ -94,7 +96,7 @@ func loadOrCreateDev(dir string, now time.Time) (*Dev, error) {
 	}
 	return &Dev{
 		CAFile:        filepath.Join(dir, caFile),
-		CAFingerprint: Fingerprint(ca.Certificate[0]),
+		CAFingerprint: trust.Fingerprint(ca.Certificate[0]),
 		TLS:           serverConfig(server),
 		Created:       created,
 		ca:            ca,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/certs/trust"
 )
 
 // clock is a settable clock, safe to read from many goroutines.
@@ -103,7 +104,7 @@ func TestShortLivedCertificate(t *testing.T) {
 		t.Errorf("NotBefore = %v, want %v to the second", l.NotBefore, want)
 	}
 
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestShortLivedCertificate(t *testing.T) {
 
 func TestShortLivedRenewal(t *testing.T) {
 	dev := mustDev(t, t.TempDir())
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func TestShortLivedHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}

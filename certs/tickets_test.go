@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"testing"
 	"time"
+
+	"github.com/pixelrelay/relay/certs/trust"
 )
 
 // TestTicketKeys: a session ticket from one relay resumes at another
@@ -14,7 +16,7 @@ func TestTicketKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}

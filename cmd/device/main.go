@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/awtrix"
-	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/certs/trust"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/flagenv"
 	"github.com/pixelrelay/relay/transport"
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: o.serverName}
 	if o.ca != "" {
-		if tlsConf.RootCAs, err = certs.CAPool(o.ca); err != nil {
+		if tlsConf.RootCAs, err = trust.CAPool(o.ca); err != nil {
 			return err
 		}
 	}

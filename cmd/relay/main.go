@@ -54,13 +54,9 @@ func main() {
 // options are the parsed command line.
 type options struct {
 	cfg         server.Config
-	certFile    string
-	keyFile     string
-	certWatch   bool
+	certs       certs.Config // Dir and HTTP01 follow stateDir and acmeHTTP
 	stateDir    string
-	acme        certs.ACMEConfig
 	acmeHTTP    string
-	acmeRoots   string
 	checkConfig bool
 	logLevel    slog.Level
 	logFormat   string
@@ -75,22 +71,22 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	c, sc, wc := &o.cfg, &o.cfg.Session, &o.cfg.Webhook
 	fs.StringVar(&c.Listen, "listen", c.Listen, "`HOST:PORT` for HTTPS webhooks (TCP) and devices (QUIC, UDP); \":443\" for every interface (a bare port is refused)")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "`HOST:PORT` of the plain-HTTP admin listener (/healthz, /readyz, /metrics); keep it private; empty disables; a bare port is refused")
-	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`; without --cert/--key a development CA is used")
-	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` for --cert")
-	fs.BoolVar(&o.certWatch, "cert-watch", true, "reload --cert/--key for new handshakes when either file changes (SIGHUP always reloads them)")
+	fs.StringVar(&o.certs.CertFile, "cert", "", "PEM certificate chain `file`; without --cert/--key a development CA is used")
+	fs.StringVar(&o.certs.KeyFile, "key", "", "PEM private key `file` for --cert")
+	fs.BoolVar(&o.certs.Watch, "cert-watch", true, "reload --cert/--key for new handshakes when either file changes (SIGHUP always reloads them)")
 	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the ACME account and certificates, or the development CA and certificate (ca.pem is what devices trust)")
 	fs.Var(setting{func(v string) error {
 		for _, d := range strings.Split(v, ",") {
 			if d = strings.TrimSpace(d); d != "" {
-				o.acme.Domains = append(o.acme.Domains, d)
+				o.certs.ACME.Domains = append(o.certs.ACME.Domains, d)
 			}
 		}
 		return nil
-	}, func() string { return strings.Join(o.acme.Domains, ",") }},
+	}, func() string { return strings.Join(o.certs.ACME.Domains, ",") }},
 		"acme-domain", "`name` to obtain and renew a certificate for from an ACME CA (TLS-ALPN-01 on the TCP port); repeat or separate with commas; excludes --cert")
-	fs.StringVar(&o.acme.CA, "acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory `URL` (Let's Encrypt's production one by default)")
-	fs.StringVar(&o.acmeRoots, "acme-ca-roots", "", "PEM `file` of the CA that signed the ACME directory's HTTPS certificate, for a private ACME server (step-ca, Pebble); empty uses the system roots")
-	fs.StringVar(&o.acme.Email, "acme-email", "", "contact `address` for the ACME account (expiry warnings)")
+	fs.StringVar(&o.certs.ACME.CA, "acme-ca", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory `URL` (Let's Encrypt's production one by default)")
+	fs.StringVar(&o.certs.ACMERoots, "acme-ca-roots", "", "PEM `file` of the CA that signed the ACME directory's HTTPS certificate, for a private ACME server (step-ca, Pebble); empty uses the system roots")
+	fs.StringVar(&o.certs.ACME.Email, "acme-email", "", "contact `address` for the ACME account (expiry warnings)")
 	fs.StringVar(&o.acmeHTTP, "acme-http", "", "`HOST:PORT` (usually :80) to answer ACME HTTP-01 challenges on, and send everything else to HTTPS; empty: TLS-ALPN-01 only")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "check the flags, the environment, --config, the certificates and the keys in --state-dir as a start would, creating no file; print every setting (paths, never secrets) and \"configuration OK\", and exit")
 	fs.IntVar(&wc.MaxBody, "max-body", wc.MaxBody, "largest webhook body in `bytes` (413 above)")
@@ -181,27 +177,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {
 		return nil, err
 	}
-	if (o.certFile == "") != (o.keyFile == "") {
-		return nil, errors.New("--cert and --key go together")
-	}
-	if len(o.acme.Domains) > 0 && o.certFile != "" {
-		return nil, errors.New("--acme-domain and --cert exclude each other")
-	}
-	if o.acmeHTTP != "" && len(o.acme.Domains) == 0 {
-		return nil, errors.New("--acme-http needs --acme-domain")
-	}
-	if o.acmeRoots != "" {
-		if len(o.acme.Domains) == 0 {
-			return nil, errors.New("--acme-ca-roots needs --acme-domain")
-		}
-		pool, err := certs.CAPool(o.acmeRoots)
-		if err != nil {
-			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
-		}
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{RootCAs: pool}
-		o.acme.HTTPClient = &http.Client{Transport: t}
-	}
+	// The certificates' settings are checked, with the files they name,
+	// by certs.Config.Check (check).
+	o.certs.Dir, o.certs.HTTP01 = o.stateDir, o.acmeHTTP != ""
 	if (cc.Cert == "") != (cc.Key == "") {
 		return nil, errors.New("--nats-cert and --nats-key go together")
 	}
@@ -333,69 +311,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var background sync.WaitGroup // certificate upkeep, ended with ctx
+	var background sync.WaitGroup // the HTTP-01 server and SIGHUP, ended with ctx
 	defer background.Wait()
 	defer cancel()
+	var acmeHTTP net.Listener
+	if o.acmeHTTP != "" {
+		// Bound before certs.Open starts ACME: a challenge that comes
+		// first waits in the backlog instead of finding nothing there.
+		if acmeHTTP, err = net.Listen("tcp", o.acmeHTTP); err != nil {
+			return fmt.Errorf("--acme-http: %w", err)
+		}
+		defer acmeHTTP.Close()
+	}
+	o.certs.Logger = log
+	p, err := certs.Open(o.certs)
+	if err != nil {
+		return flagged(err)
+	}
+	defer p.Close()
+	o.cfg.TLS, o.cfg.UDPTLS, o.cfg.CertHashes = p.TLS, p.UDPTLS, p.CertHashes
+	if acmeHTTP != nil {
+		srv := &http.Server{Handler: p.HTTPHandler, ReadHeaderTimeout: 5 * time.Second}
+		background.Go(func() { srv.Serve(acmeHTTP) })
+		context.AfterFunc(ctx, func() { srv.Close() })
+	}
 	// SIGHUP reloads --cert/--key; ACME and development certificates
 	// renew by themselves, so there it only says so.
-	reload := func() { log.Info("SIGHUP: nothing to reload; only --cert/--key are read from files") }
-	switch {
-	case len(o.acme.Domains) > 0:
-		o.acme.Dir, o.acme.Logger = filepath.Join(o.stateDir, "acme"), log
-		a, err := certs.NewACME(o.acme)
-		if err != nil {
-			return err
-		}
-		o.cfg.TLS = a.TLSConfig()
-		// HTTP-01 first: autocert offers it only once its handler exists.
-		if o.acmeHTTP != "" {
-			srv := &http.Server{Addr: o.acmeHTTP, Handler: a.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
-			l, err := net.Listen("tcp", o.acmeHTTP)
-			if err != nil {
-				return fmt.Errorf("--acme-http: %w", err)
-			}
-			background.Go(func() { srv.Serve(l) })
-			context.AfterFunc(ctx, func() { srv.Close() })
-		}
-		background.Go(func() { a.Run(ctx, time.Minute, time.Hour) })
-		log.Info("certificates from ACME", "domains", strings.Join(o.acme.Domains, ","), "ca", o.acme.CA)
-	case o.certFile != "":
-		r, err := certs.NewReloader(o.certFile, o.keyFile, log)
-		if err != nil {
-			return err
-		}
-		o.cfg.TLS = r.TLSConfig()
-		if o.certWatch {
-			background.Go(func() {
-				if err := r.Watch(ctx); err != nil {
-					log.Warn("certificate files not watched; SIGHUP reloads them", "err", err)
-				}
-			})
-		}
-		reload = func() { r.Reload() } // logs what it did
-	default:
-		dev, err := certs.LoadOrCreateDev(o.stateDir)
-		if err != nil {
-			return err
-		}
-		o.cfg.TLS = dev.TLS
-		// Browsers take an untrusted WebTransport certificate only by its
-		// hash, and only if it lives at most 14 days: the UDP side gets a
-		// short-lived one from the same CA, which the device page learns.
-		sl, err := dev.ShortLived()
-		if err != nil {
-			return err
-		}
-		o.cfg.UDPTLS, o.cfg.CertHashes = sl.TLSConfig(), sl.Hashes
-		log.Info("using development certificates; devices must trust the CA", "ca", dev.CAFile, "sha256", dev.CAFingerprint, "created", dev.Created)
-	}
 	background.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reload()
+				if err := p.Reload(); errors.Is(err, certs.ErrNothingToReload) {
+					log.Info("SIGHUP: nothing to reload; only --cert/--key are read from files")
+				} // a reload logs what it did
 			}
 		}
 	})
@@ -443,28 +393,12 @@ func check(o *options) error {
 	if err := checkDir(o.stateDir); err != nil {
 		return fmt.Errorf("--state-dir: %w", err)
 	}
-	cfg := o.cfg
-	switch {
-	case len(o.acme.Domains) > 0:
-		a := o.acme
-		a.Dir = filepath.Join(o.stateDir, "acme")
-		if err := a.Check(); err != nil {
-			return err
-		}
-		if o.acmeHTTP != "" {
-			if err := server.CheckAddr(o.acmeHTTP); err != nil {
-				return fmt.Errorf("--acme-http %q: %w", o.acmeHTTP, err)
-			}
-		}
-	case o.certFile != "":
-		r, err := certs.NewReloader(o.certFile, o.keyFile, nil) // reads the pair
-		if err != nil {
-			return err
-		}
-		cfg.TLS = r.TLSConfig()
-	default:
-		if err := certs.CheckDev(o.stateDir); err != nil {
-			return err
+	if err := o.certs.Check(); err != nil {
+		return flagged(err)
+	}
+	if o.acmeHTTP != "" {
+		if err := server.CheckAddr(o.acmeHTTP); err != nil {
+			return fmt.Errorf("--acme-http %q: %w", o.acmeHTTP, err)
 		}
 	}
 	for _, name := range []string{quicTokenKeyFile, ticketKeyFile} {
@@ -472,11 +406,10 @@ func check(o *options) error {
 			return err
 		}
 	}
-	if cfg.TLS == nil {
-		// ACME and development certificates come at start; what could
-		// stop them was checked above.
-		cfg.TLS = &tls.Config{}
-	}
+	// The certificates come at start, and what could stop them was
+	// checked above; server.Config.Check only needs one.
+	cfg := o.cfg
+	cfg.TLS = &tls.Config{}
 	if err := cfg.Check(); err != nil {
 		var addr *server.AddrError
 		if errors.As(err, &addr) {
@@ -485,6 +418,15 @@ func check(o *options) error {
 		return err
 	}
 	return nil
+}
+
+// flagged names the flag of a certificate setting that cannot work.
+func flagged(err error) error {
+	var se *certs.SettingError
+	if errors.As(err, &se) {
+		return fmt.Errorf("--%s: %w", se.Setting, se.Err)
+	}
+	return err
 }
 
 // checkDir reports whether dir is a directory, or could be made one: the

@@ -132,7 +132,7 @@ func TestBadFlags(t *testing.T) {
 		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"}, {"--ip-rate", "+Inf"},
 		{"--max-devices", "-1"}, {"--takeovers-per-minute", "-1"}, {"--rotation-burst", "1.5"}, {"--ack-timeout", "0s"},
 		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"}, {"--known-sources", "-1"}, {"--known-source-ttl", "-1s"}, {"--known-source-ttl", "0s"}, {"--proxy-from", "10.0.0.0/33"}, {"--proxy-from", "balancer"},
-		{"--cert", "x.pem"}, {"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
+		{"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
@@ -447,6 +447,15 @@ func TestCheckConfigRefusesWhatStartRefuses(t *testing.T) {
 		{[]string{"--listen", ":https"}, `--listen: server: listen address ":https": port "https"`},
 		{[]string{"--listen", ":65536"}, `port "65536"`},
 		{[]string{"--acme-domain", "relay.example", "--acme-http", "80"}, `--acme-http "80": want HOST:PORT, not a bare port`},
+		// The certificates' settings, checked by certs.Config.Check.
+		{[]string{"--cert", "x.pem"}, "--key: certs: a certificate file needs its key file"},
+		{[]string{"--key", "x.pem"}, "--cert: certs: a key file needs its certificate file"},
+		{[]string{"--cert", "/nonexistent/x.pem", "--key", "/nonexistent/x.pem"}, "--cert: certs: certificate: open /nonexistent/x.pem"},
+		{[]string{"--acme-domain", "relay.example", "--cert", "x.pem", "--key", "x.pem"}, "--acme-domain: certs: ACME and certificate files exclude each other"},
+		{[]string{"--acme-domain", "relay example"}, `--acme-domain: certs: ACME domain "relay example": want a DNS name`},
+		{[]string{"--acme-http", ":80"}, "--acme-http: certs: HTTP-01 challenges, but no ACME domain"},
+		{[]string{"--acme-ca-roots", "roots.pem"}, "--acme-ca-roots: certs: roots of an ACME server, but no ACME domain"},
+		{[]string{"--acme-domain", "relay.example", "--acme-ca-roots", "/nonexistent/roots.pem"}, "--acme-ca-roots: trust: CA file: open /nonexistent/roots.pem"},
 		// The cluster's files are read as the NATS client reads them.
 		{[]string{"--nats", "nats://127.0.0.1:1", "--nats-creds", "/nonexistent/relay.creds"}, "cluster: NATS: nats: open /nonexistent/relay.creds"},
 		{[]string{"--nats", "nats://127.0.0.1:1", "--nats-creds", creds}, "cluster: NATS credentials " + creds + ": "},

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/certs/trust"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/server"
@@ -83,7 +84,7 @@ func StartDev(tb testing.TB, mutate func(*server.Config, *certs.Dev)) *Relay {
 	if err != nil {
 		tb.Fatalf("relaytest: dev PKI: %v", err)
 	}
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		tb.Fatalf("relaytest: CA pool: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs"
+	"github.com/pixelrelay/relay/certs/trust"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
@@ -51,7 +52,7 @@ func New(t testing.TB, devices int, latency time.Duration) *Net {
 	if err != nil {
 		t.Fatalf("vnet: dev PKI: %v", err)
 	}
-	pool, err := certs.CAPool(dev.CAFile)
+	pool, err := trust.CAPool(dev.CAFile)
 	if err != nil {
 		t.Fatalf("vnet: CA pool: %v", err)
 	}

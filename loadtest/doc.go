@@ -17,8 +17,9 @@
 //     Config.Target names a running one), so that its CPU and RSS are its
 //     own and sampled from /proc (Sampler), beside this process's (the
 //     generator) and the rest of the host's.
-//  2. The Swarm connects Config.Devices devices over raw QUIC or
-//     WebTransport, 256 to a shared UDP socket, at Config.ConnectRate. Each
+//  2. The Swarm connects Config.Devices devices over raw QUIC, WebTransport
+//     (256 to a shared UDP socket) or WebSocket (Config.WebTransportShare,
+//     Config.WebSocketShare), at Config.ConnectRate. Each
 //     has its own token and acks like a real clock, optionally slowly.
 //  3. The attack: vegeta POSTs realistic AWTRIX bodies (notifications and
 //     apps of 50-300 bytes, 10% full-frame bitmaps of 1.6-2.4 KB) to

@@ -6,8 +6,8 @@
 // and writes the results into --out. The cluster and soak scenarios start
 // a NATS server and several relay nodes instead; soak restarts them in turn
 // under churn. The fleet scenario measures a realistic fleet, mostly idle,
-// per 1,000 devices. --floors compares the relay with bare quic-go and
-// webtransport-go servers doing only the device leg; --pin puts the
+// per 1,000 devices. --floors compares the relay with bare quic-go,
+// webtransport-go and WebSocket servers doing only the device leg; --pin puts the
 // servers and the generator on CPUs of their own.
 //
 // Every flag can also be set from the environment: --devices is

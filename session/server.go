@@ -318,9 +318,9 @@ func (s *Server) login(d *device) bool {
 	case err != nil && c.Context().Err() != nil:
 		return false // the connection ended; nothing to close or count
 	case err != nil:
-		// A malformed LOGIN, or a control stream the device ended or
-		// reset before one: the control stream is never reset (§7.4).
-		d.closeProtocol(err)
+		// A malformed LOGIN, a control stream the device ended before
+		// one, or one it reset (ctrlErr).
+		d.closeProtocol(d.ctrlErr(err))
 		return false
 	}
 	version, ok := wire.Negotiate(login.Version)
@@ -388,6 +388,9 @@ func (s *Server) login(d *device) bool {
 		s.unbind(d)
 		s.count.Add(-1)
 		s.forget(d)
+		if transport.ResetByPeer(err) {
+			d.closeProtocol(errControlReset)
+		}
 		return false
 	}
 	return true
@@ -424,8 +427,8 @@ func (s *Server) controlLoop(d *device) error {
 			rot, err = wire.ParseRotate(p)
 		}
 		if err != nil {
-			if isProtocolErr(err) {
-				d.closeProtocol(err)
+			if isProtocolErr(err) || transport.ResetByPeer(err) {
+				d.closeProtocol(d.ctrlErr(err))
 			}
 			return err
 		}
@@ -440,6 +443,9 @@ func (s *Server) controlLoop(d *device) error {
 		}
 		clear(p)
 		if err != nil {
+			if transport.ResetByPeer(err) {
+				d.closeProtocol(errControlReset) // the answer's write found the stream reset
+			}
 			return err
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/wire"
 )
 
@@ -99,5 +101,116 @@ func TestControlStreamStopSendingIsAProtocolError(t *testing.T) {
 				t.Fatalf("relay closed with 0x%x %q, want 0x%x \"control stream reset\"", code, reason, wire.CloseProtocol)
 			}
 		})
+	}
+}
+
+// nonTextTokens are 43-byte tokens, the length of a real one, each with a
+// byte that is not text (§3) or, for the space, not base64url (§5).
+var nonTextTokens = map[string][]byte{
+	"0x00": append([]byte(wire.NewToken()[:42]), 0x00),
+	"0x7f": append([]byte(wire.NewToken()[:42]), 0x7f),
+	"0xff": append([]byte{0xff}, wire.NewToken()[:42]...),
+	"0x0a": append([]byte(wire.NewToken()[:21]), append([]byte{'\n'}, wire.NewToken()[:21]...)...),
+	"' '":  append([]byte(wire.NewToken()[:42]), ' '),
+}
+
+// TestNonTextTokenIsBadToken: the token is not a text field. A LOGIN or
+// ROTATE whose token holds a byte outside base64url, a non-text one
+// included, decodes, and is refused bad_token (§5), not closed as a
+// protocol error: a LOGIN with REFUSE and close 0x2 "bad_token", a ROTATE
+// with REFUSE alone, the session kept on its token.
+func TestNonTextTokenIsBadToken(t *testing.T) {
+	// Rotations unlimited: the rotation budget is another test's.
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.Rotations = limit.Rate{} })
+	for _, tr := range rawTransports {
+		t.Run(tr.name+"/LOGIN", func(t *testing.T) {
+			t.Parallel() // the last refusal waits out the relay's refuse linger
+			before := metric(t, e, "relay_protocol_errors_total")
+			last := len(nonTextTokens)
+			for name, tok := range nonTextTokens {
+				last--
+				s := tr.dial(t, e)
+				s.send(wire.Login{Version: wire.Version, Token: tok}.Append(nil))
+				if r := rawRefusal(t, s); r != wire.ReasonToken {
+					t.Fatalf("LOGIN with %s: REFUSE %s, want %s", name, r, wire.ReasonToken)
+				}
+				if last > 0 {
+					s.hangUp()
+					continue
+				}
+				if code, reason := s.closed(); code != wire.CloseRefused || reason != "bad_token" {
+					t.Fatalf("relay closed with 0x%x %q, want 0x%x \"bad_token\"", code, reason, wire.CloseRefused)
+				}
+			}
+			if n := metric(t, e, "relay_protocol_errors_total"); n != before {
+				t.Fatalf("relay_protocol_errors_total went from %v to %v: counted as a protocol error", before, n)
+			}
+		})
+		t.Run(tr.name+"/ROTATE", func(t *testing.T) {
+			before := metric(t, e, "relay_protocol_errors_total")
+			s, cur := tr.dial(t, e), wire.NewToken()
+			rawLogin(t, s, cur)
+			for name, tok := range nonTextTokens {
+				s.send(wire.Rotate{Token: tok}.Append(nil))
+				if r := rawRefusal(t, s); r != wire.ReasonToken {
+					t.Fatalf("ROTATE to a token with %s: REFUSE %s, want %s", name, r, wire.ReasonToken)
+				}
+			}
+			// The session is up, on its token: a ROTATE to it succeeds.
+			s.send(wire.Rotate{Token: []byte(cur)}.Append(nil))
+			if typ, p, err := s.readFrame(); err != nil || typ != wire.FrameRotated {
+				t.Fatalf("ROTATE after the refusals: %s %q (%v), want ROTATED", typ, p, err)
+			}
+			if e.Router().Lookup(router.KeyOf([]byte(cur))) == nil {
+				t.Fatal("the refused rotations unbound the session's token")
+			}
+			if n := metric(t, e, "relay_protocol_errors_total"); n != before {
+				t.Fatalf("relay_protocol_errors_total went from %v to %v: counted as a protocol error", before, n)
+			}
+		})
+	}
+}
+
+// TestRefusedRotationsCount: every ROTATE the relay decodes takes one from
+// the session's rotation budget (§6.4), whether it is done or refused
+// bad_token or token_in_use, and rotating to the token held counts too.
+// Past the budget the relay answers rate_limited before it looks at the
+// token, and the session keeps its token.
+func TestRefusedRotationsCount(t *testing.T) {
+	// Three at once, then one an hour: nothing refills during the test.
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.Rotations = limit.Rate{PerSecond: 1.0 / 3600, Burst: 3} })
+	for _, tr := range rawTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			taken := wire.NewToken()
+			e.Dial(t, taken, echo("other"))
+			s, cur := tr.dial(t, e), wire.NewToken()
+			rawLogin(t, s, cur)
+			s.send(wire.Rotate{Token: []byte("short")}.Append(nil))
+			if r := rawRefusal(t, s); r != wire.ReasonToken {
+				t.Fatalf("ROTATE to a malformed token: REFUSE %s, want %s", r, wire.ReasonToken)
+			}
+			s.send(wire.Rotate{Token: []byte(taken)}.Append(nil))
+			if r := rawRefusal(t, s); r != wire.ReasonInUse {
+				t.Fatalf("ROTATE to a token in use: REFUSE %s, want %s", r, wire.ReasonInUse)
+			}
+			s.send(wire.Rotate{Token: []byte(cur)}.Append(nil))
+			if typ, p, err := s.readFrame(); err != nil || typ != wire.FrameRotated {
+				t.Fatalf("ROTATE to the token held: %s %q (%v), want ROTATED", typ, p, err)
+			}
+			// The budget of three is spent: a valid, free token is refused.
+			next := wire.NewToken()
+			s.send(wire.Rotate{Token: []byte(next)}.Append(nil))
+			if r := rawRefusal(t, s); r != wire.ReasonLimited {
+				t.Fatalf("fourth ROTATE: REFUSE %s, want %s", r, wire.ReasonLimited)
+			}
+			if e.Router().Lookup(router.KeyOf([]byte(cur))) == nil || e.Router().Lookup(router.KeyOf([]byte(next))) != nil {
+				t.Fatal("the refused rotation moved the session off its token")
+			}
+		})
+	}
+	for reason, want := range map[string]float64{"bad_token": 3, "token_in_use": 3, "rate_limited": 3} {
+		if n := metric(t, e, `relay_rotation_refusals_total{reason="`+reason+`"}`); n != want {
+			t.Errorf("relay_rotation_refusals_total{reason=%q} = %v, want %v", reason, n, want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ type rawSession interface {
 	// closed waits for the relay to close the connection and returns the
 	// §7.3 code and reason text; anything else fails the test.
 	closed() (code uint32, reason string)
+	// hangUp closes the connection with 0x0, as a device does once it has
+	// read a REFUSE of its LOGIN (§6.2).
+	hangUp()
 }
 
 // rawTransports names a dial per device transport, for tests that run over
@@ -82,6 +86,7 @@ type rawQUICSession struct {
 	// accept accepts a stream; once ctx has ended, its error carries the
 	// relay's close (a WebTransport session's context does not).
 	accept func(ctx context.Context) (quicLikeStream, error)
+	close  func()
 	ctrl   quicLikeStream
 }
 
@@ -100,6 +105,7 @@ func dialRawQUIC(t *testing.T, e *relaytest.Relay) rawSession {
 	return &rawQUICSession{t: t, ctx: c.Context(),
 		open:   func() (quicLikeStream, error) { return c.OpenStream() },
 		accept: func(ctx context.Context) (quicLikeStream, error) { return c.AcceptStream(ctx) },
+		close:  func() { c.CloseWithError(wire.CloseNormal, "") },
 	}
 }
 
@@ -126,6 +132,7 @@ func dialRawWebTransport(t *testing.T, e *relaytest.Relay) rawSession {
 			s, err := sess.AcceptStream(ctx)
 			return wtStream{s}, err
 		},
+		close: func() { sess.CloseWithError(webtransport.SessionErrorCode(wire.CloseNormal), "") },
 	}
 }
 
@@ -195,6 +202,8 @@ func (r *rawQUICSession) answer(reply []byte) <-chan error {
 	return ch
 }
 
+func (r *rawQUICSession) hangUp() { r.close() }
+
 func (r *rawQUICSession) readFrame() (wire.FrameType, []byte, error) {
 	s := r.stream()
 	s.SetReadDeadline(time.Now().Add(protoWait))
@@ -224,9 +233,47 @@ func (r *rawQUICSession) closed() (uint32, string) {
 type rawWSSession struct {
 	t    *testing.T
 	c    *websocket.Conn
-	ctrl *io.PipeReader
+	ctrl *wsControl
 	done chan struct{} // closed when reading ended; end is set then
 	end  error
+}
+
+// wsControl is the relay's side of the control stream as read so far. The
+// connection's reader never waits for the test to read it.
+type wsControl struct {
+	mu   sync.Mutex // guards the fields below
+	buf  []byte
+	err  error         // once set, what Read returns after buf
+	more chan struct{} // signalled (capacity 1) when buf or err changes
+}
+
+func (w *wsControl) push(b []byte, err error) {
+	w.mu.Lock()
+	w.buf = append(w.buf, b...)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	select {
+	case w.more <- struct{}{}:
+	default:
+	}
+}
+
+func (w *wsControl) Read(p []byte) (int, error) {
+	for {
+		w.mu.Lock()
+		n, err := copy(p, w.buf), w.err
+		w.buf = w.buf[n:]
+		w.mu.Unlock()
+		switch {
+		case n > 0:
+			return n, nil
+		case err != nil:
+			return 0, err
+		}
+		<-w.more
+	}
 }
 
 func dialRawWebSocket(t *testing.T, e *relaytest.Relay) rawSession {
@@ -238,15 +285,14 @@ func dialRawWebSocket(t *testing.T, e *relaytest.Relay) rawSession {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetReadDeadline(time.Now().Add(protoWait)) // bounds every read below
-	pr, pw := io.Pipe()
-	r := &rawWSSession{t: t, c: c, ctrl: pr, done: make(chan struct{})}
+	r := &rawWSSession{t: t, c: c, ctrl: &wsControl{more: make(chan struct{}, 1)}, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for {
 			_, m, err := c.ReadMessage()
 			if err != nil {
 				r.end = err
-				pw.CloseWithError(err)
+				r.ctrl.push(nil, err)
 				return
 			}
 			if len(m) < 2 {
@@ -258,12 +304,11 @@ func dialRawWebSocket(t *testing.T, e *relaytest.Relay) rawSession {
 			}
 			switch m[0] {
 			case 0x00:
-				pw.Write(m[1+n:])
+				r.ctrl.push(m[1+n:], nil)
 			case 0x01:
-				pw.Write(m[1+n:])
-				pw.Close()
+				r.ctrl.push(m[1+n:], io.EOF)
 			case 0x02:
-				pw.CloseWithError(errors.New("control stream reset by the relay"))
+				r.ctrl.push(nil, errors.New("control stream reset by the relay"))
 			}
 		}
 	}()
@@ -281,6 +326,11 @@ func (r *rawWSSession) send(b []byte) { r.write(append([]byte{0x00, 0x00}, b...)
 
 func (r *rawWSSession) reset(code uint32) {
 	r.write(quicvarint.Append([]byte{0x02, 0x00}, uint64(code)))
+}
+
+func (r *rawWSSession) hangUp() {
+	r.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(transport.WSCloseBase+wire.CloseNormal, ""), time.Now().Add(protoWait))
+	r.c.Close()
 }
 
 func (r *rawWSSession) readFrame() (wire.FrameType, []byte, error) {

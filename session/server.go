@@ -45,8 +45,10 @@ type Config struct {
 	// (rate_limited) and the incumbent stays: two devices with a copied
 	// token cannot fight in a reconnect storm.
 	Takeovers limit.Rate
-	// Rotations bounds ROTATEs per session; past it a ROTATE is refused
-	// (rate_limited) and the session keeps its token.
+	// Rotations bounds ROTATEs per session, refused ones included (a
+	// device cannot probe tokens faster by failing); past it a ROTATE is
+	// refused (rate_limited), takes nothing, and the session keeps its
+	// token.
 	Rotations limit.Rate
 	// LoginTimeout runs from the accepted connection to a valid LOGIN.
 	LoginTimeout time.Duration

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
+	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
@@ -212,5 +215,41 @@ func TestRefusedRotationsCount(t *testing.T) {
 		if n := metric(t, e, `relay_rotation_refusals_total{reason="`+reason+`"}`); n != want {
 			t.Errorf("relay_rotation_refusals_total{reason=%q} = %v, want %v", reason, n, want)
 		}
+	}
+}
+
+// TestReferenceDeviceKeepsItsControlStream: the reference device never
+// resets its control stream (§7.4) nor otherwise breaks the protocol on
+// it, on any transport, through a session's life: rotations done and
+// refused bad_token (after which the session goes on), a message, then a
+// graceful leave or a plain close.
+func TestReferenceDeviceKeepsItsControlStream(t *testing.T) {
+	e := relaytest.Start(t, nil)
+	before := metric(t, e, "relay_protocol_errors_total")
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, served := e.DialWith(t, wire.NewToken(), echo(tr.name), tr.opt)
+			next := wire.NewToken()
+			if err := c.Rotate(context.Background(), next); err != nil {
+				t.Fatal(err)
+			}
+			var re *device.RefusedError
+			if err := c.Rotate(context.Background(), "short"); !errors.As(err, &re) || re.Reason != wire.ReasonToken {
+				t.Fatalf("ROTATE to a malformed token: %v, want REFUSE bad_token", err)
+			}
+			if s, body := e.Post(t, "notify", next, `{}`); s != 200 {
+				t.Fatalf("webhook after the refused rotation: %d %s", s, body)
+			}
+			c.Leave()
+			if err := <-served; !errors.Is(err, device.ErrClosed) {
+				t.Fatalf("Serve after Leave: %v, want ErrClosed", err)
+			}
+			other, _ := e.DialWith(t, wire.NewToken(), echo(tr.name), tr.opt)
+			other.Close()
+		})
+	}
+	relaytest.WaitFor(t, func() bool { return e.Router().Len() == 0 })
+	if n := metric(t, e, "relay_protocol_errors_total"); n != before {
+		t.Fatalf("relay_protocol_errors_total went from %v to %v", before, n)
 	}
 }

@@ -295,6 +295,10 @@ func login(ctx context.Context, tc transport.Conn, token string, opt Options) (*
 		if code, reason, ok := transport.PeerCloseCode(err); ok && code == wire.CloseRefused {
 			return nil, &RefusedError{Reason: reasonByName(reason), Message: "closed: " + reason}
 		}
+		if transport.ResetByPeer(err) {
+			tc.Close(wire.CloseProtocol, controlResetReason)
+			return nil, fmt.Errorf("device: reading WELCOME: %w", errControlReset)
+		}
 		if err == io.EOF || errors.Is(err, wire.ErrTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return broken(fmt.Errorf("%w: reading WELCOME: %v", wire.ErrMalformed, err))
 		}
@@ -381,6 +385,10 @@ func (c *Conn) readControl() {
 			return
 		}
 		if err != nil {
+			if transport.ResetByPeer(err) {
+				c.controlReset()
+				return
+			}
 			c.ctrlErr = err
 			return
 		}
@@ -428,6 +436,20 @@ func (c *Conn) protocolError(err error) {
 	c.conn.Close(wire.CloseProtocol, err.Error())
 }
 
+// errControlReset: the relay reset the control stream, which is never reset
+// (PROTOCOL §7.4). The device closes with 0x1 and controlResetReason, the
+// reason text the relay uses for the same fault.
+var errControlReset = fmt.Errorf("%w: the relay reset the control stream", wire.ErrUnexpected)
+
+const controlResetReason = "control stream reset"
+
+// controlReset closes the connection for a reset control stream; the
+// control reader and Rotate report errControlReset.
+func (c *Conn) controlReset() {
+	c.ctrlErr = errControlReset
+	c.conn.Close(wire.CloseProtocol, controlResetReason)
+}
+
 // Rotate rebinds the live session to token. When it returns nil the relay
 // routes the new token to this device and the old one nowhere.
 func (c *Conn) Rotate(ctx context.Context, token string) error {
@@ -436,6 +458,11 @@ func (c *Conn) Rotate(ctx context.Context, token string) error {
 	c.ctrlMu.Lock()
 	_, err := c.ctrl.Write(wire.Rotate{Token: []byte(token)}.Append(nil))
 	c.ctrlMu.Unlock()
+	if transport.ResetByPeer(err) {
+		// The relay stopped reading its control stream (STOP_SENDING).
+		c.conn.Close(wire.CloseProtocol, controlResetReason)
+		return fmt.Errorf("device: send rotate: %w", errControlReset)
+	}
 	if err != nil {
 		return fmt.Errorf("device: send rotate: %w", err)
 	}

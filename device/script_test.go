@@ -263,3 +263,76 @@ func TestNoCommonALPNIsPermanent(t *testing.T) {
 		}
 	})
 }
+
+// closeReason is the device's close reason text on c, once it has closed.
+func closeReason(c *quic.Conn) string {
+	var ae *quic.ApplicationError
+	if !errors.As(context.Cause(c.Context()), &ae) {
+		return ""
+	}
+	return ae.ErrorMessage
+}
+
+// TestRelayResettingControlStreamIsAProtocolError: the control stream is
+// never reset (§7.4). A relay that resets it, instead of WELCOME or during a
+// live session, or stops reading it (STOP_SENDING alone, which the device
+// finds when it next writes there, here a ROTATE), breaks the protocol: the
+// device closes with 0x1, reason text "control stream reset".
+func TestRelayResettingControlStreamIsAProtocolError(t *testing.T) {
+	reset := func(ctrl *quic.Stream) {
+		ctrl.CancelRead(wire.StreamCancelled)
+		ctrl.CancelWrite(wire.StreamCancelled)
+	}
+	for _, tc := range []struct {
+		name string
+		// relay runs after LOGIN; welcomed is closed once the device has
+		// read WELCOME, if it has.
+		relay func(ctrl *quic.Stream, welcomed <-chan struct{})
+		// device uses the session until the reset ends it; nil: Dial fails.
+		device func(c *device.Conn) error
+	}{
+		{"instead of WELCOME", func(ctrl *quic.Stream, _ <-chan struct{}) { reset(ctrl) }, nil},
+		{"live session", func(ctrl *quic.Stream, welcomed <-chan struct{}) {
+			ctrl.Write(welcome.Append(nil))
+			<-welcomed // a reset could discard WELCOME still unsent
+			reset(ctrl)
+		}, func(c *device.Conn) error { return c.Serve(context.Background(), device.HandlerFunc(nil)) }},
+		{"STOP_SENDING", func(ctrl *quic.Stream, _ <-chan struct{}) {
+			// Before WELCOME: frames arrive in order, so the device has
+			// the STOP_SENDING once it has WELCOME.
+			ctrl.CancelRead(wire.StreamCancelled)
+			ctrl.Write(welcome.Append(nil))
+		}, func(c *device.Conn) error { return c.Rotate(context.Background(), wire.NewToken()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				type closed struct {
+					code   quic.ApplicationErrorCode
+					reason string
+				}
+				got := make(chan closed, 1)
+				welcomed := make(chan struct{})
+				net := scripted(t, func(c *quic.Conn, ctrl *quic.Stream) {
+					tc.relay(ctrl, welcomed)
+					code := closedByDevice(t, c)
+					got <- closed{code, closeReason(c)}
+				})
+				c, err := dialScripted(net)
+				close(welcomed)
+				switch {
+				case tc.device == nil && err == nil:
+					t.Fatal("dial succeeded on a reset control stream")
+				case tc.device != nil && err != nil:
+					t.Fatal(err)
+				case tc.device != nil:
+					if err := tc.device(c); err == nil {
+						t.Fatal("the device's session went on after the reset")
+					}
+				}
+				if g := <-got; g.code != wire.CloseProtocol || g.reason != "control stream reset" {
+					t.Fatalf("device closed with 0x%x %q, want 0x%x \"control stream reset\"", g.code, g.reason, wire.CloseProtocol)
+				}
+			})
+		})
+	}
+}

@@ -335,43 +335,63 @@ func TestProtoNonJSONReplyKeepsDevice(t *testing.T) {
 // TestProtoExtraDeviceStreamsAreIgnored: the UDP port's one QUIC
 // configuration must let HTTP/3 callers and WebTransport pages open streams,
 // so a raw QUIC device can open some too. The relay never reads them: they
-// get no answer, cannot exceed the stream limit, and do not disturb the
-// session.
+// get no answer and do not disturb the session. The limit is exactly 32
+// bidirectional streams per QUIC connection, the control stream among them
+// (and a WebTransport session's CONNECT stream): the others keep their
+// credit for the life of the connection, ended, reset or neither, and the
+// relay grants no more (§2.2).
 func TestProtoExtraDeviceStreamsAreIgnored(t *testing.T) {
 	e := relaytest.Start(t, nil)
-	tok := wire.NewToken()
-	c, _ := login(t, e, tok)
+	for _, tc := range []struct {
+		name  string
+		dial  func(*testing.T, *relaytest.Relay) rawSession
+		extra int // streams the device may open beside its control stream
+	}{
+		{"quic", dialRawQUIC, 31},
+		{"webtransport", dialRawWebTransport, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := wire.NewToken()
+			s := tc.dial(t, e).(*rawQUICSession)
+			rawLogin(t, s, tok)
+			var first quicLikeStream
+			for i := range tc.extra {
+				str, err := s.open()
+				if err != nil {
+					t.Fatalf("stream %d beside the control stream: %v", i+1, err)
+				}
+				str.Write(wire.Rotate{Token: []byte(wire.NewToken())}.Append(nil))
+				switch i % 3 {
+				case 0:
+					first = str
+				case 1:
+					str.Close()
+				case 2:
+					str.CancelRead(quic.StreamErrorCode(wire.StreamCancelled))
+					str.CancelWrite(quic.StreamErrorCode(wire.StreamCancelled))
+				}
+			}
+			var limit *quic.StreamLimitReachedError
+			if _, err := s.open(); !errors.As(err, &limit) {
+				t.Fatalf("stream %d beside the control stream: %v, want the stream limit", tc.extra+1, err)
+			}
+			first.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if n, err := first.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("extra stream answered: %d bytes, %v; want silence", n, err)
+			}
 
-	extra, err := c.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	extra.Write(wire.Rotate{Token: []byte(wire.NewToken())}.Append(nil))
-	extra.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if n, err := extra.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("extra stream answered: %d bytes, %v; want silence", n, err)
-	}
-	var limit *quic.StreamLimitReachedError
-	opened := 2 // control and extra
-	for ; opened <= 64; opened++ {
-		s, err := c.OpenStream()
-		if errors.As(err, &limit) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Write([]byte("x"))
-	}
-	if opened > 32 {
-		t.Fatalf("the device opened %d streams; the limit should stop it at 32", opened)
-	}
-
-	// The session itself is unharmed.
-	done := answer(c, wire.Reply{Status: 200, Body: []byte(`{}`)}.Append(nil))
-	status, body := e.Post(t, "notify", tok, `{}`)
-	if a := <-done; a.err != nil || status != 200 {
-		t.Fatalf("webhook after the extra streams: %d %s (device: %v)", status, body, a.err)
+			// The session itself is unharmed.
+			done := s.answer(wire.Reply{Status: 200, Body: []byte(`{}`)}.Append(nil))
+			status, body := e.Post(t, "notify", tok, `{}`)
+			if err := <-done; err != nil || status != 200 {
+				t.Fatalf("webhook after the extra streams: %d %s (device: %v)", status, body, err)
+			}
+			// The relay has read all the device sent before the reply, the
+			// ends and resets included, and still grants no stream.
+			if _, err := s.open(); !errors.As(err, &limit) {
+				t.Fatalf("a stream after the webhook: %v, want the stream limit still", err)
+			}
+		})
 	}
 }
 

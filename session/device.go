@@ -202,6 +202,21 @@ func isProtocolErr(err error) bool {
 		errors.Is(err, wire.ErrUnexpected) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// errControlReset is the device resetting its control stream, which is
+// never reset (PROTOCOL §7.4): a protocol error, and its close reason text.
+var errControlReset = errors.New("control stream reset")
+
+// ctrlErr names the protocol error in err, a control stream failure:
+// errControlReset for a reset by the device, whatever its code and
+// whichever way (a write finds STOP_SENDING, a read RESET_STREAM), so
+// that the close reason is the same on every transport.
+func (d *device) ctrlErr(err error) error {
+	if transport.ResetByPeer(err) {
+		return errControlReset
+	}
+	return err
+}
+
 // closeProtocol ends a connection whose peer broke the protocol. The error
 // text names frame types and sizes only, never content.
 func (d *device) closeProtocol(err error) {
@@ -240,7 +255,10 @@ func (d *device) goAway(ctx context.Context, reason wire.Reason, delay time.Dura
 	}
 	frame := wire.GoAway{Reason: reason, ReconnectAfter: delay, Redirect: redirect, Message: "relay is restarting"}.Append(nil)
 	d.leaving.Store(true)
-	if err := d.writeCtrlBy(deadline, frame); err != nil {
+	switch err := d.writeCtrlBy(deadline, frame); {
+	case transport.ResetByPeer(err):
+		d.closeProtocol(errControlReset)
+	case err != nil:
 		d.conn.Close(wire.CloseGoingAway, reason.String())
 	}
 }

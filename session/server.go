@@ -45,8 +45,10 @@ type Config struct {
 	// (rate_limited) and the incumbent stays: two devices with a copied
 	// token cannot fight in a reconnect storm.
 	Takeovers limit.Rate
-	// Rotations bounds ROTATEs per session; past it a ROTATE is refused
-	// (rate_limited) and the session keeps its token.
+	// Rotations bounds ROTATEs per session, refused ones included (a
+	// device cannot probe tokens faster by failing); past it a ROTATE is
+	// refused (rate_limited), takes nothing, and the session keeps its
+	// token.
 	Rotations limit.Rate
 	// LoginTimeout runs from the accepted connection to a valid LOGIN.
 	LoginTimeout time.Duration
@@ -312,9 +314,9 @@ func (s *Server) login(d *device) bool {
 	case err != nil && c.Context().Err() != nil:
 		return false // the connection ended; nothing to close or count
 	case err != nil:
-		// A malformed LOGIN, or a control stream the device ended or
-		// reset before one: the control stream is never reset (§7.4).
-		d.closeProtocol(err)
+		// A malformed LOGIN, a control stream the device ended before
+		// one, or one it reset (ctrlErr).
+		d.closeProtocol(d.ctrlErr(err))
 		return false
 	}
 	version, ok := wire.Negotiate(login.Version)
@@ -382,6 +384,9 @@ func (s *Server) login(d *device) bool {
 		s.unbind(d)
 		s.count.Add(-1)
 		s.forget(d)
+		if transport.ResetByPeer(err) {
+			d.closeProtocol(errControlReset)
+		}
 		return false
 	}
 	return true
@@ -418,8 +423,8 @@ func (s *Server) controlLoop(d *device) error {
 			rot, err = wire.ParseRotate(p)
 		}
 		if err != nil {
-			if isProtocolErr(err) {
-				d.closeProtocol(err)
+			if isProtocolErr(err) || transport.ResetByPeer(err) {
+				d.closeProtocol(d.ctrlErr(err))
 			}
 			return err
 		}
@@ -434,6 +439,9 @@ func (s *Server) controlLoop(d *device) error {
 		}
 		clear(p)
 		if err != nil {
+			if transport.ResetByPeer(err) {
+				d.closeProtocol(errControlReset) // the answer's write found the stream reset
+			}
 			return err
 		}
 	}

@@ -14,7 +14,7 @@
 // Over WebSocket, wsmux.js keeps the session alive itself.
 
 import * as wire from './wire.js';
-import { WebSocketSession } from './wsmux.js';
+import { StreamError, WebSocketSession } from './wsmux.js';
 
 export const AGENT = 'virtual-awtrix/1';
 
@@ -53,6 +53,18 @@ const utf8 = new TextEncoder();
 
 /** ProtocolError breaks the protocol on the control stream: close 0x1 (§7.1). */
 class ProtocolError extends Error {}
+
+/** CONTROL_RESET is the close reason for a reset control stream, the relay's own text for it (§7.4). */
+const CONTROL_RESET = 'control stream reset';
+
+/**
+ * resetByRelay reports whether err is a stream reset by the relay, as
+ * opposed to the session's end: a WebTransport stream error, or a RESET
+ * frame over WebSocket. The page never resets its control stream itself.
+ */
+function resetByRelay(err) {
+  return (err instanceof StreamError && err.remote) || (err?.name === 'WebTransportError' && err.source === 'stream');
+}
 
 /**
  * Device is the reconnecting device. Callbacks:
@@ -289,7 +301,10 @@ class Session {
       // not relying on every stream error arriving.
       await Promise.race([control, closed]);
     } catch (err) {
-      if (err instanceof ProtocolError || err instanceof wire.WireError) {
+      if (resetByRelay(err)) {
+        // The control stream is never reset (§7.4).
+        this.#close(wire.CloseProtocol, CONTROL_RESET, { why: `protocol error: ${CONTROL_RESET}` });
+      } else if (err instanceof ProtocolError || err instanceof wire.WireError) {
         this.#close(wire.CloseProtocol, err.message, { why: `protocol error: ${err.message}` });
       } else {
         controlError = err;
@@ -317,6 +332,8 @@ class Session {
       this.#writer.write(wire.encodeRotate({ token })).catch((err) => {
         this.#rotation = null;
         reject(new Error(`cannot send ROTATE: ${err.message}`));
+        // The relay stopped reading the control stream (STOP_SENDING).
+        if (resetByRelay(err)) this.#close(wire.CloseProtocol, CONTROL_RESET, { why: `protocol error: ${CONTROL_RESET}` });
       });
     });
   }

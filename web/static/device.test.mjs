@@ -45,7 +45,8 @@ class FakeWT {
     const d2r = pipe();
     const r2d = pipe();
     this.controlWriter = r2d.writable.getWriter();
-    this.openControl({ frames: new wire.FrameReader(d2r.readable.getReader()), writer: this.controlWriter });
+    const reader = d2r.readable.getReader();
+    this.openControl({ frames: new wire.FrameReader(reader), reader, writer: this.controlWriter });
     return { readable: r2d.readable, writable: d2r.writable };
   }
 
@@ -185,7 +186,7 @@ test('a message stream that breaks the protocol gets a 4xx REPLY', async () => {
 });
 
 test('rotation: ROTATED switches the token, REFUSE keeps the old one', async () => {
-  const { d, control } = await start();
+  const { d, wt, control } = await start();
   await control.writer.write(WELCOME);
   await eventually(() => d.state === 'connected', 'connected');
 
@@ -205,6 +206,22 @@ test('rotation: ROTATED switches the token, REFUSE keeps the old one', async () 
   await assert.rejects(refused, /token_in_use \(held by another session\)/);
   assert.equal(d.token, next);
   assert.equal(d.state, 'connected');
+
+  // bad_token refuses the new token, not the session (§6.4): it goes on
+  // with the old one, and the next rotation is sent as usual.
+  const bad = d.rotate(wire.newToken());
+  await control.frames.readFrame(wire.MaxControlPayload);
+  await control.writer.write(wire.encodeRefuse({ reason: wire.ReasonToken, message: 'token too weak' }));
+  await assert.rejects(bad, /bad_token \(token too weak\)/);
+  assert.equal(d.token, next);
+  assert.equal(d.state, 'connected');
+  assert.equal(wt.closeInfo, null, 'a refused ROTATE closes nothing');
+  const again = wire.newToken();
+  const last = d.rotate(again);
+  assert.equal(wire.parseRotate((await control.frames.readFrame(wire.MaxControlPayload)).payload).token, again);
+  await control.writer.write(wire.encodeRotated());
+  await last;
+  assert.equal(d.token, again);
 });
 
 test('ROTATED without ROTATE is a protocol error: close 0x1, then reconnect', async () => {
@@ -279,6 +296,35 @@ test('the relay ending the control stream of a live session is a protocol error:
   await control.writer.close();
   await eventually(() => wt.closeInfo, 'close');
   assert.equal(wt.closeInfo.closeCode, wire.CloseProtocol);
+  await eventually(() => FakeWT.sessions.length === 2, 'a reconnect within the first backoff (< 500 ms)');
+});
+
+/** streamReset is the error a browser's WebTransport stream fails with when the peer resets it. */
+const streamReset = (code) => Object.assign(new Error(`stream reset with code ${code}`), { name: 'WebTransportError', source: 'stream', streamErrorCode: code });
+
+for (const welcomed of [false, true]) {
+  test(`the relay resetting the control stream ${welcomed ? 'of a live session' : 'before WELCOME'} is a protocol error: close 0x1 "control stream reset"`, async () => {
+    const { d, wt, control } = await start();
+    if (welcomed) {
+      await control.writer.write(WELCOME);
+      await eventually(() => d.state === 'connected', 'connected');
+    }
+    await control.writer.abort(streamReset(wire.StreamCancelled));
+    await eventually(() => wt.closeInfo, 'close');
+    assert.deepEqual(wt.closeInfo, { closeCode: wire.CloseProtocol, reason: 'control stream reset' });
+    await eventually(() => FakeWT.sessions.length === 2, 'a reconnect within the first backoff (< 500 ms)');
+  });
+}
+
+test('the relay stopping reading the control stream (STOP_SENDING) is a protocol error the next write finds', async () => {
+  const { d, wt, control } = await start();
+  await control.writer.write(WELCOME);
+  await eventually(() => d.state === 'connected', 'connected');
+  await control.reader.cancel(streamReset(wire.StreamCancelled));
+  await assert.rejects(d.rotate(wire.newToken()), /cannot send ROTATE/);
+  await eventually(() => wt.closeInfo, 'close');
+  assert.deepEqual(wt.closeInfo, { closeCode: wire.CloseProtocol, reason: 'control stream reset' });
+  assert.equal(d.token, TOKEN, 'the old token stays');
   await eventually(() => FakeWT.sessions.length === 2, 'a reconnect within the first backoff (< 500 ms)');
 });
 
@@ -461,8 +507,21 @@ test('a browser without WebTransport: the whole session over WebSocket', async (
     next.open();
     await next.next(); // LOGIN
 
+    // The relay resetting the control stream (RESET of stream 0) is a
+    // protocol error: close 4001 "control stream reset", then reconnect.
+    next.deliver(encodeFrame(0x00, 0, WELCOME));
+    await eventually(() => d.state === 'connected', 'connected again');
+    next.deliver(encodeFrame(0x02, 0, Uint8Array.of(wire.StreamCancelled)));
+    await eventually(() => next.closedWith, 'the page closes');
+    assert.deepEqual(next.closedWith, { code: CLOSE_BASE + wire.CloseProtocol, reason: 'control stream reset' });
+    next.relayClose(CLOSE_BASE + wire.CloseProtocol, 'control stream reset');
+    await eventually(() => FakeWS.last !== next, 'a reconnect');
+    const last = FakeWS.last;
+    last.open();
+    await last.next(); // LOGIN
+
     // A refusal carried by the close status is as permanent as over QUIC.
-    next.relayClose(CLOSE_BASE + wire.CloseRefused, 'bad_token');
+    last.relayClose(CLOSE_BASE + wire.CloseRefused, 'bad_token');
     await eventually(() => d.state === 'disconnected', 'disconnected');
     assert.equal(d.transport, '');
     assert.equal(states.at(-1)[1], 'disconnected: refused: bad_token');

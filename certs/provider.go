@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/certs/trust"
+	"github.com/pixelrelay/relay/internal/setting"
 )
 
 // Config says where the relay's certificates come from, in one of three
@@ -49,18 +50,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// SettingError is a Config setting that cannot work. Setting names it as
-// cmd/relay's flag does: "cert", "key", "state-dir", "acme-domain",
-// "acme-ca-roots" or "acme-http".
-type SettingError struct {
-	Setting string
-	Err     error // what is wrong: ErrBadPair, ErrBadCA, an os error...
-}
-
-func (e *SettingError) Error() string { return e.Setting + ": " + e.Err.Error() }
-
-func (e *SettingError) Unwrap() error { return e.Err }
-
 // ErrNothingToReload is Provider.Reload's answer when the certificates do
 // not come from files: ACME and development certificates renew by
 // themselves.
@@ -73,7 +62,7 @@ const (
 	acmeCheck = time.Hour
 )
 
-// Check reports the first setting Open would refuse, as a *SettingError.
+// Check reports the first setting Open would refuse, as a *setting.Error named as cmd/relay's flag.
 // It reads what Open reads (the certificate pair, the ACME roots, the
 // development CA if Dir holds one) and creates nothing: a missing
 // development CA is no error, since Open creates it.
@@ -81,28 +70,28 @@ func (c *Config) Check() error {
 	acme := len(c.ACME.Domains) > 0
 	switch {
 	case c.CertFile != "" && c.KeyFile == "":
-		return &SettingError{"key", errors.New("certs: a certificate file needs its key file")}
+		return &setting.Error{Name: "key", Err: errors.New("certs: a certificate file needs its key file")}
 	case c.CertFile == "" && c.KeyFile != "":
-		return &SettingError{"cert", errors.New("certs: a key file needs its certificate file")}
+		return &setting.Error{Name: "cert", Err: errors.New("certs: a key file needs its certificate file")}
 	case acme && c.CertFile != "":
-		return &SettingError{"acme-domain", errors.New("certs: ACME and certificate files exclude each other")}
+		return &setting.Error{Name: "acme-domain", Err: errors.New("certs: ACME and certificate files exclude each other")}
 	case !acme && c.ACMERoots != "":
-		return &SettingError{"acme-ca-roots", errors.New("certs: roots of an ACME server, but no ACME domain")}
+		return &setting.Error{Name: "acme-ca-roots", Err: errors.New("certs: roots of an ACME server, but no ACME domain")}
 	case !acme && c.HTTP01:
-		return &SettingError{"acme-http", errors.New("certs: HTTP-01 challenges, but no ACME domain")}
+		return &setting.Error{Name: "acme-http", Err: errors.New("certs: HTTP-01 challenges, but no ACME domain")}
 	case acme:
 		_, err := c.acmeConfig()
 		return err
 	case c.CertFile != "":
 		if _, err := readPair(c.CertFile, c.KeyFile); err != nil {
-			return &SettingError{"cert", err}
+			return &setting.Error{Name: "cert", Err: err}
 		}
 		return nil
 	case c.Dir == "":
-		return &SettingError{"state-dir", errors.New("certs: no state directory for the development CA")}
+		return &setting.Error{Name: "state-dir", Err: errors.New("certs: no state directory for the development CA")}
 	}
 	if err := CheckDev(c.Dir); err != nil {
-		return &SettingError{"state-dir", err}
+		return &setting.Error{Name: "state-dir", Err: err}
 	}
 	return nil
 }
@@ -112,7 +101,7 @@ func (c *Config) acmeConfig() (ACMEConfig, error) {
 	a := c.ACME
 	if a.Dir == "" {
 		if c.Dir == "" {
-			return a, &SettingError{"state-dir", errors.New("certs: no state directory for ACME")}
+			return a, &setting.Error{Name: "state-dir", Err: errors.New("certs: no state directory for ACME")}
 		}
 		a.Dir = filepath.Join(c.Dir, "acme")
 	}
@@ -120,15 +109,15 @@ func (c *Config) acmeConfig() (ACMEConfig, error) {
 		a.Logger = c.Logger
 	}
 	if err := a.Check(); err != nil {
-		return a, &SettingError{"acme-domain", err}
+		return a, &setting.Error{Name: "acme-domain", Err: err}
 	}
 	if c.ACMERoots != "" {
 		if a.HTTPClient != nil {
-			return a, &SettingError{"acme-ca-roots", errors.New("certs: ACME.HTTPClient is set too")}
+			return a, &setting.Error{Name: "acme-ca-roots", Err: errors.New("certs: ACME.HTTPClient is set too")}
 		}
 		pool, err := trust.CAPool(c.ACMERoots)
 		if err != nil {
-			return a, &SettingError{"acme-ca-roots", err}
+			return a, &setting.Error{Name: "acme-ca-roots", Err: err}
 		}
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{RootCAs: pool}
@@ -222,7 +211,7 @@ func (p *Provider) openACME(ctx context.Context, cfg *Config, log *slog.Logger) 
 func (p *Provider) openFiles(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	r, err := NewReloader(cfg.CertFile, cfg.KeyFile, log)
 	if err != nil {
-		return &SettingError{"cert", err}
+		return &setting.Error{Name: "cert", Err: err}
 	}
 	p.TLS, p.reload = r.TLSConfig(), r.Reload
 	if cfg.Watch {
@@ -241,14 +230,14 @@ func (p *Provider) openFiles(ctx context.Context, cfg *Config, log *slog.Logger)
 func (p *Provider) openDev(dir string, log *slog.Logger) error {
 	dev, err := LoadOrCreateDev(dir)
 	if err != nil {
-		return &SettingError{"state-dir", err}
+		return &setting.Error{Name: "state-dir", Err: err}
 	}
 	// Browsers take an untrusted WebTransport certificate only by its
 	// hash, and only if it lives at most 14 days: the UDP side gets a
 	// short-lived one from the same CA, which the device page learns.
 	sl, err := dev.ShortLived()
 	if err != nil {
-		return &SettingError{"state-dir", err}
+		return &setting.Error{Name: "state-dir", Err: err}
 	}
 	p.TLS, p.UDPTLS, p.CertHashes, p.Dev = dev.TLS, sl.TLSConfig(), sl.Hashes, dev
 	log.Info("using development certificates; devices must trust the CA", "ca", dev.CAFile, "sha256", dev.CAFingerprint, "created", dev.Created)

@@ -19,6 +19,7 @@ import (
 	"github.com/pixelrelay/relay/certs/trust"
 	"github.com/pixelrelay/relay/internal/pebbletest"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/internal/setting"
 	"go.uber.org/goleak"
 )
 
@@ -206,7 +207,7 @@ func TestOpenFiles(t *testing.T) {
 	}
 }
 
-// TestConfigCheck: each setting that cannot work is a *SettingError
+// TestConfigCheck: each setting that cannot work is a *setting.Error
 // naming it, from Check and from Open alike, and neither creates a file.
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
@@ -240,9 +241,9 @@ func TestConfigCheck(t *testing.T) {
 		{"HTTP-01 without ACME", certs.Config{Dir: state, HTTP01: true}, "acme-http", nil},
 	} {
 		checked := c.cfg.Check()
-		var se *certs.SettingError
-		if !errors.As(checked, &se) || se.Setting != c.setting || (c.is != nil && !errors.Is(checked, c.is)) {
-			t.Errorf("%s: Check() = %v; want a SettingError for %s wrapping %v", c.name, checked, c.setting, c.is)
+		var se *setting.Error
+		if !errors.As(checked, &se) || se.Name != c.setting || (c.is != nil && !errors.Is(checked, c.is)) {
+			t.Errorf("%s: Check() = %v; want a setting.Error for %s wrapping %v", c.name, checked, c.setting, c.is)
 			continue
 		}
 		if p, err := certs.Open(c.cfg); err == nil {

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,19 +177,23 @@ var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gon
 // Check reports the first setting that cannot work, the files it names
 // included: the credentials, CA and client certificate are read and parsed
 // as the NATS client reads them (never written, never printed). New checks
-// the same way.
+// the same way. The error is a *setting.Error named as cmd/relay's flag.
 func (c *Config) Check() error {
 	switch {
 	case len(c.URLs) == 0:
-		return errors.New("cluster: no NATS URL")
+		return setting.Errorf("nats", "cluster: no NATS URL")
 	case c.Subject == "" || strings.ContainsAny(c.Subject, " *>"):
-		return fmt.Errorf("cluster: subject prefix %q: want a NATS subject without wildcards", c.Subject)
-	case c.ClaimTimeout <= 0 || c.MaxServing <= 0:
-		return errors.New("cluster: claim timeout and max serving must be positive")
+		return setting.Errorf("nats-subject", "cluster: subject prefix %q: want a NATS subject without wildcards", c.Subject)
+	case c.ClaimTimeout <= 0:
+		return setting.Errorf("ClaimTimeout", "cluster: %v: want a positive duration", c.ClaimTimeout)
+	case c.MaxServing <= 0:
+		return setting.Errorf("nats-max-serving", "cluster: %d: want a positive count", c.MaxServing)
 	case c.Pending <= 0 || c.Pending > MaxPending:
-		return fmt.Errorf("cluster: pending %d outside 1..%d", c.Pending, MaxPending)
-	case (c.Cert == "") != (c.Key == ""):
-		return errors.New("cluster: a NATS client certificate needs its key, and the other way round")
+		return setting.Errorf("nats-pending", "cluster: %d outside 1..%d", c.Pending, MaxPending)
+	case c.Cert != "" && c.Key == "":
+		return setting.Errorf("nats-key", "cluster: a NATS client certificate needs its key")
+	case c.Key != "" && c.Cert == "":
+		return setting.Errorf("nats-cert", "cluster: a NATS client key needs its certificate")
 	}
 	for i, u := range c.URLs {
 		// As the NATS client reads them: a URL without a scheme is nats://.
@@ -201,15 +206,15 @@ func (c *Config) Check() error {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return fmt.Errorf("cluster: NATS URL %d of %d: %w", i+1, len(c.URLs), err)
+			return setting.Errorf("nats", "cluster: NATS URL %d of %d: %w", i+1, len(c.URLs), err)
 		}
 	}
 	// The options read the credentials' JWT, the CA and the client pair,
 	// as they will in New.
 	o := nats.GetDefaultOptions()
-	for _, opt := range c.fileOptions() {
-		if err := opt(&o); err != nil {
-			return fmt.Errorf("cluster: NATS: %w", err)
+	for _, f := range c.fileOptions() {
+		if err := f.opt(&o); err != nil {
+			return setting.Errorf(f.flag, "cluster: NATS: %w", err)
 		}
 	}
 	// The credentials' seed is read only to sign a connection's nonce:
@@ -217,23 +222,29 @@ func (c *Config) Check() error {
 	// here.
 	if o.SignatureCB != nil {
 		if _, err := o.SignatureCB([]byte("check")); err != nil {
-			return fmt.Errorf("cluster: NATS credentials %s: %w", c.Creds, err)
+			return setting.Errorf("nats-creds", "cluster: NATS credentials %s: %w", c.Creds, err)
 		}
 	}
 	return nil
 }
 
+// fileOption is a NATS option that reads a file, and the flag naming it.
+type fileOption struct {
+	flag string
+	opt  nats.Option
+}
+
 // fileOptions are the NATS options that read the files c names.
-func (c *Config) fileOptions() []nats.Option {
-	var opts []nats.Option
+func (c *Config) fileOptions() []fileOption {
+	var opts []fileOption
 	if c.Creds != "" {
-		opts = append(opts, nats.UserCredentials(c.Creds))
+		opts = append(opts, fileOption{"nats-creds", nats.UserCredentials(c.Creds)})
 	}
 	if c.CA != "" {
-		opts = append(opts, nats.RootCAs(c.CA))
+		opts = append(opts, fileOption{"nats-ca", nats.RootCAs(c.CA)})
 	}
 	if c.Cert != "" {
-		opts = append(opts, nats.ClientCert(c.Cert, c.Key))
+		opts = append(opts, fileOption{"nats-cert", nats.ClientCert(c.Cert, c.Key)})
 	}
 	return opts
 }
@@ -300,7 +311,9 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 			c.log.Warn("cluster: NATS error", "err", err)
 		}),
 	}
-	opts = append(opts, cfg.fileOptions()...)
+	for _, f := range cfg.fileOptions() {
+		opts = append(opts, f.opt)
+	}
 	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: NATS: %w", err)

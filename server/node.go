@@ -26,6 +26,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"github.com/pixelrelay/relay/cluster"
 	"github.com/pixelrelay/relay/internal/buildinfo"
+	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
@@ -175,19 +176,6 @@ func (c *Config) Check() error {
 	return nil
 }
 
-// AddrError is a Listen or Admin address that is not HOST:PORT.
-type AddrError struct {
-	Setting string // "listen" or "admin": the Config field, and cmd/relay's flag
-	Addr    string
-	Err     error // what is wrong with it
-}
-
-func (e *AddrError) Error() string {
-	return fmt.Sprintf("server: %s address %q: %v", e.Setting, e.Addr, e.Err)
-}
-
-func (e *AddrError) Unwrap() error { return e.Err }
-
 // CheckAddr reports whether addr is HOST:PORT with a port number from 0 to
 // 65535 (0: one the kernel picks). HOST may be empty for every interface,
 // an IPv6 address goes in brackets. A bare port is refused rather than
@@ -209,39 +197,47 @@ func CheckAddr(addr string) error {
 
 // checkNode reports the first node-level setting that cannot work.
 func (c *Config) checkNode() error {
-	switch {
-	case c.TLS == nil:
-		return errors.New("server: no TLS configuration")
-	case c.Listen == "":
-		return errors.New("server: no listen address")
+	if c.TLS == nil {
+		return setting.Errorf("TLS", "server: no TLS configuration")
 	}
 	if err := CheckAddr(c.Listen); err != nil {
-		return &AddrError{"listen", c.Listen, err}
+		return setting.Errorf("listen", "server: listen address %q: %w", c.Listen, err)
 	}
 	if c.Admin != "" {
 		if err := CheckAddr(c.Admin); err != nil {
-			return &AddrError{"admin", c.Admin, err}
+			return setting.Errorf("admin", "server: admin address %q: %w", c.Admin, err)
 		}
 	}
 	if len(c.ProxyFrom) > 0 {
 		if _, err := proxyproto.PolicyFromRanges(c.ProxyFrom, proxyproto.USE, proxyproto.REJECT); err != nil {
-			return fmt.Errorf("server: proxy-from: %w", err)
+			return setting.Errorf("proxy-from", "server: %w", err)
+		}
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"http-read-timeout", c.HTTPReadTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}, {"drain-timeout", c.DrainTimeout},
+		{"handshake-timeout", c.HandshakeTimeout}, {"websocket-write-timeout", c.WebSocketWriteTimeout}, {"known-source-ttl", c.KnownSourceTTL},
+	} {
+		if t.d <= 0 {
+			return setting.Errorf(t.name, "server: %v: want a positive duration", t.d)
 		}
 	}
 	switch {
-	case c.HTTPReadTimeout <= 0, c.HTTPIdleTimeout <= 0, c.DrainTimeout <= 0, c.HandshakeTimeout <= 0, c.WebSocketWriteTimeout <= 0:
-		return errors.New("server: HTTP read, HTTP idle, drain, handshake and WebSocket write timeouts must be positive")
 	case c.MaxHeaderBytes <= 0:
-		return errors.New("server: max header bytes must be positive")
-	case c.ReconnectSpread < 0, c.RetryAbove < 0:
-		return errors.New("server: reconnect spread and retry-above must be >= 0")
-	case c.KnownSources < 0, c.KnownSourceTTL < 0:
-		return errors.New("server: known sources and their ttl must be >= 0")
+		return setting.Errorf("max-header-bytes", "server: %d bytes: want a positive size", c.MaxHeaderBytes)
+	case c.ReconnectSpread < 0:
+		return setting.Errorf("reconnect-spread", "server: %v: want >= 0 (0: at once)", c.ReconnectSpread)
+	case c.RetryAbove < 0:
+		return setting.Errorf("retry-above", "server: %d: want >= 0 (0: never)", c.RetryAbove)
+	case c.KnownSources < 0:
+		return setting.Errorf("known-sources", "server: %d: want >= 0 (0: none)", c.KnownSources)
 	case c.Webhook.MaxBody > session.MaxBodyLimit:
-		return fmt.Errorf("server: max body %d over the protocol's limit of %d bytes", c.Webhook.MaxBody, session.MaxBodyLimit)
+		return setting.Errorf("max-body", "server: %d bytes over the protocol's limit of %d", c.Webhook.MaxBody, session.MaxBodyLimit)
 	}
 	if err := c.HandshakesPerSource.Check(); err != nil {
-		return fmt.Errorf("server: handshakes per source: %w", err)
+		return setting.Errorf("handshake-ip-rate", "server: %w", err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/transport"
@@ -103,27 +104,36 @@ func DefaultConfig() Config {
 	}
 }
 
-// Check reports the first setting that cannot work.
+// Check reports the first setting that cannot work, as a *setting.Error
+// named as cmd/relay's flag.
 func (c *Config) Check() error {
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"login-timeout", c.LoginTimeout}, {"idle-timeout", c.IdleTimeout}, {"ControlWriteTimeout", c.ControlWriteTimeout}} {
+		if t.d <= 0 {
+			return setting.Errorf(t.name, "session: %v: want a positive duration", t.d)
+		}
+	}
 	switch {
 	case c.MaxBody <= 0 || c.MaxBody > MaxBodyLimit:
-		return fmt.Errorf("session: max body %d outside 1..%d", c.MaxBody, MaxBodyLimit)
+		return setting.Errorf("max-body", "session: %d bytes outside 1..%d", c.MaxBody, MaxBodyLimit)
 	case c.MaxInflight <= 0 || c.MaxInflight > 0xffff:
-		return fmt.Errorf("session: max in-flight %d outside 1..65535", c.MaxInflight)
+		return setting.Errorf("max-inflight", "session: %d outside 1..65535", c.MaxInflight)
 	case c.MaxDevices < 0:
-		return fmt.Errorf("session: max devices %d: want >= 0 (0: no cap)", c.MaxDevices)
-	case c.LoginTimeout <= 0, c.IdleTimeout <= 0, c.ControlWriteTimeout <= 0, c.RefuseLinger < 0:
-		return errors.New("session: login, idle and control-write timeouts must be positive, the refuse linger >= 0")
+		return setting.Errorf("max-devices", "session: %d: want >= 0 (0: no cap)", c.MaxDevices)
+	case c.RefuseLinger < 0:
+		return setting.Errorf("RefuseLinger", "session: %v: want >= 0", c.RefuseLinger)
 	}
 	if err := c.Takeovers.Check(); err != nil {
-		return fmt.Errorf("session: takeovers: %w", err)
+		return setting.Errorf("takeovers-per-minute", "session: %w", err)
 	}
 	if err := c.Rotations.Check(); err != nil {
-		return fmt.Errorf("session: rotations: %w", err)
+		return setting.Errorf("rotations-per-minute", "session: %w", err)
 	}
 	if c.Redirect != "" {
 		if err := wire.CheckRedirect(c.Redirect); err != nil {
-			return fmt.Errorf("session: %w", err)
+			return setting.Errorf("goaway-redirect", "session: %w", err)
 		}
 	}
 	return nil

@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
@@ -81,17 +81,21 @@ func DefaultConfig() Config {
 	}
 }
 
-// Check reports the first setting that cannot work.
+// Check reports the first setting that cannot work, as a *setting.Error
+// named as cmd/relay's flag.
 func (c *Config) Check() error {
-	if c.AckTimeout <= 0 || c.MaxBody <= 0 {
-		return errors.New("webhook: ack timeout and max body must be positive")
+	switch {
+	case c.AckTimeout <= 0:
+		return setting.Errorf("ack-timeout", "webhook: %v: want a positive duration", c.AckTimeout)
+	case c.MaxBody <= 0:
+		return setting.Errorf("max-body", "webhook: %d bytes: want a positive size", c.MaxBody)
 	}
 	for _, l := range []struct {
 		name string
 		r    limit.Rate
-	}{{"per-token", c.PerToken}, {"per-source", c.PerSource}, {"miss", c.Misses}} {
+	}{{"token-rate", c.PerToken}, {"ip-rate", c.PerSource}, {"miss-rate", c.Misses}} {
 		if err := l.r.Check(); err != nil {
-			return fmt.Errorf("webhook: %s limit: %w", l.name, err)
+			return setting.Errorf(l.name, "webhook: %w", err)
 		}
 	}
 	return nil

@@ -31,8 +31,8 @@ import (
 	"github.com/pixelrelay/relay/certs"
 	"github.com/pixelrelay/relay/cluster"
 	"github.com/pixelrelay/relay/internal/flagenv"
+	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/server"
-	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/quic-go/quic-go"
 
@@ -75,7 +75,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.certs.KeyFile, "key", "", "PEM private key `file` for --cert")
 	fs.BoolVar(&o.certs.Watch, "cert-watch", true, "reload --cert/--key for new handshakes when either file changes (SIGHUP always reloads them)")
 	fs.StringVar(&o.stateDir, "state-dir", "./relay-state", "`dir` for the ACME account and certificates, or the development CA and certificate (ca.pem is what devices trust)")
-	fs.Var(setting{func(v string) error {
+	fs.Var(funcFlag{func(v string) error {
 		for _, d := range strings.Split(v, ",") {
 			if d = strings.TrimSpace(d); d != "" {
 				o.certs.ACME.Domains = append(o.certs.ACME.Domains, d)
@@ -111,7 +111,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "request line and headers in `bytes` (431 above)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, exit within this")
 	fs.DurationVar(&c.ReconnectSpread, "reconnect-spread", c.ReconnectSpread, "on SIGTERM, devices are told to return at random within this window")
-	fs.Var(setting{func(v string) error {
+	fs.Var(funcFlag{func(v string) error {
 		if v != "" {
 			if err := wire.CheckRedirect(v); err != nil {
 				return err
@@ -127,7 +127,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(count{&wc.PerSource.Burst}, "ip-burst", "webhooks one source address may send at once before --ip-rate applies; 0 disables the source limit")
 	fs.Var(perUnit{&wc.Misses.PerSecond, time.Second}, "miss-rate", "404 no_device answers per second per source address; beyond them unknown tokens get 429 (slows token guessing); 0 disables")
 	fs.Var(count{&wc.Misses.Burst}, "miss-burst", "404 no_device answers one source address may get at once before --miss-rate applies; 0 disables the miss limit")
-	fs.Var(setting{func(v string) error {
+	fs.Var(funcFlag{func(v string) error {
 		for _, origin := range strings.Split(v, ",") {
 			if origin = strings.TrimSpace(origin); origin != "" {
 				if !strings.HasPrefix(origin, "https://") && !strings.HasPrefix(origin, "http://") {
@@ -140,7 +140,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}, func() string { return strings.Join(c.AllowOrigins, ",") }},
 		"allow-origin", "web `origin` (https://host[:port]) whose pages may connect WebTransport or WebSocket devices, besides the relay's own page; repeat or separate with commas")
 	cc := &o.cfg.Cluster
-	fs.Var(setting{func(v string) error {
+	fs.Var(funcFlag{func(v string) error {
 		cc.URLs = cc.URLs[:0]
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
@@ -159,7 +159,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&cc.MaxServing, "nats-max-serving", cc.MaxServing, "`requests` from other nodes, for this node's devices, served at once; more are answered 503 busy at once")
 	fs.IntVar(&cc.Pending, "nats-pending", cc.Pending, fmt.Sprintf("`requests` from other nodes, for any of this node's devices, that may wait at once to be served or answered busy (1..%d); one that arrives while they are full is dropped unanswered, its caller waits for its deadline (504), and relay_cluster_dropped_total counts it", cluster.MaxPending))
 	fs.BoolVar(&c.ReadyNeedsCluster, "ready-needs-cluster", false, "/readyz answers 503 while this clustered node has no NATS connection (it still serves its own devices)")
-	fs.Var(setting{func(v string) error {
+	fs.Var(funcFlag{func(v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p == "" {
 				continue
@@ -180,9 +180,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	// The certificates' settings are checked, with the files they name,
 	// by certs.Config.Check (check).
 	o.certs.Dir, o.certs.HTTP01 = o.stateDir, o.acmeHTTP != ""
-	if (cc.Cert == "") != (cc.Key == "") {
-		return nil, errors.New("--nats-cert and --nats-key go together")
-	}
 	if len(cc.URLs) == 0 && (cc.Creds != "" || cc.CA != "" || cc.Cert != "" || c.ReadyNeedsCluster) {
 		return nil, errors.New("--nats-creds, --nats-ca, --nats-cert and --ready-needs-cluster need --nats")
 	}
@@ -192,40 +189,21 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	for name, v := range map[string]int{"--max-body": wc.MaxBody, "--max-inflight": sc.MaxInflight, "--max-header-bytes": c.MaxHeaderBytes} {
-		if v <= 0 {
-			return nil, fmt.Errorf("%s must be positive", name)
-		}
-	}
-	for name, d := range map[string]time.Duration{"--ack-timeout": wc.AckTimeout, "--login-timeout": sc.LoginTimeout,
-		"--idle-timeout": sc.IdleTimeout, "--handshake-timeout": c.HandshakeTimeout, "--http-read-timeout": c.HTTPReadTimeout,
-		"--http-idle-timeout": c.HTTPIdleTimeout, "--drain-timeout": c.DrainTimeout, "--known-source-ttl": c.KnownSourceTTL} {
-		if d <= 0 {
-			return nil, fmt.Errorf("%s must be positive", name)
-		}
-	}
-	if c.ReconnectSpread < 0 {
-		return nil, errors.New("--reconnect-spread must be >= 0")
-	}
-	if sc.MaxInflight > 0xffff {
-		return nil, errors.New("--max-inflight must be at most 65535")
-	}
-	if wc.MaxBody > session.MaxBodyLimit {
-		return nil, fmt.Errorf("--max-body must be at most %d", session.MaxBodyLimit)
-	}
+	// Sizes, timeouts and the rest are checked by the configurations'
+	// Check, once, for a start and --check-config alike (check).
 	return o, nil
 }
 
-// setting is a flag that parses into options with set and reports the
+// funcFlag is a flag that parses into options with set and reports the
 // value it made with get (flag.Func reports nothing), for --check-config.
-type setting struct {
+type funcFlag struct {
 	set func(string) error
 	get func() string
 }
 
-func (v setting) Set(s string) error { return v.set(s) }
+func (v funcFlag) Set(s string) error { return v.set(s) }
 
-func (v setting) String() string {
+func (v funcFlag) String() string {
 	if v.get == nil { // the flag package's zero value
 		return ""
 	}
@@ -410,21 +388,15 @@ func check(o *options) error {
 	// checked above; server.Config.Check only needs one.
 	cfg := o.cfg
 	cfg.TLS = &tls.Config{}
-	if err := cfg.Check(); err != nil {
-		var addr *server.AddrError
-		if errors.As(err, &addr) {
-			return fmt.Errorf("--%s: %w", addr.Setting, err)
-		}
-		return err
-	}
-	return nil
+	return flagged(cfg.Check())
 }
 
-// flagged names the flag of a certificate setting that cannot work.
+// flagged names the flag of a setting that cannot work: every
+// configuration's Check says which (a *setting.Error), and this is the one
+// place that turns it into the flag to fix.
 func flagged(err error) error {
-	var se *certs.SettingError
-	if errors.As(err, &se) {
-		return fmt.Errorf("--%s: %w", se.Setting, se.Err)
+	if se, ok := errors.AsType[*setting.Error](err); ok {
+		return fmt.Errorf("--%s: %w", se.Name, se.Err)
 	}
 	return err
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/pebbletest"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/session"
@@ -127,15 +128,41 @@ func TestAllowOrigins(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
+	// What does not parse: parse refuses it.
 	for _, args := range [][]string{
-		{"--max-body", "0"}, {"--max-body", "2000000"}, {"--max-inflight", "-1"}, {"--max-inflight", "70000"},
 		{"--token-rate", "-1"}, {"--ip-burst", "-5"}, {"--miss-rate", "NaN"}, {"--ip-rate", "lots"}, {"--ip-rate", "+Inf"},
-		{"--max-devices", "-1"}, {"--takeovers-per-minute", "-1"}, {"--rotation-burst", "1.5"}, {"--ack-timeout", "0s"},
-		{"--drain-timeout", "-1s"}, {"--reconnect-spread", "-1s"}, {"--retry-above", "-3"}, {"--known-sources", "-1"}, {"--known-source-ttl", "-1s"}, {"--known-source-ttl", "0s"}, {"--proxy-from", "10.0.0.0/33"}, {"--proxy-from", "balancer"},
+		{"--takeovers-per-minute", "-1"}, {"--rotation-burst", "1.5"}, {"--max-devices", "-1"}, {"--retry-above", "-3"}, {"--known-sources", "-1"},
+		{"--proxy-from", "10.0.0.0/33"}, {"--proxy-from", "balancer"}, {"--max-body", "lots"}, {"--ack-timeout", "soon"},
 		{"--log-format", "xml"}, {"--allow-origin", "clock.example"}, {"--log-level", "loud"}, {"stray"},
 	} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
+		}
+	}
+	// What parses but cannot work: the configurations' Check refuses it,
+	// once, for --check-config and a start alike, naming the flag to fix.
+	nats := []string{"--nats", "nats://127.0.0.1:4222"}
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--max-body", "0"}, "--max-body"}, {[]string{"--max-body", "2000000"}, "--max-body"},
+		{[]string{"--max-inflight", "-1"}, "--max-inflight"}, {[]string{"--max-inflight", "70000"}, "--max-inflight"},
+		{[]string{"--ack-timeout", "0s"}, "--ack-timeout"}, {[]string{"--login-timeout", "0s"}, "--login-timeout"},
+		{[]string{"--idle-timeout", "-1s"}, "--idle-timeout"}, {[]string{"--drain-timeout", "-1s"}, "--drain-timeout"},
+		{[]string{"--reconnect-spread", "-1s"}, "--reconnect-spread"}, {[]string{"--known-source-ttl", "0s"}, "--known-source-ttl"},
+		{[]string{"--http-read-timeout", "0s"}, "--http-read-timeout"}, {[]string{"--websocket-write-timeout", "0s"}, "--websocket-write-timeout"},
+		{[]string{"--max-header-bytes", "0"}, "--max-header-bytes"}, {[]string{"--listen", "443"}, "--listen"},
+		{append(nats, "--nats-key", "k.pem"), "--nats-cert"}, {append(nats, "--nats-pending", "0"), "--nats-pending"},
+		{[]string{"--nats", "nats://127.0.0.1:4222", "--nats-subject", "a b"}, "--nats-subject"},
+	} {
+		o, err := parse(append(c.args, "--state-dir", t.TempDir()), io.Discard)
+		if err != nil {
+			t.Errorf("%q: parse: %v; want it to parse and fail its check", c.args, err)
+			continue
+		}
+		if err = check(o); err == nil || !strings.HasPrefix(err.Error(), c.flag+": ") {
+			t.Errorf("%q: check: %v; want an error naming %s", c.args, err, c.flag)
 		}
 	}
 }
@@ -210,10 +237,16 @@ func TestNATSFlags(t *testing.T) {
 		t.Fatalf("pending %d by default, want %d", o.cfg.Cluster.Pending, cluster.DefaultPending)
 	}
 	t.Setenv("RELAY_NATS", "")
-	for _, args := range [][]string{{"--nats-creds", "x.creds"}, {"--ready-needs-cluster"}, {"--nats", "nats://a:4222", "--nats-cert", "c.pem"}} {
+	for _, args := range [][]string{{"--nats-creds", "x.creds"}, {"--ready-needs-cluster"}} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}
+	}
+	// A certificate without its key parses; its check refuses it.
+	if o, err := parse([]string{"--nats", "nats://a:4222", "--nats-cert", "c.pem"}, io.Discard); err != nil {
+		t.Errorf("--nats-cert alone: parse: %v", err)
+	} else if err := check(o); err == nil || !strings.HasPrefix(err.Error(), "--nats-key: ") {
+		t.Errorf("--nats-cert alone: check: %v, want --nats-key named", err)
 	}
 }
 
@@ -418,7 +451,7 @@ func TestCheckConfig(t *testing.T) {
 			t.Errorf("--nats-pending %s: %v, want an error about it", p, err)
 		}
 	}
-	if err := run(context.Background(), append(nats, "--nats-max-serving", "0"), io.Discard, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "max serving") {
+	if err := run(context.Background(), append(nats, "--nats-max-serving", "0"), io.Discard, io.Discard, nil); err == nil || !strings.HasPrefix(err.Error(), "--nats-max-serving: ") {
 		t.Errorf("--nats-max-serving 0: %v, want an error about it", err)
 	}
 	if err := run(context.Background(), []string{"--check-config", "--state-dir", dir, "--acme-domain", "relay.example", "--acme-email", "ops@relay.example"}, &out, io.Discard, nil); err != nil {
@@ -489,8 +522,8 @@ func TestCheckConfigRefusesWhatStartRefuses(t *testing.T) {
 			n.Run(canceled())
 			t.Fatalf("server.New took listen %q, admin %q", c.listen, c.admin)
 		}
-		var addr *server.AddrError
-		if !errors.As(err, &addr) || !strings.HasPrefix(err.Error(), c.want) {
+		se, ok := errors.AsType[*setting.Error](err)
+		if !ok || !strings.HasPrefix(se.Err.Error(), c.want) {
 			t.Errorf("server.New with listen %q, admin %q: %v; want %s", c.listen, c.admin, err, c.want)
 		}
 	}

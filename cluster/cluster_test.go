@@ -70,7 +70,7 @@ func TestClaims(t *testing.T) {
 		if c, err := claimer.Claim(ctx, key); c != session.Free || err != nil {
 			t.Fatalf("claim of a token nobody holds: %v %v", c, err)
 		}
-		holder.local.Register(key, fakeDevice{})
+		holder.local.Bind(context.Background(), key, fakeDevice{})
 		holder.Bind(ctx, key)
 		if !claimer.Held(ctx, key) {
 			t.Fatal("another node holds the token; Held says no")
@@ -92,7 +92,8 @@ type fakeDevice struct{}
 func (fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
 	return router.Reply{Status: 200, Body: []byte(`{}`)}, nil
 }
-func (fakeDevice) Close(router.CloseReason) {}
+func (fakeDevice) Close(router.CloseReason)                 {}
+func (fakeDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
 
 func start(t *testing.T, url string, rel Releaser) *Cluster {
 	t.Helper()
@@ -156,7 +157,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// heldDevice answers a delivery only once released: a request from another
+// heldDevice answers a delivery only once unblocked: a request from another
 // node that reaches it holds its serving slot until then.
 type heldDevice struct {
 	arrived chan struct{}
@@ -164,15 +165,15 @@ type heldDevice struct {
 	once    sync.Once
 }
 
-// newHeldDevice returns a device released at the latest when the test
+// newHeldDevice returns a device unblocked at the latest when the test
 // ends, before its nodes close (which wait for what they serve).
 func newHeldDevice(t *testing.T) *heldDevice {
 	d := &heldDevice{arrived: make(chan struct{}, 64), release: make(chan struct{})}
-	t.Cleanup(d.Release)
+	t.Cleanup(d.Unblock)
 	return d
 }
 
-func (d *heldDevice) Release() { d.once.Do(func() { close(d.release) }) }
+func (d *heldDevice) Unblock() { d.once.Do(func() { close(d.release) }) }
 
 func (d *heldDevice) Deliver(ctx context.Context, _ router.Message) (router.Reply, error) {
 	d.arrived <- struct{}{}
@@ -183,10 +184,11 @@ func (d *heldDevice) Deliver(ctx context.Context, _ router.Message) (router.Repl
 		return router.Reply{}, router.ErrTimeout
 	}
 }
-func (*heldDevice) Close(router.CloseReason) {}
+func (*heldDevice) Close(router.CloseReason)                 {}
+func (*heldDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
 
 // holdSlots takes every serving slot of holder with deliveries from caller
-// to d, which holder holds for key; release d to end them. Each ends
+// to d, which holder holds for key; unblock d to end them. Each ends
 // delivered.
 func holdSlots(t *testing.T, caller, holder *Cluster, key router.Key, d *heldDevice) (wait func()) {
 	t.Helper()
@@ -201,7 +203,7 @@ func holdSlots(t *testing.T, caller, holder *Cluster, key router.Key, d *heldDev
 		})
 		<-d.arrived // one at a time: a burst could overflow a tiny Pending
 	}
-	t.Cleanup(func() { d.Release(); wg.Wait() }) // a test that failed early
+	t.Cleanup(func() { d.Unblock(); wg.Wait() }) // a test that failed early
 	return wg.Wait
 }
 
@@ -234,7 +236,7 @@ func TestBusyAtOnce(t *testing.T) {
 	caller := start(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	d := newHeldDevice(t)
-	holder.local.Register(key, d)
+	holder.local.Bind(context.Background(), key, d)
 	holder.Bind(context.Background(), key)
 	held := holdSlots(t, caller, holder, key, d)
 
@@ -250,7 +252,7 @@ func TestBusyAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	d.Release()
+	d.Unblock()
 	held()
 	for _, c := range []struct {
 		node               *Cluster
@@ -278,7 +280,7 @@ func TestDroppedRequestsAreCounted(t *testing.T) {
 	holder := newNode(t, url, func(c *Config) { c.Pending = 1 }) // started below
 	caller := start(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
-	holder.local.Register(key, fakeDevice{})
+	holder.local.Bind(context.Background(), key, fakeDevice{})
 	holder.Bind(context.Background(), key)
 
 	const n = 4
@@ -327,7 +329,7 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 	caller := start(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	d := newHeldDevice(t)
-	holder.local.Register(key, d)
+	holder.local.Bind(context.Background(), key, d)
 	holder.Bind(context.Background(), key)
 	held := holdSlots(t, caller, holder, key, d)
 
@@ -359,7 +361,7 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 			t.Errorf("a dropped request: %v, want it waiting until canceled", err)
 		}
 	}
-	d.Release()
+	d.Unblock()
 	held()
 	if got := metric(t, caller, "relay_cluster_deliveries_total", "outcome", "busy"); got != float64(nBusy) {
 		t.Errorf("the caller counted %v busy, want %d", got, nBusy)

@@ -229,6 +229,20 @@ func (d *device) Close(reason router.CloseReason) {
 	}
 }
 
+// Release implements router.Device: another node claims k, this session's
+// token. A session sent away with GOAWAY moves (it keeps k until its device
+// leaves); a live one is taken over unless k's takeover budget is spent.
+func (d *device) Release(k router.Key) (router.Claim, error) {
+	if d.leaving.Load() {
+		d.srv.moves.Inc()
+		return router.Moved, nil
+	}
+	if ok, _ := d.srv.clones.Allow(k, time.Now()); !ok {
+		return router.Free, router.ErrTakeoverLimited
+	}
+	return router.Taken, nil
+}
+
 // goAway tells the device to leave and come back after delay, to redirect
 // if set. The device hangs up itself once its messages are answered; one
 // that cannot even be told before ctx ends or ControlWriteTimeout passes

@@ -82,7 +82,7 @@ func (s *Server) Release(ctx context.Context, key router.Key) (Claim, error) {
 	if ok, _ := s.clones.Allow(key, time.Now()); !ok {
 		return Free, ErrTakeoverLimited
 	}
-	if s.router.Unregister(key, d) {
+	if s.router.Unbind(ctx, key, d) {
 		s.cfg.Directory.Unbind(ctx, key)
 	}
 	d.Close(router.Replaced)

@@ -245,9 +245,9 @@ func (s *Server) Serve(c transport.Conn) {
 // unbind unbinds d's token here and, if this node still held it (no
 // takeover or move came first), on every node.
 func (s *Server) unbind(d *device) {
-	if s.router.Unregister(d.key, d) && s.cfg.Directory != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
-		defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
+	defer cancel()
+	if s.router.Unbind(ctx, d.key, d) && s.cfg.Directory != nil {
 		s.cfg.Directory.Unbind(ctx, d.key)
 	}
 }
@@ -368,7 +368,7 @@ func (s *Server) login(d *device) bool {
 		return false
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	s.router.Register(d.key, d)
+	s.router.Bind(ctx, d.key, d)
 	if dir := s.cfg.Directory; dir != nil {
 		dir.Bind(ctx, d.key)
 	}
@@ -452,7 +452,7 @@ func (s *Server) rotate(d *device, tok []byte) error {
 	if dir != nil && key != d.key && dir.Held(ctx, key) {
 		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
 	}
-	switch err := s.router.Rotate(d.key, key, d); {
+	switch err := s.router.Rotate(ctx, d.key, key, d); {
 	case errors.Is(err, router.ErrTokenInUse):
 		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
 	case err != nil:

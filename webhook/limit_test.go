@@ -128,7 +128,8 @@ type fakeDevice struct{}
 func (*fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
 	return router.Reply{Status: 200, Body: []byte(`{"ok":true}`)}, nil
 }
-func (*fakeDevice) Close(router.CloseReason) {}
+func (*fakeDevice) Close(router.CloseReason)                 {}
+func (*fakeDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
 
 // countingRouter is a router whose Deliver calls are counted.
 type countingRouter struct {
@@ -144,7 +145,7 @@ func (r *countingRouter) Deliver(ctx context.Context, k router.Key, m router.Mes
 func TestMissLimit(t *testing.T) {
 	known := wire.NewToken()
 	rt := &countingRouter{Router: router.New()}
-	rt.Register(router.KeyOf([]byte(known)), &fakeDevice{})
+	rt.Bind(context.Background(), router.KeyOf([]byte(known)), &fakeDevice{})
 	for _, c := range []struct {
 		name string
 		d    router.Deliverer

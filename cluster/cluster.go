@@ -2,6 +2,12 @@
 // webhook that reaches one node for a device connected to another is a NATS
 // request, and the device's reply comes back as the NATS reply.
 //
+// A Cluster is the router's Mesh (router.SetMesh, which New calls): the
+// router stays the one registry of which device holds a token, asks the
+// cluster only for what is not bound on this node, and tells it what it
+// binds; the cluster answers the other nodes' requests through the router
+// alone (Lookup, Release), and knows nothing of sessions.
+//
 // Routing is by interest, not by a directory: a node subscribes, for each of
 // its devices, to the subject PREFIX.dev.<hex of SHA-256(token)> (never the
 // token), in one queue group, so that each request reaches one node. A
@@ -39,7 +45,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/pixelrelay/relay/router"
-	"github.com/pixelrelay/relay/session"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -94,21 +99,13 @@ func DefaultConfig() Config {
 	return Config{Subject: DefaultSubject, ClaimTimeout: DefaultClaimTimeout, MaxServing: DefaultMaxServing, Pending: DefaultPending}
 }
 
-// Releaser is the node's session server, which answers other nodes'
-// claims for its tokens (session.Server.Release).
-type Releaser interface {
-	Release(ctx context.Context, key router.Key) (session.Claim, error)
-}
-
-// Cluster is this node's part of the cluster. It implements
-// router.Deliverer for the webhook frontend and session.Directory for the
-// session server.
+// Cluster is this node's part of the cluster: the router.Mesh of the
+// node's router.
 type Cluster struct {
-	cfg   Config         // static
-	local *router.Router // static
-	nc    *nats.Conn     // static after New
-	log   *slog.Logger   // static
-	rel   Releaser       // set by Start, before any subscription exists
+	cfg    Config         // static
+	router *router.Router // static: this node's registry, which serves other nodes' requests
+	nc     *nats.Conn     // static after New
+	log    *slog.Logger   // static
 
 	mu   sync.Mutex // guards the fields below
 	subs map[router.Key]*nats.Subscription
@@ -238,10 +235,22 @@ func (c *Config) fileOptions() []nats.Option {
 	return opts
 }
 
-// New connects to NATS and returns the node's part of the cluster. It
-// returns without waiting for NATS: a node whose NATS is down starts,
+// New connects to NATS, serves the other nodes' requests for r's tokens
+// through r, and plugs itself into r as its mesh: call it before r is used.
+// It returns without waiting for NATS: a node whose NATS is down starts,
 // serves its own devices, and joins when NATS is back.
-func New(local *router.Router, cfg Config) (*Cluster, error) {
+func New(r *router.Router, cfg Config) (*Cluster, error) {
+	c, err := connect(r, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.wg.Go(c.dispatch)
+	return c, nil
+}
+
+// connect is New without serving the requests that reach the node: they
+// wait in c.in until dispatch runs (the tests of a full queue need that).
+func connect(r *router.Router, cfg Config) (*Cluster, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
@@ -251,7 +260,7 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
-	c := &Cluster{cfg: cfg, local: local, log: cfg.Logger,
+	c := &Cluster{cfg: cfg, router: r, log: cfg.Logger,
 		subs:    make(map[router.Key]*nats.Subscription),
 		lossy:   make(map[*nats.Subscription]int),
 		in:      make(chan *nats.Msg, cfg.Pending),
@@ -312,14 +321,8 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 		}
 		return 0
 	})
+	r.SetMesh(c)
 	return c, nil
-}
-
-// Start serves other nodes' requests for this node's devices, answering
-// claims through rel. Call it once, before the first Bind.
-func (c *Cluster) Start(rel Releaser) {
-	c.rel = rel
-	c.wg.Go(c.dispatch)
 }
 
 // Connected reports whether the node is connected to NATS now.
@@ -359,12 +362,9 @@ func (c *Cluster) keyOf(subject string) (router.Key, bool) {
 	return k, err == nil
 }
 
-// Deliver implements router.Deliverer: a device on this node directly, as
-// if there were no cluster; any other over NATS.
+// Deliver implements router.Mesh: the router calls it for a key not bound
+// on this node, which goes to the node holding it over NATS.
 func (c *Cluster) Deliver(ctx context.Context, key router.Key, m router.Message) (router.Reply, error) {
-	if d := c.local.Lookup(key); d != nil {
-		return d.Deliver(ctx, m)
-	}
 	rep, err := c.deliverRemote(ctx, key, m, false)
 	c.out[outcomeOf(ctx, err)].Inc()
 	return rep, err
@@ -430,9 +430,9 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 	return router.Reply{Status: status, Body: rep.Data}, nil
 }
 
-// Bind implements session.Directory: it subscribes to key's subject and
-// waits until the NATS server has the interest.
-func (c *Cluster) Bind(ctx context.Context, key router.Key) {
+// Bound implements router.Mesh: it subscribes to key's subject and waits
+// until the NATS server has the interest.
+func (c *Cluster) Bound(ctx context.Context, key router.Key) {
 	c.mu.Lock()
 	if _, ok := c.subs[key]; ok || c.subs == nil {
 		c.mu.Unlock()
@@ -449,12 +449,12 @@ func (c *Cluster) Bind(ctx context.Context, key router.Key) {
 	c.flush(ctx)
 }
 
-// Unbind implements session.Directory: it unsubscribes from key's subject
-// and waits until the NATS server knows. A request the server routed here
+// Unbound implements router.Mesh: it unsubscribes from key's subject and
+// waits until the NATS server knows. A request the server routed here
 // before that is still served (Drain, not Unsubscribe, which would drop
 // it and leave its caller to time out): it no longer finds the device
 // here and is forwarded to where it is now.
-func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
+func (c *Cluster) Unbound(ctx context.Context, key router.Key) {
 	c.mu.Lock()
 	sub := c.subs[key]
 	delete(c.subs, key)
@@ -488,26 +488,27 @@ func (c *Cluster) flush(ctx context.Context) {
 	}
 }
 
-// Claim implements session.Directory: it asks the node that holds key to
-// let it go. Without an answer (no other node holds it, NATS is down, the
-// holder does not answer in ClaimTimeout) the token is Free.
-func (c *Cluster) Claim(ctx context.Context, key router.Key) (session.Claim, error) {
+// Claim implements router.Mesh: it asks the node that holds key to let it
+// go (router.Release there). Without an answer (no other node holds it,
+// NATS is down, the holder does not answer in ClaimTimeout) the token is
+// Free.
+func (c *Cluster) Claim(ctx context.Context, key router.Key) (router.Claim, error) {
 	rep, ok := c.ask(ctx, key, opClaim)
 	if !ok {
-		return session.Free, nil
+		return router.Free, nil
 	}
 	switch rep.Header.Get(hdrClaim) {
 	case "taken":
-		return session.Taken, nil
+		return router.Taken, nil
 	case "moved":
-		return session.Moved, nil
+		return router.Moved, nil
 	case limited:
-		return session.Free, session.ErrTakeoverLimited
+		return router.Free, router.ErrTakeoverLimited
 	}
-	return session.Free, nil
+	return router.Free, nil
 }
 
-// Held implements session.Directory.
+// Held implements router.Mesh.
 func (c *Cluster) Held(ctx context.Context, key router.Key) bool {
 	rep, ok := c.ask(ctx, key, opHeld)
 	return ok && rep.Header.Get(hdrHeld) == "yes"
@@ -576,9 +577,9 @@ func (c *Cluster) serve(m *nats.Msg) {
 		c.served[opClaim].Inc()
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ClaimTimeout)
 		defer cancel()
-		claim, err := c.rel.Release(ctx, key)
+		claim, err := c.router.Release(ctx, key)
 		answer := claim.String()
-		if errors.Is(err, session.ErrTakeoverLimited) {
+		if errors.Is(err, router.ErrTakeoverLimited) {
 			answer = limited
 		}
 		rep := nats.NewMsg(m.Reply)
@@ -588,7 +589,7 @@ func (c *Cluster) serve(m *nats.Msg) {
 		c.served[opHeld].Inc()
 		rep := nats.NewMsg(m.Reply)
 		held := "no"
-		if c.local.Lookup(key) != nil {
+		if c.router.Lookup(key) != nil {
 			held = "yes"
 		}
 		rep.Header.Set(hdrHeld, held)
@@ -609,7 +610,7 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	defer cancel()
 	msg := router.Message{Mode: m.Header.Get(hdrMode), Query: m.Header.Get(hdrQuery), Body: m.Data}
 	var rep router.Reply
-	if d := c.local.Lookup(key); d != nil {
+	if d := c.router.Lookup(key); d != nil {
 		rep, err = d.Deliver(ctx, msg)
 	} else if m.Header.Get(hdrHop) == "" {
 		// Routed here while the device moved away (or was taken over):

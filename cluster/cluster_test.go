@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/pixelrelay/relay/router"
-	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -39,39 +39,43 @@ func TestSubjectCarriesTheHashNotTheToken(t *testing.T) {
 	}
 }
 
-// releaser answers claims as a fixed session server would.
-type releaser struct {
-	claim session.Claim
+// claimDevice is a device bound on one node that answers other nodes'
+// claims as the test sets it, and says it was asked.
+type claimDevice struct {
+	fakeDevice
+	claim router.Claim
 	err   error
 	asked chan router.Key
 }
 
-func (r *releaser) Release(_ context.Context, k router.Key) (session.Claim, error) {
-	r.asked <- k
-	return r.claim, r.err
+func (d *claimDevice) Release(k router.Key) (router.Claim, error) {
+	d.asked <- k
+	return d.claim, d.err
 }
 
 // TestClaims: a node's claim for a token goes to the node that holds it,
-// and each answer comes back as sent; a token nobody holds is free at once.
+// whose router asks the device there, and each answer comes back as sent; a
+// token nobody holds is free at once. A device taken over is unbound there:
+// no node holds the token any more.
 func TestClaims(t *testing.T) {
 	url := startNATS(t)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	for _, tc := range []struct {
-		claim session.Claim
+		claim router.Claim
 		err   error
-	}{{session.Taken, nil}, {session.Moved, nil}, {session.Free, session.ErrTakeoverLimited}} {
-		holderRel := &releaser{claim: tc.claim, err: tc.err, asked: make(chan router.Key, 1)}
-		claimerRel := &releaser{asked: make(chan router.Key, 1)}
-		holder, claimer := start(t, url, holderRel), start(t, url, claimerRel)
+	}{{router.Taken, nil}, {router.Moved, nil}, {router.Free, router.ErrTakeoverLimited}} {
+		holder, claimer := newNode(t, url, nil), newNode(t, url, nil)
 		ctx := context.Background()
 		if claimer.Held(ctx, key) {
 			t.Fatal("held before anyone bound it")
 		}
-		if c, err := claimer.Claim(ctx, key); c != session.Free || err != nil {
+		if c, err := claimer.Claim(ctx, key); c != router.Free || err != nil {
 			t.Fatalf("claim of a token nobody holds: %v %v", c, err)
 		}
-		holder.local.Bind(context.Background(), key, fakeDevice{})
-		holder.Bind(ctx, key)
+		d := &claimDevice{claim: tc.claim, err: tc.err, asked: make(chan router.Key, 1)}
+		if c, err := holder.router.Bind(ctx, key, d); c != router.Free || err != nil {
+			t.Fatalf("bind of a token nobody holds: %v %v", c, err)
+		}
 		if !claimer.Held(ctx, key) {
 			t.Fatal("another node holds the token; Held says no")
 		}
@@ -79,31 +83,74 @@ func TestClaims(t *testing.T) {
 		if c != tc.claim || !errors.Is(err, tc.err) {
 			t.Fatalf("claim: %v %v, want %v %v", c, err, tc.claim, tc.err)
 		}
-		if k := <-holderRel.asked; k != key {
+		if k := <-d.asked; k != key {
 			t.Fatal("the holder was asked for another key")
+		}
+		if taken := tc.claim == router.Taken; claimer.Held(ctx, key) == taken || (holder.router.Lookup(key) == nil) != taken {
+			t.Fatalf("after a claim answered %v: held %v, bound at the holder %v", tc.claim, claimer.Held(ctx, key), holder.router.Lookup(key) != nil)
 		}
 		holder.Close()
 		claimer.Close()
 	}
 }
 
-type fakeDevice struct{}
-
-func (fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
-	return router.Reply{Status: 200, Body: []byte(`{}`)}, nil
+// TestRoutersAreOneRegistry: two nodes' routers, each with its cluster
+// plugged in, act as one: a token bound on one is routed to from the
+// other; a login on the other takes it over (the first device closed as
+// replaced), after which the first node routes it across.
+func TestRoutersAreOneRegistry(t *testing.T) {
+	url := startNATS(t)
+	a, b := newNode(t, url, nil), newNode(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a delivery carries its time left
+	defer cancel()
+	key := router.KeyOf([]byte(wire.NewToken()))
+	if _, err := b.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrNoDevice) {
+		t.Fatalf("a token bound nowhere: %v, want ErrNoDevice", err)
+	}
+	onA := &fakeDevice{name: "a"}
+	a.router.Bind(ctx, key, onA)
+	if rep, err := b.router.Route(key).Deliver(ctx, router.Message{Mode: "notify"}); err != nil || string(rep.Body) != `{"on":"a"}` {
+		t.Fatalf("from b to the device on a: %s %v", rep.Body, err)
+	}
+	onB := &fakeDevice{name: "b"}
+	if c, err := b.router.Bind(ctx, key, onB); c != router.Taken || err != nil {
+		t.Fatalf("a login on b: %v %v, want taken", c, err)
+	}
+	if onA.closed.Load() != 1 || a.router.Lookup(key) != nil {
+		t.Fatalf("the device on a: closed %d times, still bound %v", onA.closed.Load(), a.router.Lookup(key) != nil)
+	}
+	if rep, err := a.router.Deliver(ctx, key, router.Message{Mode: "notify"}); err != nil || string(rep.Body) != `{"on":"b"}` {
+		t.Fatalf("from a to the device now on b: %s %v", rep.Body, err)
+	}
+	if !b.router.Unbind(ctx, key, onB) {
+		t.Fatal("unbind on b")
+	}
+	if _, err := a.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrNoDevice) {
+		t.Fatalf("once the device left b: %v, want ErrNoDevice", err)
+	}
 }
-func (fakeDevice) Close(router.CloseReason)                 {}
-func (fakeDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
 
-func start(t *testing.T, url string, rel Releaser) *Cluster {
-	t.Helper()
-	c := newNode(t, url, nil)
-	c.Start(rel)
-	return c
+// fakeDevice answers every message with its name and may be taken over.
+type fakeDevice struct {
+	name   string
+	closed atomic.Int32
 }
 
-// newNode connects a node, not started, with a registry of its own.
+func (d *fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+	return router.Reply{Status: 200, Body: []byte(`{"on":"` + d.name + `"}`)}, nil
+}
+func (d *fakeDevice) Close(router.CloseReason)               { d.closed.Add(1) }
+func (*fakeDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
+
+// newNode joins a node, with a router and a metrics registry of its own.
 func newNode(t *testing.T, url string, mutate func(*Config)) *Cluster {
+	t.Helper()
+	return join(t, url, mutate, New)
+}
+
+// join is newNode with the constructor: New, or connect for a node that
+// takes no request off its queue until the test runs dispatch.
+func join(t *testing.T, url string, mutate func(*Config), newCluster func(*router.Router, Config) (*Cluster, error)) *Cluster {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URLs = []string{url}
@@ -111,7 +158,7 @@ func newNode(t *testing.T, url string, mutate func(*Config)) *Cluster {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := New(router.New(), cfg)
+	c, err := newCluster(router.New(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,12 +279,10 @@ func (b *lockedBuffer) String() string {
 func TestBusyAtOnce(t *testing.T) {
 	url := startNATS(t)
 	holder := newNode(t, url, func(c *Config) { c.MaxServing, c.Pending = 2, 4 })
-	holder.Start(nil)
-	caller := start(t, url, nil)
+	caller := newNode(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	d := newHeldDevice(t)
-	holder.local.Bind(context.Background(), key, d)
-	holder.Bind(context.Background(), key)
+	holder.router.Bind(context.Background(), key, d)
 	held := holdSlots(t, caller, holder, key, d)
 
 	// No more at once than Pending, so that none can find the queue full.
@@ -277,11 +322,11 @@ func TestBusyAtOnce(t *testing.T) {
 // the first waits and the others are dropped.
 func TestDroppedRequestsAreCounted(t *testing.T) {
 	url := startNATS(t)
-	holder := newNode(t, url, func(c *Config) { c.Pending = 1 }) // started below
-	caller := start(t, url, nil)
+	holder := join(t, url, func(c *Config) { c.Pending = 1 }, connect) // dispatched below
+	caller := newNode(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
-	holder.local.Bind(context.Background(), key, fakeDevice{})
-	holder.Bind(context.Background(), key)
+	holder.router.Bind(context.Background(), key, &fakeDevice{})
+	bound := holder.nc.Stats().InMsgs // the login's claim had its answer (no responders)
 
 	const n = 4
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -293,11 +338,11 @@ func TestDroppedRequestsAreCounted(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitFor(t, "every request at the holder", func() bool { return holder.nc.Stats().InMsgs == n })
+	waitFor(t, "every request at the holder", func() bool { return holder.nc.Stats().InMsgs == bound+n })
 	if got := metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer"); got != n-1 {
 		t.Fatalf("relay_cluster_dropped_total = %v, want %d", got, n-1)
 	}
-	holder.Start(nil) // the one that waited is served
+	holder.wg.Go(holder.dispatch) // the one that waited is served
 	if err := <-errs; err != nil {
 		t.Fatalf("the request that waited: %v, want delivered", err)
 	}
@@ -325,12 +370,11 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 		c.MaxServing, c.Pending = 1, 1
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	holder.Start(nil)
-	caller := start(t, url, nil)
+	caller := newNode(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	d := newHeldDevice(t)
-	holder.local.Bind(context.Background(), key, d)
-	holder.Bind(context.Background(), key)
+	holder.router.Bind(context.Background(), key, d)
+	bound := holder.nc.Stats().InMsgs // the login's claim had its answer (no responders)
 	held := holdSlots(t, caller, holder, key, d)
 
 	const n = 50
@@ -346,7 +390,7 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 	busy := func() float64 { return metric(t, holder, "relay_cluster_served_total", "op", "busy") }
 	dropped := func() float64 { return metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer") }
 	waitFor(t, "every request at the holder answered busy or counted dropped", func() bool {
-		return holder.nc.Stats().InMsgs == 1+n && busy()+dropped() == n
+		return holder.nc.Stats().InMsgs == bound+1+n && busy()+dropped() == n
 	})
 	nBusy, nDropped := int(busy()), int(dropped())
 	t.Logf("%d answered busy, %d dropped", nBusy, nDropped)

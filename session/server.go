@@ -61,9 +61,6 @@ type Config struct {
 	RefuseLinger time.Duration
 	// Redirect, if set, is the host:port that GOAWAY names on drain.
 	Redirect string
-	// Directory, if set, makes this node one of several (package
-	// cluster); nil serves this node's devices alone.
-	Directory Directory
 
 	// Logger receives session events, never a token; nil discards.
 	Logger *slog.Logger
@@ -242,14 +239,12 @@ func (s *Server) Serve(c transport.Conn) {
 	s.log.Debug("device session closed", "session", d.id, "transport", kind, "cause", err)
 }
 
-// unbind unbinds d's token here and, if this node still held it (no
-// takeover or move came first), on every node.
+// unbind unbinds d's token, here and (through the router's mesh) on every
+// node, unless a takeover or a move came first.
 func (s *Server) unbind(d *device) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
 	defer cancel()
-	if s.router.Unbind(ctx, d.key, d) && s.cfg.Directory != nil {
-		s.cfg.Directory.Unbind(ctx, d.key)
-	}
+	s.router.Unbind(ctx, d.key, d)
 }
 
 // track adds a logged-in session to the set Drain walks, unless a drain
@@ -342,20 +337,6 @@ func (s *Server) login(d *device) bool {
 			s.refuse(d, wire.ReasonLimited, "token in use by another live session; taking it over too often")
 			return false
 		}
-	} else if dir := s.cfg.Directory; dir != nil {
-		// Take the token from any other node first. A session there that
-		// was sent away keeps it until the device leaves: both nodes
-		// route it for a moment, and no instant has neither.
-		claim, err := dir.Claim(ctx, d.key)
-		if errors.Is(err, ErrTakeoverLimited) {
-			s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
-			return false
-		}
-		if claim == Taken {
-			// Spend this node's budget too: a clone fight between nodes
-			// is damped as it is on one.
-			s.clones.Allow(d.key, time.Now())
-		}
 	}
 	if n := s.count.Add(1); s.cfg.MaxDevices > 0 && n > int64(s.cfg.MaxDevices) && !takeover {
 		s.count.Add(-1)
@@ -368,9 +349,21 @@ func (s *Server) login(d *device) bool {
 		return false
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	s.router.Bind(ctx, d.key, d)
-	if dir := s.cfg.Directory; dir != nil {
-		dir.Bind(ctx, d.key)
+	// In a cluster the router takes the token from any other node first.
+	// A session there that was sent away keeps it until the device leaves:
+	// both nodes route it for a moment, and no instant has neither.
+	claim, err := s.router.Bind(ctx, d.key, d)
+	if err != nil { // router.ErrTakeoverLimited: the incumbent stays
+		s.count.Add(-1)
+		s.forget(d)
+		s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
+		return false
+	}
+	if claim == router.Taken && !takeover {
+		// A session elsewhere (or one that logged in here meanwhile) was
+		// taken over: spend this node's budget too, so that a clone fight
+		// between nodes is damped as it is on one.
+		s.clones.Allow(d.key, time.Now())
 	}
 	welcome := wire.Welcome{
 		Version:     version,
@@ -446,23 +439,15 @@ func (s *Server) rotate(d *device, tok []byte) error {
 		return s.refuseRotation(d, wire.ReasonToken, err.Error())
 	}
 	key := router.KeyOf(tok)
-	dir := s.cfg.Directory
 	ctx, cancel := context.WithTimeout(d.conn.Context(), s.cfg.ControlWriteTimeout)
 	defer cancel()
-	if dir != nil && key != d.key && dir.Held(ctx, key) {
-		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
-	}
+	// In a cluster the new token reaches this node from everywhere, and
+	// the old one from nowhere, before Rotate returns and ROTATED says so.
 	switch err := s.router.Rotate(ctx, d.key, key, d); {
 	case errors.Is(err, router.ErrTokenInUse):
 		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
 	case err != nil:
 		return err // replaced meanwhile: the connection is closing
-	}
-	if dir != nil && key != d.key {
-		// The new token reaches this node from everywhere, and the old
-		// one from nowhere, before ROTATED says so.
-		dir.Bind(ctx, key)
-		dir.Unbind(ctx, d.key)
 	}
 	d.key = key
 	s.rotations.Inc()

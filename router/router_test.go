@@ -611,7 +611,7 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
-// Router must satisfy the interface the frontend depends on.
+// Router is a Deliverer: Route and Deliver in one call.
 var _ router.Deliverer = (*router.Router)(nil)
 
 func TestEach(t *testing.T) {

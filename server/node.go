@@ -318,13 +318,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	wc := cfg.Webhook
 	wc.Metrics = n.metrics
-	var deliverer router.Deliverer = n.router
-	if n.peers != nil {
-		// Hides Lookup, which answers for this node only: a miss goes
-		// through Deliver and the mesh.
-		deliverer = struct{ router.Deliverer }{n.router}
-	}
-	if n.hook, err = webhook.New(deliverer, wc); err != nil {
+	if n.hook, err = webhook.New(n.router, wc); err != nil {
 		n.closePeers()
 		return nil, err
 	}

@@ -30,6 +30,9 @@ type device struct {
 	conn transport.Conn // static after construction
 	kind transport.Kind // static
 	id   uint64         // per-process sequence number; never derived from the token
+	// ended is closed when Serve returns: the session is unbound, its
+	// replies read and its connection closed.
+	ended chan struct{}
 
 	ctrl   transport.Stream // control stream, set before the session is registered
 	ctrlMu sync.Mutex       // serializes writes to ctrl
@@ -41,6 +44,16 @@ type device struct {
 	mu       sync.Mutex    // guards the fields below
 	inflight int           // messages between OpenStream and reply
 	idle     chan struct{} // if set, closed when inflight drops to 0
+}
+
+// hasEnded reports whether Serve has returned for d.
+func (d *device) hasEnded() bool {
+	select {
+	case <-d.ended:
+		return true
+	default:
+		return false
+	}
 }
 
 // begin counts a message in, unless the device is at its cap.

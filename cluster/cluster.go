@@ -138,7 +138,7 @@ const (
 	hdrQuery   = "Relay-Query"   // a delivery's query, when it has one
 	hdrTimeout = "Relay-Timeout" // a delivery's time left, in milliseconds
 	hdrStatus  = "Relay-Status"  // the device's HTTP-like status
-	hdrError   = "Relay-Error"   // a router error's code instead of a reply
+	hdrError   = "Relay-Error"   // a router outcome's code (router.Outcome.Code) instead of a reply
 	hdrClaim   = "Relay-Claim"   // the answer to a claim: free, taken, moved, limited
 	hdrHeld    = "Relay-Held"    // the answer to held: yes or no
 	hdrHop     = "Relay-Hop"     // set on a delivery forwarded once already
@@ -153,22 +153,9 @@ const (
 	replyMargin = 20 * time.Millisecond
 )
 
-// errorCodes names the router errors that cross the bus.
-var errorCodes = []struct {
-	code string
-	err  error
-}{
-	{"no_device", router.ErrNoDevice},
-	{"busy", router.ErrBusy},
-	{"timeout", router.ErrTimeout},
-	{"device_gone", router.ErrGone},
-	{"bad_reply", router.ErrBadReply},
-	{"unavailable", router.ErrUnavailable},
-	{"device_outdated", router.ErrOutdated},
-}
-
-// outcomes are the labels of relay_cluster_deliveries_total.
-var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gone", "bad_reply", "unavailable", "device_outdated", "cancelled"}
+// delivered is relay_cluster_deliveries_total's label for a reply; the
+// other labels are the router outcomes' codes.
+const delivered = "delivered"
 
 // Check reports the first setting that cannot work, the files it names
 // included: the credentials, CA and client certificate are read and parsed
@@ -272,8 +259,9 @@ func connect(r *router.Router, cfg Config) (*Cluster, error) {
 	m := promauto.With(cfg.Metrics)
 	out := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_cluster_deliveries_total",
 		Help: "Webhooks this node sent to the node holding the device, over NATS, by outcome."}, []string{"outcome"})
-	for _, o := range outcomes {
-		c.out[o] = out.WithLabelValues(o)
+	c.out[delivered] = out.WithLabelValues(delivered)
+	for _, o := range router.Outcomes() {
+		c.out[o.Code()] = out.WithLabelValues(o.Code())
 	}
 	served := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_cluster_served_total",
 		Help: "Requests from other nodes served: deliver, claim (a login elsewhere), held (a rotation elsewhere), busy (refused: too many at once)."}, []string{"op"})
@@ -366,23 +354,22 @@ func (c *Cluster) keyOf(subject string) (router.Key, bool) {
 // on this node, which goes to the node holding it over NATS.
 func (c *Cluster) Deliver(ctx context.Context, key router.Key, m router.Message) (router.Reply, error) {
 	rep, err := c.deliverRemote(ctx, key, m, false)
-	c.out[outcomeOf(ctx, err)].Inc()
+	label := delivered
+	if err != nil {
+		label = codeOf(err)
+	}
+	c.out[label].Inc()
 	return rep, err
 }
 
-func outcomeOf(ctx context.Context, err error) string {
-	if err == nil {
-		return "delivered"
+// codeOf is the code of err's router outcome, which every error of a
+// delivery wraps; bad_reply for one that does not (a bug), as the bus would
+// say it.
+func codeOf(err error) string {
+	if code := router.CodeOf(err); code != "" {
+		return code
 	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return "cancelled"
-	}
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			return e.code
-		}
-	}
-	return "unavailable"
+	return router.ErrBadReply.Code()
 }
 
 // deliverRemote sends m to the node holding key; forwarded marks a request
@@ -408,18 +395,17 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):
 		return router.Reply{}, router.ErrNoDevice
-	case errors.Is(ctx.Err(), context.Canceled):
-		return router.Reply{}, fmt.Errorf("cluster: delivery canceled: %w", context.Cause(ctx))
 	case ctx.Err() != nil, errors.Is(err, nats.ErrTimeout):
+		if err := router.Canceled(ctx); err != nil {
+			return router.Reply{}, err
+		}
 		return router.Reply{}, router.ErrTimeout
 	default:
 		return router.Reply{}, fmt.Errorf("%w: %v", router.ErrUnavailable, err)
 	}
 	if code := rep.Header.Get(hdrError); code != "" {
-		for _, e := range errorCodes {
-			if e.code == code {
-				return router.Reply{}, e.err
-			}
+		if o := router.OutcomeOf(code); o != nil {
+			return router.Reply{}, o
 		}
 		return router.Reply{}, fmt.Errorf("%w: unknown error %q from another node", router.ErrBadReply, code)
 	}
@@ -629,18 +615,11 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	m.RespondMsg(r)
 }
 
-// respondError answers m with the code of err, one of the router's
-// outcomes.
+// respondError answers m with the code of err's router outcome: the code
+// the caller's node parses back (router.OutcomeOf) and answers in HTTP.
 func respondError(m *nats.Msg, err error) {
-	code := "bad_reply"
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			code = e.code
-			break
-		}
-	}
 	r := nats.NewMsg(m.Reply)
-	r.Header.Set(hdrError, code)
+	r.Header.Set(hdrError, codeOf(err))
 	m.RespondMsg(r)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -450,4 +452,55 @@ func startNATS(t *testing.T) string {
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	return srv.ClientURL()
+}
+
+// outcomeDevice fails every delivery with its outcome.
+type outcomeDevice struct {
+	fakeDevice
+	err error
+}
+
+func (d *outcomeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+	return router.Reply{}, fmt.Errorf("%w: as the test says", d.err)
+}
+
+// TestEveryOutcomeCrossesTheBus: each router outcome a device on one node
+// fails with reaches the caller's node as that outcome, by its one code,
+// and is counted there under that code; a node of an older release that
+// still says "unavailable" is understood.
+func TestEveryOutcomeCrossesTheBus(t *testing.T) {
+	url := startNATS(t)
+	holder, caller := newNode(t, url, nil), newNode(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, o := range router.Outcomes() {
+		key := router.KeyOf([]byte(wire.NewToken()))
+		holder.router.Bind(ctx, key, &outcomeDevice{err: o})
+		if _, err := caller.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, o) {
+			t.Errorf("a device's %s across the bus: %v", o.Code(), err)
+		}
+		if got := metric(t, caller, "relay_cluster_deliveries_total", "outcome", o.Code()); got != 1 {
+			t.Errorf("relay_cluster_deliveries_total{outcome=%q} = %v, want 1", o.Code(), got)
+		}
+	}
+
+	old, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	key := router.KeyOf([]byte(wire.NewToken()))
+	sub, err := old.Subscribe(caller.subject(key), func(m *nats.Msg) {
+		r := nats.NewMsg(m.Reply)
+		r.Header.Set(hdrError, "unavailable")
+		m.RespondMsg(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	old.Flush()
+	if _, err := caller.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrUnavailable) {
+		t.Errorf("an old node's \"unavailable\": %v, want ErrUnavailable", err)
+	}
 }

@@ -42,22 +42,10 @@ type Reply struct {
 	Body   []byte
 }
 
-// Delivery outcomes. Implementations of Device and Deliverer return these
-// (wrapped or not) so that the frontend maps them to responses in one place.
+// Binding errors; the delivery outcomes are in outcome.go.
 var (
-	ErrNoDevice = errors.New("router: no device for token")
-	ErrBusy     = errors.New("router: device has too many messages in flight")
-	ErrTimeout  = errors.New("router: device did not answer in time")
-	ErrGone     = errors.New("router: device disconnected before answering")
-	ErrBadReply = errors.New("router: device sent an invalid reply")
-	// ErrOutdated: the device's protocol version cannot carry the message
-	// (a query to a version 1 session); it was not sent.
-	ErrOutdated = errors.New("router: device's protocol version cannot carry the message")
-	// ErrUnavailable: the device may be connected to another node, which
-	// cannot be reached now (the cluster's message bus is down).
-	ErrUnavailable = errors.New("router: the other relay nodes cannot be reached")
-	ErrTokenInUse  = errors.New("router: token is bound to another session")
-	ErrNotBound    = errors.New("router: session is not bound to that token")
+	ErrTokenInUse = errors.New("router: token is bound to another session")
+	ErrNotBound   = errors.New("router: session is not bound to that token")
 	// ErrTakeoverLimited: the live session holding the token has been
 	// taken over too often (its Device's Release says so); it stays and
 	// the new login is refused, cluster-wide as on one node.

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/fasthttp/websocket"
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/web"
 	"github.com/pixelrelay/relay/webhook"
@@ -50,7 +51,7 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 	default:
 		body, ctype, ok := web.Asset(path)
 		if !ok || !(ctx.IsGet() || ctx.IsHead()) {
-			n.hook.Refuse(ctx, webhook.ErrNotFound)
+			n.hook.Refuse(ctx, httperr.NotFound)
 			return
 		}
 		ctx.SetContentType(ctype)
@@ -65,11 +66,11 @@ func (n *Node) serveTCP(ctx *fasthttp.RequestCtx) {
 func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 	origin := string(ctx.Request.Header.Peek("Origin"))
 	if origin != "" && origin != "https://"+string(ctx.Host()) && !slices.Contains(n.cfg.AllowOrigins, origin) {
-		n.hook.Refuse(ctx, webhook.ErrOrigin)
+		n.hook.Refuse(ctx, httperr.OriginNotAllowed)
 		return
 	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
-		n.hook.Refuse(ctx, webhook.ErrBadRequest)
+		n.hook.Refuse(ctx, httperr.BadRequest)
 		return
 	}
 	remote := ctx.RemoteAddr() // the caller's, after a PROXY header
@@ -99,7 +100,7 @@ func (n *Node) serveH3Page(w http.ResponseWriter, req *http.Request) {
 	}
 	body, ctype, ok := web.Asset(req.URL.Path)
 	if !ok || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		n.hook.RefuseHTTP(w, webhook.ErrNotFound)
+		n.hook.RefuseHTTP(w, httperr.NotFound)
 		return
 	}
 	w.Header().Set("Content-Type", ctype)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
@@ -178,12 +179,12 @@ func (n *Node) h3Mux() http.Handler {
 // connectWebTransport turns a CONNECT request into a device session.
 func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
 	if !n.checkOrigin(req) {
-		n.hook.RefuseHTTP(w, webhook.ErrOrigin)
+		n.hook.RefuseHTTP(w, httperr.OriginNotAllowed)
 		return
 	}
 	sess, err := n.wt.Upgrade(w, req)
 	if err != nil {
-		n.hook.RefuseHTTP(w, webhook.ErrBadRequest)
+		n.hook.RefuseHTTP(w, httperr.BadRequest)
 		return
 	}
 	n.dev.Handle(transport.WebTransport(sess))

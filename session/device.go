@@ -109,7 +109,8 @@ func (d *device) writeCtrlBy(deadline time.Time, frame []byte) error {
 // Deliver sends m on a fresh stream and waits for the device's reply until
 // ctx ends. When ctx is canceled (the caller went away) or its deadline
 // passes, the stream is reset with 0x1 both ways; the error is router.
-// ErrTimeout for the deadline and wraps context.Cause(ctx) for a cancel.
+// ErrTimeout for the deadline and router.ErrCanceled (wrapping
+// context.Cause(ctx)) for a cancel.
 // Deliver never keeps m.Body after returning.
 func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
 	if m.Query != "" && d.version < 2 {
@@ -149,9 +150,9 @@ func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, e
 	if err == nil {
 		rep, err = readReply(str)
 	}
-	if err == nil && errors.Is(ctx.Err(), context.Canceled) {
-		// The reply raced the cancel: nobody is left to take it.
-		err = ctx.Err()
+	if err == nil {
+		// The reply may have raced a cancel: nobody is left to take it.
+		err = router.Canceled(ctx)
 	}
 	if err != nil {
 		str.Abort(wire.StreamCancelled)
@@ -196,9 +197,10 @@ func readReply(str transport.Stream) (wire.Reply, error) {
 
 // deliveryErr maps a stream failure to the router's outcomes.
 func (d *device) deliveryErr(ctx context.Context, err error) error {
+	if err := router.Canceled(ctx); err != nil {
+		return err
+	}
 	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		return fmt.Errorf("session: delivery canceled: %w", context.Cause(ctx))
 	case errors.Is(err, os.ErrDeadlineExceeded), ctx.Err() != nil:
 		return router.ErrTimeout
 	case transport.ResetByPeer(err):

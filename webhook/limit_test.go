@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"github.com/pixelrelay/relay/limit"
 	"net"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
@@ -44,30 +42,6 @@ func wantLimited(t *testing.T, ctx *fasthttp.RequestCtx) int {
 		t.Fatalf("Retry-After %q; want whole seconds >= 1", ctx.Response.Header.Peek("Retry-After"))
 	}
 	return n
-}
-
-func TestRetryAfterRoundsUp(t *testing.T) {
-	for _, c := range []struct {
-		d    time.Duration
-		want int
-	}{
-		{0, 1}, {time.Nanosecond, 1}, {999 * time.Millisecond, 1}, {time.Second, 1},
-		{time.Second + time.Millisecond, 2}, {100 * time.Second, 100}, {1<<63 - 1, 86400},
-	} {
-		if e, got := respond(&retryError{Err: ErrRateLimited, After: c.d}, ErrInternal); e != ErrRateLimited || got != c.want {
-			t.Errorf("%v: %s, Retry-After %d; want rate_limited, %d", c.d, e.Code, got, c.want)
-		}
-	}
-	// Wrapped, it still answers from the table with its own Retry-After.
-	if e, got := respond(fmt.Errorf("context: %w", &retryError{Err: ErrRateLimited, After: 3 * time.Second}), ErrInternal); e != ErrRateLimited || got != 3 {
-		t.Errorf("wrapped retryError: %s, Retry-After %d", e.Code, got)
-	}
-	if e := errorFor(&retryError{Err: ErrRateLimited, After: time.Second}); e != ErrRateLimited {
-		t.Errorf("a retryError maps to %v", e)
-	}
-	if e, got := respond(ErrRateLimited, ErrInternal); got != 1 {
-		t.Errorf("bare %s: Retry-After %d, want the table's 1", e.Code, got)
-	}
 }
 
 func TestSourceKey(t *testing.T) {

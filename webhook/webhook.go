@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
@@ -107,8 +108,11 @@ type Router interface {
 	Route(router.Key) router.Dest
 }
 
-// Handler serves webhooks.
+// Handler serves webhooks. Its Refuse, RefuseHTTP and ServeError answer
+// and count the refusals of the paths around /cloud too.
 type Handler struct {
+	*httperr.Refuser // counts relay_webhooks_total by code; static
+
 	r        Router // static
 	cfg      Config // static
 	draining atomic.Bool
@@ -117,9 +121,8 @@ type Handler struct {
 	sources *limit.Keyed[netip.Addr] // webhooks per source; static
 	misses  *limit.Keyed[netip.Addr] // no_device answers per source; static
 
-	outcomes  []prometheus.Counter // by Error.idx; static
-	delivered prometheus.Counter   // the device answered with a status below 400
-	refused   prometheus.Counter   // the device answered with a 4xx or 5xx: its own error
+	delivered prometheus.Counter // the device answered with a status below 400
+	refused   prometheus.Counter // the device answered with a 4xx or 5xx: its own error
 	latency   prometheus.Histogram
 	limited   [limitCount]prometheus.Counter // 429s by the limit that refused; static
 }
@@ -161,9 +164,7 @@ func New(r Router, cfg Config) (*Handler, error) {
 	outcomes := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_webhooks_total",
 		Help: "Webhooks by outcome: delivered (the device answered below 400), device_error (the device answered 4xx or 5xx), or the relay's error code; refusals on other paths count by their code too (not_found: a path other than /cloud)."},
 		[]string{"outcome"})
-	for _, e := range allErrors {
-		h.outcomes = append(h.outcomes, outcomes.WithLabelValues(e.Code))
-	}
+	h.Refuser = httperr.NewRefuser(outcomes)
 	h.delivered = outcomes.WithLabelValues("delivered")
 	h.refused = outcomes.WithLabelValues("device_error")
 	h.latency = m.NewHistogram(prometheus.HistogramOpts{Name: "relay_webhook_seconds",
@@ -282,14 +283,10 @@ func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 	if r.conn != nil {
 		defer watchCaller(r.conn, cancel)()
 	}
+	// A caller that hung up canceled ctx: the outcome is router.
+	// ErrCanceled, answered caller_gone from the table.
 	reply, err := dest.Deliver(ctx, router.Message{Mode: mode, Query: query, Body: body})
-	switch {
-	case err == nil:
-	case errors.Is(ctx.Err(), context.Canceled):
-		// Only the caller cancels before Deliver returns: it hung up,
-		// and the device's stream was reset.
-		err = ErrCallerGone
-	case errors.Is(err, router.ErrNoDevice):
+	if errors.Is(err, router.ErrNoDevice) {
 		err = h.miss(r.src, time.Now(), err)
 	}
 	return reply, err
@@ -310,7 +307,7 @@ func (h *Handler) miss(src netip.Addr, now time.Time, err error) error {
 // until the limit's next token as its Retry-After.
 func (h *Handler) rateLimited(i int, after time.Duration) error {
 	h.limited[i].Inc()
-	return &retryError{Err: ErrRateLimited, After: after}
+	return httperr.RetryIn(ErrRateLimited, after)
 }
 
 // ServeFastHTTP answers a webhook on the TCP frontend. The caller routes
@@ -337,7 +334,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	h.answered(start, reply.Status)
 	ctx.SetStatusCode(reply.Status)
-	setJSONHeaders(&ctx.Response.Header)
+	httperr.SetJSONHeaders(&ctx.Response.Header)
 	ctx.SetBody(reply.Body)
 }
 
@@ -376,7 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.answered(start, reply.Status)
-	setJSONHTTPHeaders(w.Header())
+	httperr.SetJSONHTTPHeaders(w.Header())
 	w.WriteHeader(reply.Status)
 	w.Write(reply.Body)
 }
@@ -393,7 +390,7 @@ func parse(r request) (mode string, token []byte, err error) {
 		return "", nil, ErrModeUnknown
 	}
 	if r.hasName && !wire.TakesName(mode) {
-		return "", nil, &detailError{ErrParam, "name belongs to mode=custom (the custom app's name)"}
+		return "", nil, httperr.Detailed(ErrParam, "name belongs to mode=custom (the custom app's name)")
 	}
 	token = r.token
 	if auth := r.auth; len(auth) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
@@ -152,8 +153,8 @@ func TestJSONBodyDoesNotAllocate(t *testing.T) {
 func TestToJSONLimits(t *testing.T) {
 	// Escaping can make the converted body longer than what was posted.
 	quotes := []byte(`""""""""""`)
-	if _, err := toJSON("notify", []byte("text/plain"), quotes, 20); err != ErrTooLarge {
-		t.Fatalf("a text that grows past max-body: %v, want ErrTooLarge", err)
+	if _, err := toJSON("notify", []byte("text/plain"), quotes, 20); err != httperr.TooLarge {
+		t.Fatalf("a text that grows past max-body: %v, want httperr.TooLarge", err)
 	}
 	if b, err := toJSON("notify", []byte("text/plain"), quotes, 40); err != nil || string(b) != `{"text":"\"\"\"\"\"\"\"\"\"\""}` {
 		t.Fatalf("text of quotes: %s %v", b, err)

@@ -317,7 +317,9 @@ func connect(r *router.Router, cfg Config) (*Cluster, error) {
 func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
 
 // Close leaves the cluster: it unsubscribes what is left, answers every
-// request already routed here, then closes the NATS connection.
+// request already routed here, then closes the NATS connection. It stays
+// its router's mesh, as a node whose NATS is gone for good: claims are
+// Free, nothing is held elsewhere, remote deliveries are ErrUnavailable.
 func (c *Cluster) Close() {
 	c.close.Do(func() {
 		c.mu.Lock()

@@ -2,6 +2,12 @@
 // webhook that reaches one node for a device connected to another is a NATS
 // request, and the device's reply comes back as the NATS reply.
 //
+// A Cluster is the router's Mesh (router.SetMesh, which New calls): the
+// router stays the one registry of which device holds a token, asks the
+// cluster only for what is not bound on this node, and tells it what it
+// binds; the cluster answers the other nodes' requests through the router
+// alone (Lookup, Release), and knows nothing of sessions.
+//
 // Routing is by interest, not by a directory: a node subscribes, for each of
 // its devices, to the subject PREFIX.dev.<hex of SHA-256(token)> (never the
 // token), in one queue group, so that each request reaches one node. A
@@ -40,7 +46,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/router"
-	"github.com/pixelrelay/relay/session"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -95,21 +100,13 @@ func DefaultConfig() Config {
 	return Config{Subject: DefaultSubject, ClaimTimeout: DefaultClaimTimeout, MaxServing: DefaultMaxServing, Pending: DefaultPending}
 }
 
-// Releaser is the node's session server, which answers other nodes'
-// claims for its tokens (session.Server.Release).
-type Releaser interface {
-	Release(ctx context.Context, key router.Key) (session.Claim, error)
-}
-
-// Cluster is this node's part of the cluster. It implements
-// router.Deliverer for the webhook frontend and session.Directory for the
-// session server.
+// Cluster is this node's part of the cluster: the router.Mesh of the
+// node's router.
 type Cluster struct {
-	cfg   Config         // static
-	local *router.Router // static
-	nc    *nats.Conn     // static after New
-	log   *slog.Logger   // static
-	rel   Releaser       // set by Start, before any subscription exists
+	cfg    Config         // static
+	router *router.Router // static: this node's registry, which serves other nodes' requests
+	nc     *nats.Conn     // static after New
+	log    *slog.Logger   // static
 
 	mu   sync.Mutex // guards the fields below
 	subs map[router.Key]*nats.Subscription
@@ -142,7 +139,7 @@ const (
 	hdrQuery   = "Relay-Query"   // a delivery's query, when it has one
 	hdrTimeout = "Relay-Timeout" // a delivery's time left, in milliseconds
 	hdrStatus  = "Relay-Status"  // the device's HTTP-like status
-	hdrError   = "Relay-Error"   // a router error's code instead of a reply
+	hdrError   = "Relay-Error"   // a router outcome's code (router.Outcome.Code) instead of a reply
 	hdrClaim   = "Relay-Claim"   // the answer to a claim: free, taken, moved, limited
 	hdrHeld    = "Relay-Held"    // the answer to held: yes or no
 	hdrHop     = "Relay-Hop"     // set on a delivery forwarded once already
@@ -157,22 +154,9 @@ const (
 	replyMargin = 20 * time.Millisecond
 )
 
-// errorCodes names the router errors that cross the bus.
-var errorCodes = []struct {
-	code string
-	err  error
-}{
-	{"no_device", router.ErrNoDevice},
-	{"busy", router.ErrBusy},
-	{"timeout", router.ErrTimeout},
-	{"device_gone", router.ErrGone},
-	{"bad_reply", router.ErrBadReply},
-	{"unavailable", router.ErrUnavailable},
-	{"device_outdated", router.ErrOutdated},
-}
-
-// outcomes are the labels of relay_cluster_deliveries_total.
-var outcomes = []string{"delivered", "no_device", "busy", "timeout", "device_gone", "bad_reply", "unavailable", "device_outdated", "cancelled"}
+// delivered is relay_cluster_deliveries_total's label for a reply; the
+// other labels are the router outcomes' codes.
+const delivered = "delivered"
 
 // Check reports the first setting that cannot work, the files it names
 // included: the credentials, CA and client certificate are read and parsed
@@ -249,10 +233,22 @@ func (c *Config) fileOptions() []fileOption {
 	return opts
 }
 
-// New connects to NATS and returns the node's part of the cluster. It
-// returns without waiting for NATS: a node whose NATS is down starts,
+// New connects to NATS, serves the other nodes' requests for r's tokens
+// through r, and plugs itself into r as its mesh: call it before r is used.
+// It returns without waiting for NATS: a node whose NATS is down starts,
 // serves its own devices, and joins when NATS is back.
-func New(local *router.Router, cfg Config) (*Cluster, error) {
+func New(r *router.Router, cfg Config) (*Cluster, error) {
+	c, err := connect(r, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.wg.Go(c.dispatch)
+	return c, nil
+}
+
+// connect is New without serving the requests that reach the node: they
+// wait in c.in until dispatch runs (the tests of a full queue need that).
+func connect(r *router.Router, cfg Config) (*Cluster, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
@@ -262,7 +258,7 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
-	c := &Cluster{cfg: cfg, local: local, log: cfg.Logger,
+	c := &Cluster{cfg: cfg, router: r, log: cfg.Logger,
 		subs:    make(map[router.Key]*nats.Subscription),
 		lossy:   make(map[*nats.Subscription]int),
 		in:      make(chan *nats.Msg, cfg.Pending),
@@ -274,8 +270,9 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 	m := promauto.With(cfg.Metrics)
 	out := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_cluster_deliveries_total",
 		Help: "Webhooks this node sent to the node holding the device, over NATS, by outcome."}, []string{"outcome"})
-	for _, o := range outcomes {
-		c.out[o] = out.WithLabelValues(o)
+	c.out[delivered] = out.WithLabelValues(delivered)
+	for _, o := range router.Outcomes() {
+		c.out[o.Code()] = out.WithLabelValues(o.Code())
 	}
 	served := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_cluster_served_total",
 		Help: "Requests from other nodes served: deliver, claim (a login elsewhere), held (a rotation elsewhere), busy (refused: too many at once)."}, []string{"op"})
@@ -325,21 +322,17 @@ func New(local *router.Router, cfg Config) (*Cluster, error) {
 		}
 		return 0
 	})
+	r.SetMesh(c)
 	return c, nil
-}
-
-// Start serves other nodes' requests for this node's devices, answering
-// claims through rel. Call it once, before the first Bind.
-func (c *Cluster) Start(rel Releaser) {
-	c.rel = rel
-	c.wg.Go(c.dispatch)
 }
 
 // Connected reports whether the node is connected to NATS now.
 func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
 
 // Close leaves the cluster: it unsubscribes what is left, answers every
-// request already routed here, then closes the NATS connection.
+// request already routed here, then closes the NATS connection. It stays
+// its router's mesh, as a node whose NATS is gone for good: claims are
+// Free, nothing is held elsewhere, remote deliveries are ErrUnavailable.
 func (c *Cluster) Close() {
 	c.close.Do(func() {
 		c.mu.Lock()
@@ -372,30 +365,26 @@ func (c *Cluster) keyOf(subject string) (router.Key, bool) {
 	return k, err == nil
 }
 
-// Deliver implements router.Deliverer: a device on this node directly, as
-// if there were no cluster; any other over NATS.
+// Deliver implements router.Mesh: the router calls it for a key not bound
+// on this node, which goes to the node holding it over NATS.
 func (c *Cluster) Deliver(ctx context.Context, key router.Key, m router.Message) (router.Reply, error) {
-	if d := c.local.Lookup(key); d != nil {
-		return d.Deliver(ctx, m)
-	}
 	rep, err := c.deliverRemote(ctx, key, m, false)
-	c.out[outcomeOf(ctx, err)].Inc()
+	label := delivered
+	if err != nil {
+		label = codeOf(err)
+	}
+	c.out[label].Inc()
 	return rep, err
 }
 
-func outcomeOf(ctx context.Context, err error) string {
-	if err == nil {
-		return "delivered"
+// codeOf is the code of err's router outcome, which every error of a
+// delivery wraps; bad_reply for one that does not (a bug), as the bus would
+// say it.
+func codeOf(err error) string {
+	if code := router.CodeOf(err); code != "" {
+		return code
 	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return "cancelled"
-	}
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			return e.code
-		}
-	}
-	return "unavailable"
+	return router.ErrBadReply.Code()
 }
 
 // deliverRemote sends m to the node holding key; forwarded marks a request
@@ -421,18 +410,17 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):
 		return router.Reply{}, router.ErrNoDevice
-	case errors.Is(ctx.Err(), context.Canceled):
-		return router.Reply{}, fmt.Errorf("cluster: delivery canceled: %w", context.Cause(ctx))
 	case ctx.Err() != nil, errors.Is(err, nats.ErrTimeout):
+		if err := router.Canceled(ctx); err != nil {
+			return router.Reply{}, err
+		}
 		return router.Reply{}, router.ErrTimeout
 	default:
 		return router.Reply{}, fmt.Errorf("%w: %v", router.ErrUnavailable, err)
 	}
 	if code := rep.Header.Get(hdrError); code != "" {
-		for _, e := range errorCodes {
-			if e.code == code {
-				return router.Reply{}, e.err
-			}
+		if o := router.OutcomeOf(code); o != nil {
+			return router.Reply{}, o
 		}
 		return router.Reply{}, fmt.Errorf("%w: unknown error %q from another node", router.ErrBadReply, code)
 	}
@@ -443,9 +431,9 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 	return router.Reply{Status: status, Body: rep.Data}, nil
 }
 
-// Bind implements session.Directory: it subscribes to key's subject and
-// waits until the NATS server has the interest.
-func (c *Cluster) Bind(ctx context.Context, key router.Key) {
+// Bound implements router.Mesh: it subscribes to key's subject and waits
+// until the NATS server has the interest.
+func (c *Cluster) Bound(ctx context.Context, key router.Key) {
 	c.mu.Lock()
 	if _, ok := c.subs[key]; ok || c.subs == nil {
 		c.mu.Unlock()
@@ -462,12 +450,12 @@ func (c *Cluster) Bind(ctx context.Context, key router.Key) {
 	c.flush(ctx)
 }
 
-// Unbind implements session.Directory: it unsubscribes from key's subject
-// and waits until the NATS server knows. A request the server routed here
+// Unbound implements router.Mesh: it unsubscribes from key's subject and
+// waits until the NATS server knows. A request the server routed here
 // before that is still served (Drain, not Unsubscribe, which would drop
 // it and leave its caller to time out): it no longer finds the device
 // here and is forwarded to where it is now.
-func (c *Cluster) Unbind(ctx context.Context, key router.Key) {
+func (c *Cluster) Unbound(ctx context.Context, key router.Key) {
 	c.mu.Lock()
 	sub := c.subs[key]
 	delete(c.subs, key)
@@ -501,26 +489,27 @@ func (c *Cluster) flush(ctx context.Context) {
 	}
 }
 
-// Claim implements session.Directory: it asks the node that holds key to
-// let it go. Without an answer (no other node holds it, NATS is down, the
-// holder does not answer in ClaimTimeout) the token is Free.
-func (c *Cluster) Claim(ctx context.Context, key router.Key) (session.Claim, error) {
+// Claim implements router.Mesh: it asks the node that holds key to let it
+// go (router.Release there). Without an answer (no other node holds it,
+// NATS is down, the holder does not answer in ClaimTimeout) the token is
+// Free.
+func (c *Cluster) Claim(ctx context.Context, key router.Key) (router.Claim, error) {
 	rep, ok := c.ask(ctx, key, opClaim)
 	if !ok {
-		return session.Free, nil
+		return router.Free, nil
 	}
 	switch rep.Header.Get(hdrClaim) {
 	case "taken":
-		return session.Taken, nil
+		return router.Taken, nil
 	case "moved":
-		return session.Moved, nil
+		return router.Moved, nil
 	case limited:
-		return session.Free, session.ErrTakeoverLimited
+		return router.Free, router.ErrTakeoverLimited
 	}
-	return session.Free, nil
+	return router.Free, nil
 }
 
-// Held implements session.Directory.
+// Held implements router.Mesh.
 func (c *Cluster) Held(ctx context.Context, key router.Key) bool {
 	rep, ok := c.ask(ctx, key, opHeld)
 	return ok && rep.Header.Get(hdrHeld) == "yes"
@@ -589,9 +578,9 @@ func (c *Cluster) serve(m *nats.Msg) {
 		c.served[opClaim].Inc()
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ClaimTimeout)
 		defer cancel()
-		claim, err := c.rel.Release(ctx, key)
+		claim, err := c.router.Release(ctx, key)
 		answer := claim.String()
-		if errors.Is(err, session.ErrTakeoverLimited) {
+		if errors.Is(err, router.ErrTakeoverLimited) {
 			answer = limited
 		}
 		rep := nats.NewMsg(m.Reply)
@@ -601,7 +590,7 @@ func (c *Cluster) serve(m *nats.Msg) {
 		c.served[opHeld].Inc()
 		rep := nats.NewMsg(m.Reply)
 		held := "no"
-		if c.local.Lookup(key) != nil {
+		if c.router.Lookup(key) != nil {
 			held = "yes"
 		}
 		rep.Header.Set(hdrHeld, held)
@@ -622,7 +611,7 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	defer cancel()
 	msg := router.Message{Mode: m.Header.Get(hdrMode), Query: m.Header.Get(hdrQuery), Body: m.Data}
 	var rep router.Reply
-	if d := c.local.Lookup(key); d != nil {
+	if d := c.router.Lookup(key); d != nil {
 		rep, err = d.Deliver(ctx, msg)
 	} else if m.Header.Get(hdrHop) == "" {
 		// Routed here while the device moved away (or was taken over):
@@ -641,18 +630,11 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	m.RespondMsg(r)
 }
 
-// respondError answers m with the code of err, one of the router's
-// outcomes.
+// respondError answers m with the code of err's router outcome: the code
+// the caller's node parses back (router.OutcomeOf) and answers in HTTP.
 func respondError(m *nats.Msg, err error) {
-	code := "bad_reply"
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			code = e.code
-			break
-		}
-	}
 	r := nats.NewMsg(m.Reply)
-	r.Header.Set(hdrError, code)
+	r.Header.Set(hdrError, codeOf(err))
 	m.RespondMsg(r)
 }
 

@@ -5,15 +5,17 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/pixelrelay/relay/router"
-	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -39,39 +41,43 @@ func TestSubjectCarriesTheHashNotTheToken(t *testing.T) {
 	}
 }
 
-// releaser answers claims as a fixed session server would.
-type releaser struct {
-	claim session.Claim
+// claimDevice is a device bound on one node that answers other nodes'
+// claims as the test sets it, and says it was asked.
+type claimDevice struct {
+	fakeDevice
+	claim router.Claim
 	err   error
 	asked chan router.Key
 }
 
-func (r *releaser) Release(_ context.Context, k router.Key) (session.Claim, error) {
-	r.asked <- k
-	return r.claim, r.err
+func (d *claimDevice) Release(k router.Key) (router.Claim, error) {
+	d.asked <- k
+	return d.claim, d.err
 }
 
 // TestClaims: a node's claim for a token goes to the node that holds it,
-// and each answer comes back as sent; a token nobody holds is free at once.
+// whose router asks the device there, and each answer comes back as sent; a
+// token nobody holds is free at once. A device taken over is unbound there:
+// no node holds the token any more.
 func TestClaims(t *testing.T) {
 	url := startNATS(t)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	for _, tc := range []struct {
-		claim session.Claim
+		claim router.Claim
 		err   error
-	}{{session.Taken, nil}, {session.Moved, nil}, {session.Free, session.ErrTakeoverLimited}} {
-		holderRel := &releaser{claim: tc.claim, err: tc.err, asked: make(chan router.Key, 1)}
-		claimerRel := &releaser{asked: make(chan router.Key, 1)}
-		holder, claimer := start(t, url, holderRel), start(t, url, claimerRel)
+	}{{router.Taken, nil}, {router.Moved, nil}, {router.Free, router.ErrTakeoverLimited}} {
+		holder, claimer := newNode(t, url, nil), newNode(t, url, nil)
 		ctx := context.Background()
 		if claimer.Held(ctx, key) {
 			t.Fatal("held before anyone bound it")
 		}
-		if c, err := claimer.Claim(ctx, key); c != session.Free || err != nil {
+		if c, err := claimer.Claim(ctx, key); c != router.Free || err != nil {
 			t.Fatalf("claim of a token nobody holds: %v %v", c, err)
 		}
-		holder.local.Register(key, fakeDevice{})
-		holder.Bind(ctx, key)
+		d := &claimDevice{claim: tc.claim, err: tc.err, asked: make(chan router.Key, 1)}
+		if c, err := holder.router.Bind(ctx, key, d); c != router.Free || err != nil {
+			t.Fatalf("bind of a token nobody holds: %v %v", c, err)
+		}
 		if !claimer.Held(ctx, key) {
 			t.Fatal("another node holds the token; Held says no")
 		}
@@ -79,30 +85,74 @@ func TestClaims(t *testing.T) {
 		if c != tc.claim || !errors.Is(err, tc.err) {
 			t.Fatalf("claim: %v %v, want %v %v", c, err, tc.claim, tc.err)
 		}
-		if k := <-holderRel.asked; k != key {
+		if k := <-d.asked; k != key {
 			t.Fatal("the holder was asked for another key")
+		}
+		if taken := tc.claim == router.Taken; claimer.Held(ctx, key) == taken || (holder.router.Lookup(key) == nil) != taken {
+			t.Fatalf("after a claim answered %v: held %v, bound at the holder %v", tc.claim, claimer.Held(ctx, key), holder.router.Lookup(key) != nil)
 		}
 		holder.Close()
 		claimer.Close()
 	}
 }
 
-type fakeDevice struct{}
-
-func (fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
-	return router.Reply{Status: 200, Body: []byte(`{}`)}, nil
+// TestRoutersAreOneRegistry: two nodes' routers, each with its cluster
+// plugged in, act as one: a token bound on one is routed to from the
+// other; a login on the other takes it over (the first device closed as
+// replaced), after which the first node routes it across.
+func TestRoutersAreOneRegistry(t *testing.T) {
+	url := startNATS(t)
+	a, b := newNode(t, url, nil), newNode(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a delivery carries its time left
+	defer cancel()
+	key := router.KeyOf([]byte(wire.NewToken()))
+	if _, err := b.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrNoDevice) {
+		t.Fatalf("a token bound nowhere: %v, want ErrNoDevice", err)
+	}
+	onA := &fakeDevice{name: "a"}
+	a.router.Bind(ctx, key, onA)
+	if rep, err := b.router.Route(key).Deliver(ctx, router.Message{Mode: "notify"}); err != nil || string(rep.Body) != `{"on":"a"}` {
+		t.Fatalf("from b to the device on a: %s %v", rep.Body, err)
+	}
+	onB := &fakeDevice{name: "b"}
+	if c, err := b.router.Bind(ctx, key, onB); c != router.Taken || err != nil {
+		t.Fatalf("a login on b: %v %v, want taken", c, err)
+	}
+	if onA.closed.Load() != 1 || a.router.Lookup(key) != nil {
+		t.Fatalf("the device on a: closed %d times, still bound %v", onA.closed.Load(), a.router.Lookup(key) != nil)
+	}
+	if rep, err := a.router.Deliver(ctx, key, router.Message{Mode: "notify"}); err != nil || string(rep.Body) != `{"on":"b"}` {
+		t.Fatalf("from a to the device now on b: %s %v", rep.Body, err)
+	}
+	if !b.router.Unbind(ctx, key, onB) {
+		t.Fatal("unbind on b")
+	}
+	if _, err := a.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrNoDevice) {
+		t.Fatalf("once the device left b: %v, want ErrNoDevice", err)
+	}
 }
-func (fakeDevice) Close(router.CloseReason) {}
 
-func start(t *testing.T, url string, rel Releaser) *Cluster {
-	t.Helper()
-	c := newNode(t, url, nil)
-	c.Start(rel)
-	return c
+// fakeDevice answers every message with its name and may be taken over.
+type fakeDevice struct {
+	name   string
+	closed atomic.Int32
 }
 
-// newNode connects a node, not started, with a registry of its own.
+func (d *fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+	return router.Reply{Status: 200, Body: []byte(`{"on":"` + d.name + `"}`)}, nil
+}
+func (d *fakeDevice) Close(router.CloseReason)               { d.closed.Add(1) }
+func (*fakeDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
+
+// newNode joins a node, with a router and a metrics registry of its own.
 func newNode(t *testing.T, url string, mutate func(*Config)) *Cluster {
+	t.Helper()
+	return join(t, url, mutate, New)
+}
+
+// join is newNode with the constructor: New, or connect for a node that
+// takes no request off its queue until the test runs dispatch.
+func join(t *testing.T, url string, mutate func(*Config), newCluster func(*router.Router, Config) (*Cluster, error)) *Cluster {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URLs = []string{url}
@@ -110,7 +160,7 @@ func newNode(t *testing.T, url string, mutate func(*Config)) *Cluster {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := New(router.New(), cfg)
+	c, err := newCluster(router.New(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +206,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// heldDevice answers a delivery only once released: a request from another
+// heldDevice answers a delivery only once unblocked: a request from another
 // node that reaches it holds its serving slot until then.
 type heldDevice struct {
 	arrived chan struct{}
@@ -164,15 +214,15 @@ type heldDevice struct {
 	once    sync.Once
 }
 
-// newHeldDevice returns a device released at the latest when the test
+// newHeldDevice returns a device unblocked at the latest when the test
 // ends, before its nodes close (which wait for what they serve).
 func newHeldDevice(t *testing.T) *heldDevice {
 	d := &heldDevice{arrived: make(chan struct{}, 64), release: make(chan struct{})}
-	t.Cleanup(d.Release)
+	t.Cleanup(d.Unblock)
 	return d
 }
 
-func (d *heldDevice) Release() { d.once.Do(func() { close(d.release) }) }
+func (d *heldDevice) Unblock() { d.once.Do(func() { close(d.release) }) }
 
 func (d *heldDevice) Deliver(ctx context.Context, _ router.Message) (router.Reply, error) {
 	d.arrived <- struct{}{}
@@ -183,10 +233,11 @@ func (d *heldDevice) Deliver(ctx context.Context, _ router.Message) (router.Repl
 		return router.Reply{}, router.ErrTimeout
 	}
 }
-func (*heldDevice) Close(router.CloseReason) {}
+func (*heldDevice) Close(router.CloseReason)                 {}
+func (*heldDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
 
 // holdSlots takes every serving slot of holder with deliveries from caller
-// to d, which holder holds for key; release d to end them. Each ends
+// to d, which holder holds for key; unblock d to end them. Each ends
 // delivered.
 func holdSlots(t *testing.T, caller, holder *Cluster, key router.Key, d *heldDevice) (wait func()) {
 	t.Helper()
@@ -201,7 +252,7 @@ func holdSlots(t *testing.T, caller, holder *Cluster, key router.Key, d *heldDev
 		})
 		<-d.arrived // one at a time: a burst could overflow a tiny Pending
 	}
-	t.Cleanup(func() { d.Release(); wg.Wait() }) // a test that failed early
+	t.Cleanup(func() { d.Unblock(); wg.Wait() }) // a test that failed early
 	return wg.Wait
 }
 
@@ -230,12 +281,10 @@ func (b *lockedBuffer) String() string {
 func TestBusyAtOnce(t *testing.T) {
 	url := startNATS(t)
 	holder := newNode(t, url, func(c *Config) { c.MaxServing, c.Pending = 2, 4 })
-	holder.Start(nil)
-	caller := start(t, url, nil)
+	caller := newNode(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	d := newHeldDevice(t)
-	holder.local.Register(key, d)
-	holder.Bind(context.Background(), key)
+	holder.router.Bind(context.Background(), key, d)
 	held := holdSlots(t, caller, holder, key, d)
 
 	// No more at once than Pending, so that none can find the queue full.
@@ -250,7 +299,7 @@ func TestBusyAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	d.Release()
+	d.Unblock()
 	held()
 	for _, c := range []struct {
 		node               *Cluster
@@ -275,11 +324,11 @@ func TestBusyAtOnce(t *testing.T) {
 // the first waits and the others are dropped.
 func TestDroppedRequestsAreCounted(t *testing.T) {
 	url := startNATS(t)
-	holder := newNode(t, url, func(c *Config) { c.Pending = 1 }) // started below
-	caller := start(t, url, nil)
+	holder := join(t, url, func(c *Config) { c.Pending = 1 }, connect) // dispatched below
+	caller := newNode(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
-	holder.local.Register(key, fakeDevice{})
-	holder.Bind(context.Background(), key)
+	holder.router.Bind(context.Background(), key, &fakeDevice{})
+	bound := holder.nc.Stats().InMsgs // the login's claim had its answer (no responders)
 
 	const n = 4
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -291,11 +340,11 @@ func TestDroppedRequestsAreCounted(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitFor(t, "every request at the holder", func() bool { return holder.nc.Stats().InMsgs == n })
+	waitFor(t, "every request at the holder", func() bool { return holder.nc.Stats().InMsgs == bound+n })
 	if got := metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer"); got != n-1 {
 		t.Fatalf("relay_cluster_dropped_total = %v, want %d", got, n-1)
 	}
-	holder.Start(nil) // the one that waited is served
+	holder.wg.Go(holder.dispatch) // the one that waited is served
 	if err := <-errs; err != nil {
 		t.Fatalf("the request that waited: %v, want delivered", err)
 	}
@@ -323,12 +372,11 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 		c.MaxServing, c.Pending = 1, 1
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	holder.Start(nil)
-	caller := start(t, url, nil)
+	caller := newNode(t, url, nil)
 	key := router.KeyOf([]byte(wire.NewToken()))
 	d := newHeldDevice(t)
-	holder.local.Register(key, d)
-	holder.Bind(context.Background(), key)
+	holder.router.Bind(context.Background(), key, d)
+	bound := holder.nc.Stats().InMsgs // the login's claim had its answer (no responders)
 	held := holdSlots(t, caller, holder, key, d)
 
 	const n = 50
@@ -344,7 +392,7 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 	busy := func() float64 { return metric(t, holder, "relay_cluster_served_total", "op", "busy") }
 	dropped := func() float64 { return metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer") }
 	waitFor(t, "every request at the holder answered busy or counted dropped", func() bool {
-		return holder.nc.Stats().InMsgs == 1+n && busy()+dropped() == n
+		return holder.nc.Stats().InMsgs == bound+1+n && busy()+dropped() == n
 	})
 	nBusy, nDropped := int(busy()), int(dropped())
 	t.Logf("%d answered busy, %d dropped", nBusy, nDropped)
@@ -359,7 +407,7 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 			t.Errorf("a dropped request: %v, want it waiting until canceled", err)
 		}
 	}
-	d.Release()
+	d.Unblock()
 	held()
 	if got := metric(t, caller, "relay_cluster_deliveries_total", "outcome", "busy"); got != float64(nBusy) {
 		t.Errorf("the caller counted %v busy, want %d", got, nBusy)
@@ -404,4 +452,55 @@ func startNATS(t *testing.T) string {
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	return srv.ClientURL()
+}
+
+// outcomeDevice fails every delivery with its outcome.
+type outcomeDevice struct {
+	fakeDevice
+	err error
+}
+
+func (d *outcomeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+	return router.Reply{}, fmt.Errorf("%w: as the test says", d.err)
+}
+
+// TestEveryOutcomeCrossesTheBus: each router outcome a device on one node
+// fails with reaches the caller's node as that outcome, by its one code,
+// and is counted there under that code; a node of an older release that
+// still says "unavailable" is understood.
+func TestEveryOutcomeCrossesTheBus(t *testing.T) {
+	url := startNATS(t)
+	holder, caller := newNode(t, url, nil), newNode(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, o := range router.Outcomes() {
+		key := router.KeyOf([]byte(wire.NewToken()))
+		holder.router.Bind(ctx, key, &outcomeDevice{err: o})
+		if _, err := caller.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, o) {
+			t.Errorf("a device's %s across the bus: %v", o.Code(), err)
+		}
+		if got := metric(t, caller, "relay_cluster_deliveries_total", "outcome", o.Code()); got != 1 {
+			t.Errorf("relay_cluster_deliveries_total{outcome=%q} = %v, want 1", o.Code(), got)
+		}
+	}
+
+	old, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	key := router.KeyOf([]byte(wire.NewToken()))
+	sub, err := old.Subscribe(caller.subject(key), func(m *nats.Msg) {
+		r := nats.NewMsg(m.Reply)
+		r.Header.Set(hdrError, "unavailable")
+		m.RespondMsg(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	old.Flush()
+	if _, err := caller.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrUnavailable) {
+		t.Errorf("an old node's \"unavailable\": %v, want ErrUnavailable", err)
+	}
 }

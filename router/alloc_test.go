@@ -13,7 +13,7 @@ import (
 
 func TestKeyOfLookupAllocs(t *testing.T) {
 	r := router.New()
-	r.Register(key(1), newFake(1))
+	r.Bind(bg, key(1), newFake(1))
 	hit, miss := token(1), token(2)
 
 	for _, tc := range []struct {
@@ -33,5 +33,17 @@ func TestKeyOfLookupAllocs(t *testing.T) {
 				t.Errorf("KeyOf+Lookup allocates %v times per call, want 0", allocs)
 			}
 		})
+	}
+}
+
+// TestRouteAllocs: the webhook's one call, Route, allocates nothing for a
+// key bound here nor for a miss on a node alone.
+func TestRouteAllocs(t *testing.T) {
+	r := router.New()
+	r.Bind(bg, key(1), newFake(1))
+	for _, k := range []router.Key{key(1), key(2)} {
+		if allocs := testing.AllocsPerRun(1000, func() { r.Route(k) }); allocs != 0 {
+			t.Errorf("Route allocates %v times per call, want 0", allocs)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,8 +14,10 @@ const benchKeys = 10_000
 
 // table is what BenchmarkLookup compares: the Router and the obvious
 // alternatives to sharding it.
+// The alternatives bind as the Router does, so that the Router is a table
+// itself and is measured as the relay calls it.
 type table interface {
-	Register(router.Key, router.Device)
+	Bind(context.Context, router.Key, router.Device) (router.Claim, error)
 	Lookup(router.Key) router.Device
 }
 
@@ -24,10 +27,11 @@ type mutexMap struct {
 	m  map[router.Key]router.Device
 }
 
-func (t *mutexMap) Register(k router.Key, d router.Device) {
+func (t *mutexMap) Bind(_ context.Context, k router.Key, d router.Device) (router.Claim, error) {
 	t.mu.Lock()
 	t.m[k] = d
 	t.mu.Unlock()
+	return router.Free, nil
 }
 
 func (t *mutexMap) Lookup(k router.Key) router.Device {
@@ -43,10 +47,11 @@ type rwMutexMap struct {
 	m  map[router.Key]router.Device
 }
 
-func (t *rwMutexMap) Register(k router.Key, d router.Device) {
+func (t *rwMutexMap) Bind(_ context.Context, k router.Key, d router.Device) (router.Claim, error) {
 	t.mu.Lock()
 	t.m[k] = d
 	t.mu.Unlock()
+	return router.Free, nil
 }
 
 func (t *rwMutexMap) Lookup(k router.Key) router.Device {
@@ -61,7 +66,10 @@ func (t *rwMutexMap) Lookup(k router.Key) router.Device {
 // part of what is measured.
 type syncMap struct{ m sync.Map }
 
-func (t *syncMap) Register(k router.Key, d router.Device) { t.m.Store(k, d) }
+func (t *syncMap) Bind(_ context.Context, k router.Key, d router.Device) (router.Claim, error) {
+	t.m.Store(k, d)
+	return router.Free, nil
+}
 
 func (t *syncMap) Lookup(k router.Key) router.Device {
 	d, _ := t.m.Load(k)
@@ -99,7 +107,7 @@ func BenchmarkLookup(b *testing.B) {
 			t := impl.new()
 			d := newFake(1)
 			for _, k := range keys {
-				t.Register(k, d)
+				t.Bind(bg, k, d)
 			}
 			var next atomic.Int64
 			b.ReportAllocs()
@@ -127,7 +135,7 @@ func BenchmarkKeyOfLookup(b *testing.B) {
 	r := router.New()
 	d := newFake(1)
 	for _, k := range keys {
-		r.Register(k, d)
+		r.Bind(bg, k, d)
 	}
 	var next atomic.Int64
 	b.SetBytes(int64(len(tokens[0])))
@@ -147,9 +155,9 @@ func BenchmarkKeyOfLookup(b *testing.B) {
 	})
 }
 
-// BenchmarkRegisterUnregister is session churn: each goroutine binds and
-// unbinds its own keys, so no registration takes another's over.
-func BenchmarkRegisterUnregister(b *testing.B) {
+// BenchmarkBindUnbind is session churn: each goroutine binds and unbinds
+// its own keys, so no binding takes another's over.
+func BenchmarkBindUnbind(b *testing.B) {
 	_, keys := benchKeySet()
 	r := router.New()
 	// RunParallel starts GOMAXPROCS goroutines; give each its own slice.
@@ -163,9 +171,9 @@ func BenchmarkRegisterUnregister(b *testing.B) {
 		d := newFake(g)
 		i := 0
 		for pb.Next() {
-			r.Register(own[i], d)
-			if !r.Unregister(own[i], d) {
-				b.Error("Unregister of own key failed")
+			r.Bind(bg, own[i], d)
+			if !r.Unbind(bg, own[i], d) {
+				b.Error("Unbind of own key failed")
 				return
 			}
 			if i++; i == len(own) {
@@ -174,6 +182,6 @@ func BenchmarkRegisterUnregister(b *testing.B) {
 		}
 	})
 	if n := r.Len(); n != 0 {
-		b.Errorf("Len = %d after every key was unregistered", n)
+		b.Errorf("Len = %d after every key was unbound", n)
 	}
 }

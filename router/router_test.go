@@ -27,11 +27,17 @@ type fakeDevice struct {
 	closes atomic.Int32 // number of Close calls
 	reason atomic.Int32 // last CloseReason
 
+	// release answers Release; nil lets the device be taken over.
+	release func() (router.Claim, error)
+
 	mu   sync.Mutex // guards last
 	last router.Message
 }
 
 func newFake(id int) *fakeDevice { return &fakeDevice{id: id} }
+
+// bg is the context of calls that the router passes only to a mesh.
+var bg = context.Background()
 
 func (d *fakeDevice) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
 	if err := ctx.Err(); err != nil {
@@ -46,6 +52,13 @@ func (d *fakeDevice) Deliver(ctx context.Context, m router.Message) (router.Repl
 func (d *fakeDevice) Close(reason router.CloseReason) {
 	d.reason.Store(int32(reason))
 	d.closes.Add(1)
+}
+
+func (d *fakeDevice) Release(router.Key) (router.Claim, error) {
+	if d.release == nil {
+		return router.Taken, nil
+	}
+	return d.release()
 }
 
 func (d *fakeDevice) lastMessage() router.Message {
@@ -80,28 +93,28 @@ func TestKeyOf(t *testing.T) {
 	}
 }
 
-func TestRegisterLookupUnregister(t *testing.T) {
+func TestBindLookupUnbind(t *testing.T) {
 	r := router.New()
 	k, d := key(1), newFake(1)
 
 	if got := r.Lookup(k); got != nil {
 		t.Fatalf("Lookup on empty router = %v, want nil", got)
 	}
-	r.Register(k, d)
+	r.Bind(bg, k, d)
 	if got := r.Lookup(k); got != d {
-		t.Fatalf("Lookup after Register = %v, want %v", got, d)
+		t.Fatalf("Lookup after Bind = %v, want %v", got, d)
 	}
 	if got := r.Lookup(key(2)); got != nil {
 		t.Errorf("Lookup of another key = %v, want nil", got)
 	}
-	if !r.Unregister(k, d) {
-		t.Fatal("Unregister of the bound device = false, want true")
+	if !r.Unbind(bg, k, d) {
+		t.Fatal("Unbind of the bound device = false, want true")
 	}
 	if got := r.Lookup(k); got != nil {
-		t.Errorf("Lookup after Unregister = %v, want nil", got)
+		t.Errorf("Lookup after Unbind = %v, want nil", got)
 	}
-	if r.Unregister(k, d) {
-		t.Error("second Unregister = true, want false")
+	if r.Unbind(bg, k, d) {
+		t.Error("second Unbind = true, want false")
 	}
 	if n := d.closes.Load(); n != 0 {
 		t.Errorf("router closed the device %d times, want 0", n)
@@ -111,31 +124,35 @@ func TestRegisterLookupUnregister(t *testing.T) {
 	}
 }
 
-func TestUnregisterOtherDevice(t *testing.T) {
+func TestUnbindOtherDevice(t *testing.T) {
 	r := router.New()
 	k, d, other := key(1), newFake(1), newFake(2)
-	r.Register(k, d)
+	r.Bind(bg, k, d)
 
-	if r.Unregister(k, other) {
-		t.Error("Unregister with a device that is not bound = true, want false")
+	if r.Unbind(bg, k, other) {
+		t.Error("Unbind with a device that is not bound = true, want false")
 	}
 	if got := r.Lookup(k); got != d {
 		t.Errorf("Lookup = %v, want the still-bound %v", got, d)
 	}
-	if r.Unregister(key(2), d) {
-		t.Error("Unregister of a key the device never held = true, want false")
+	if r.Unbind(bg, key(2), d) {
+		t.Error("Unbind of a key the device never held = true, want false")
 	}
 	if n := r.Len(); n != 1 {
 		t.Errorf("Len = %d, want 1", n)
 	}
 }
 
-func TestRegisterTakeover(t *testing.T) {
+func TestBindTakeover(t *testing.T) {
 	r := router.New()
 	k, first, second := key(1), newFake(1), newFake(2)
 
-	r.Register(k, first)
-	r.Register(k, second)
+	if c, err := r.Bind(bg, k, first); c != router.Free || err != nil {
+		t.Fatalf("first Bind: %v %v, want free", c, err)
+	}
+	if c, err := r.Bind(bg, k, second); c != router.Taken || err != nil {
+		t.Fatalf("Bind over a live session: %v %v, want taken", c, err)
+	}
 
 	if n := first.closes.Load(); n != 1 {
 		t.Fatalf("replaced device closed %d times, want 1", n)
@@ -154,25 +171,25 @@ func TestRegisterTakeover(t *testing.T) {
 	}
 
 	// The replaced session's own cleanup must not unbind its successor.
-	if r.Unregister(k, first) {
-		t.Error("Unregister by the replaced device = true, want false")
+	if r.Unbind(bg, k, first) {
+		t.Error("Unbind by the replaced device = true, want false")
 	}
 	if got := r.Lookup(k); got != second {
-		t.Errorf("Lookup after stale Unregister = %v, want %v", got, second)
+		t.Errorf("Lookup after stale Unbind = %v, want %v", got, second)
 	}
 	if n := first.closes.Load(); n != 1 {
 		t.Errorf("replaced device closed %d times in all, want 1", n)
 	}
 }
 
-func TestRegisterSameDeviceTwice(t *testing.T) {
+func TestBindSameDeviceTwice(t *testing.T) {
 	r := router.New()
 	k, d := key(1), newFake(1)
-	r.Register(k, d)
-	r.Register(k, d)
+	r.Bind(bg, k, d)
+	r.Bind(bg, k, d)
 
 	if n := d.closes.Load(); n != 0 {
-		t.Errorf("device closed %d times on re-register, want 0", n)
+		t.Errorf("device closed %d times on re-bind, want 0", n)
 	}
 	if got := r.Lookup(k); got != d {
 		t.Errorf("Lookup = %v, want %v", got, d)
@@ -194,7 +211,7 @@ func TestConcurrentTakeover(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, d := range devs {
-		wg.Go(func() { r.Register(k, d) })
+		wg.Go(func() { r.Bind(bg, k, d) })
 	}
 	wg.Wait()
 
@@ -222,8 +239,8 @@ func TestRotate(t *testing.T) {
 	t.Run("moves the binding", func(t *testing.T) {
 		r := router.New()
 		d := newFake(1)
-		r.Register(a, d)
-		if err := r.Rotate(a, b, d); err != nil {
+		r.Bind(bg, a, d)
+		if err := r.Rotate(bg, a, b, d); err != nil {
 			t.Fatalf("Rotate: %v", err)
 		}
 		if got := r.Lookup(a); got != nil {
@@ -239,18 +256,18 @@ func TestRotate(t *testing.T) {
 			t.Errorf("device closed %d times, want 0", n)
 		}
 		// The session now answers to b only.
-		if r.Unregister(a, d) {
-			t.Error("Unregister of the old key = true, want false")
+		if r.Unbind(bg, a, d) {
+			t.Error("Unbind of the old key = true, want false")
 		}
-		if !r.Unregister(b, d) {
-			t.Error("Unregister of the new key = false, want true")
+		if !r.Unbind(bg, b, d) {
+			t.Error("Unbind of the new key = false, want true")
 		}
 	})
 
 	t.Run("old key not bound", func(t *testing.T) {
 		r := router.New()
 		d := newFake(1)
-		if err := r.Rotate(a, b, d); !errors.Is(err, router.ErrNotBound) {
+		if err := r.Rotate(bg, a, b, d); !errors.Is(err, router.ErrNotBound) {
 			t.Errorf("Rotate from an unbound key: err = %v, want ErrNotBound", err)
 		}
 		if got := r.Lookup(b); got != nil {
@@ -261,8 +278,8 @@ func TestRotate(t *testing.T) {
 	t.Run("old key bound to another device", func(t *testing.T) {
 		r := router.New()
 		d, other := newFake(1), newFake(2)
-		r.Register(a, other)
-		if err := r.Rotate(a, b, d); !errors.Is(err, router.ErrNotBound) {
+		r.Bind(bg, a, other)
+		if err := r.Rotate(bg, a, b, d); !errors.Is(err, router.ErrNotBound) {
 			t.Errorf("err = %v, want ErrNotBound", err)
 		}
 		if got := r.Lookup(a); got != other {
@@ -279,9 +296,9 @@ func TestRotate(t *testing.T) {
 	t.Run("new key bound to another device", func(t *testing.T) {
 		r := router.New()
 		d, other := newFake(1), newFake(2)
-		r.Register(a, d)
-		r.Register(b, other)
-		if err := r.Rotate(a, b, d); !errors.Is(err, router.ErrTokenInUse) {
+		r.Bind(bg, a, d)
+		r.Bind(bg, b, other)
+		if err := r.Rotate(bg, a, b, d); !errors.Is(err, router.ErrTokenInUse) {
 			t.Errorf("err = %v, want ErrTokenInUse", err)
 		}
 		if got := r.Lookup(a); got != d {
@@ -301,8 +318,8 @@ func TestRotate(t *testing.T) {
 	t.Run("same key", func(t *testing.T) {
 		r := router.New()
 		d := newFake(1)
-		r.Register(a, d)
-		if err := r.Rotate(a, a, d); err != nil {
+		r.Bind(bg, a, d)
+		if err := r.Rotate(bg, a, a, d); err != nil {
 			t.Errorf("Rotate to the same key: %v", err)
 		}
 		if got := r.Lookup(a); got != d {
@@ -311,7 +328,7 @@ func TestRotate(t *testing.T) {
 		if n := r.Len(); n != 1 {
 			t.Errorf("Len = %d, want 1", n)
 		}
-		if err := r.Rotate(c, c, d); !errors.Is(err, router.ErrNotBound) {
+		if err := r.Rotate(bg, c, c, d); !errors.Is(err, router.ErrNotBound) {
 			t.Errorf("same-key Rotate of an unbound key: err = %v, want ErrNotBound", err)
 		}
 	})
@@ -319,13 +336,13 @@ func TestRotate(t *testing.T) {
 	t.Run("there and back", func(t *testing.T) {
 		r := router.New()
 		d := newFake(1)
-		r.Register(a, d)
+		r.Bind(bg, a, d)
 		for i := range 10 {
 			from, to := a, b
 			if i%2 == 1 {
 				from, to = b, a
 			}
-			if err := r.Rotate(from, to, d); err != nil {
+			if err := r.Rotate(bg, from, to, d); err != nil {
 				t.Fatalf("rotation %d: %v", i, err)
 			}
 		}
@@ -392,7 +409,7 @@ func testRotateAtomic(t *testing.T, a, b router.Key) {
 
 	r := router.New()
 	d := newFake(1)
-	r.Register(a, d)
+	r.Bind(bg, a, d)
 	unrelated := key(-1)
 
 	// Rotation i goes a->b when i is even. started and done count rotations
@@ -407,7 +424,7 @@ func testRotateAtomic(t *testing.T, a, b router.Key) {
 				from, to = b, a
 			}
 			started.Add(1)
-			err := r.Rotate(from, to, d)
+			err := r.Rotate(bg, from, to, d)
 			done.Add(1)
 			if err != nil {
 				t.Errorf("rotation %d: %v", i, err)
@@ -525,37 +542,37 @@ func TestConcurrentDisjoint(t *testing.T) {
 }
 
 func concurrentRound(r *router.Router, d *fakeDevice, k [3]router.Key) error {
-	r.Register(k[0], d)
+	r.Bind(bg, k[0], d)
 	if got := r.Lookup(k[0]); got != d {
-		return fmt.Errorf("Lookup after Register = %v", got)
+		return fmt.Errorf("Lookup after Bind = %v", got)
 	}
-	if err := r.Rotate(k[0], k[1], d); err != nil {
+	if err := r.Rotate(bg, k[0], k[1], d); err != nil {
 		return fmt.Errorf("Rotate: %w", err)
 	}
 	if r.Lookup(k[0]) != nil || r.Lookup(k[1]) != d {
 		return errors.New("Rotate did not move the binding")
 	}
-	if err := r.Rotate(k[0], k[2], d); !errors.Is(err, router.ErrNotBound) {
+	if err := r.Rotate(bg, k[0], k[2], d); !errors.Is(err, router.ErrNotBound) {
 		return fmt.Errorf("Rotate from the old key: err = %v, want ErrNotBound", err)
 	}
 	rep, err := r.Deliver(context.Background(), k[1], router.Message{Mode: "m", Body: []byte("x")})
 	if err != nil || rep.Status != 200 {
 		return fmt.Errorf("Deliver = %v, %v", rep, err)
 	}
-	// Take over, and let the loser's stale Unregister fail.
+	// Take over, and let the loser's stale Unbind fail.
 	next := newFake(-d.id)
-	r.Register(k[1], next)
+	r.Bind(bg, k[1], next)
 	if n := d.closes.Load(); n != 1 {
 		return fmt.Errorf("replaced device closed %d times, want 1", n)
 	}
-	if r.Unregister(k[1], d) {
-		return errors.New("stale Unregister succeeded")
+	if r.Unbind(bg, k[1], d) {
+		return errors.New("stale Unbind succeeded")
 	}
-	if !r.Unregister(k[1], next) {
-		return errors.New("Unregister of the bound device failed")
+	if !r.Unbind(bg, k[1], next) {
+		return errors.New("Unbind of the bound device failed")
 	}
 	if r.Lookup(k[1]) != nil {
-		return errors.New("key still bound after Unregister")
+		return errors.New("key still bound after Unbind")
 	}
 	return nil
 }
@@ -569,7 +586,7 @@ func TestDeliver(t *testing.T) {
 		t.Errorf("Deliver to an unknown key: err = %v, want ErrNoDevice", err)
 	}
 
-	r.Register(k, d)
+	r.Bind(bg, k, d)
 	rep, err := r.Deliver(ctx, k, router.Message{Mode: "render", Body: []byte(`{"a":1}`)})
 	if err != nil {
 		t.Fatalf("Deliver: %v", err)
@@ -588,13 +605,13 @@ func TestDeliver(t *testing.T) {
 		t.Errorf("Deliver with a cancelled context: err = %v, want the device's ErrGone", err)
 	}
 
-	r.Unregister(k, d)
+	r.Unbind(bg, k, d)
 	if _, err := r.Deliver(ctx, k, router.Message{Mode: "m"}); !errors.Is(err, router.ErrNoDevice) {
-		t.Errorf("Deliver after Unregister: err = %v, want ErrNoDevice", err)
+		t.Errorf("Deliver after Unbind: err = %v, want ErrNoDevice", err)
 	}
 }
 
-// Router must satisfy the interface the frontend depends on.
+// Router is a Deliverer: Route and Deliver in one call.
 var _ router.Deliverer = (*router.Router)(nil)
 
 func TestEach(t *testing.T) {
@@ -603,7 +620,7 @@ func TestEach(t *testing.T) {
 	want := make(map[*fakeDevice]bool, n)
 	for i := range n {
 		d := newFake(i)
-		r.Register(key(i), d)
+		r.Bind(bg, key(i), d)
 		want[d] = true
 	}
 
@@ -624,10 +641,10 @@ func TestEach(t *testing.T) {
 	// Each calls fn outside the locks, so fn may use the router.
 	r.Each(func(d router.Device) {
 		f := d.(*fakeDevice)
-		r.Unregister(key(f.id), f)
+		r.Unbind(bg, key(f.id), f)
 	})
 	if got := r.Len(); got != 0 {
-		t.Errorf("Len after unregistering from Each = %d, want 0", got)
+		t.Errorf("Len after unbinding from Each = %d, want 0", got)
 	}
 	calls := 0
 	r.Each(func(router.Device) { calls++ })
@@ -644,19 +661,19 @@ func TestLen(t *testing.T) {
 		do   func()
 		want int
 	}{
-		{"register d1 on k1", func() { r.Register(key(1), d1) }, 1},
-		{"register d2 on k2", func() { r.Register(key(2), d2) }, 2},
-		{"register d1 on k1 again", func() { r.Register(key(1), d1) }, 2},
-		{"rotate d1 k1->k3", func() { _ = r.Rotate(key(1), key(3), d1) }, 2},
-		{"rotate d1 k3->k3", func() { _ = r.Rotate(key(3), key(3), d1) }, 2},
-		{"rotate d1 k3->k2 (in use)", func() { _ = r.Rotate(key(3), key(2), d1) }, 2},
-		{"rotate d1 k1->k4 (not bound)", func() { _ = r.Rotate(key(1), key(4), d1) }, 2},
-		{"take over k2 with d3", func() { r.Register(key(2), d3) }, 2},
-		{"stale unregister d2 from k2", func() { r.Unregister(key(2), d2) }, 2},
-		{"unregister d1 from old k1", func() { r.Unregister(key(1), d1) }, 2},
-		{"unregister d1 from k3", func() { r.Unregister(key(3), d1) }, 1},
-		{"unregister d3 from k2", func() { r.Unregister(key(2), d3) }, 0},
-		{"unregister d3 from k2 again", func() { r.Unregister(key(2), d3) }, 0},
+		{"bind d1 on k1", func() { r.Bind(bg, key(1), d1) }, 1},
+		{"bind d2 on k2", func() { r.Bind(bg, key(2), d2) }, 2},
+		{"bind d1 on k1 again", func() { r.Bind(bg, key(1), d1) }, 2},
+		{"rotate d1 k1->k3", func() { _ = r.Rotate(bg, key(1), key(3), d1) }, 2},
+		{"rotate d1 k3->k3", func() { _ = r.Rotate(bg, key(3), key(3), d1) }, 2},
+		{"rotate d1 k3->k2 (in use)", func() { _ = r.Rotate(bg, key(3), key(2), d1) }, 2},
+		{"rotate d1 k1->k4 (not bound)", func() { _ = r.Rotate(bg, key(1), key(4), d1) }, 2},
+		{"take over k2 with d3", func() { r.Bind(bg, key(2), d3) }, 2},
+		{"stale unbind d2 from k2", func() { r.Unbind(bg, key(2), d2) }, 2},
+		{"unbind d1 from old k1", func() { r.Unbind(bg, key(1), d1) }, 2},
+		{"unbind d1 from k3", func() { r.Unbind(bg, key(3), d1) }, 1},
+		{"unbind d3 from k2", func() { r.Unbind(bg, key(2), d3) }, 0},
+		{"unbind d3 from k2 again", func() { r.Unbind(bg, key(2), d3) }, 0},
 	}
 	for _, s := range steps {
 		s.do()
@@ -670,9 +687,9 @@ func TestRotateOntoOwnSecondKeyKeepsCount(t *testing.T) {
 	r := router.New()
 	d := newFake(1)
 	k1, k2 := key(1), key(2)
-	r.Register(k1, d)
-	r.Register(k2, d)
-	if err := r.Rotate(k1, k2, d); err != nil {
+	r.Bind(bg, k1, d)
+	r.Bind(bg, k2, d)
+	if err := r.Rotate(bg, k1, k2, d); err != nil {
 		t.Fatal(err)
 	}
 	if r.Lookup(k1) != nil || r.Lookup(k2) != d || r.Len() != 1 {
@@ -683,13 +700,13 @@ func TestRotateOntoOwnSecondKeyKeepsCount(t *testing.T) {
 func TestNilDevice(t *testing.T) {
 	r := router.New()
 	k := key(1)
-	if r.Unregister(k, nil) || r.Len() != 0 {
-		t.Fatalf("Unregister(nil) on an unbound key: Len=%d", r.Len())
+	if r.Unbind(bg, k, nil) || r.Len() != 0 {
+		t.Fatalf("Unbind(nil) on an unbound key: Len=%d", r.Len())
 	}
 	defer func() {
 		if recover() == nil {
-			t.Fatal("Register(nil) did not panic")
+			t.Fatal("Bind(nil) did not panic")
 		}
 	}()
-	r.Register(k, nil)
+	r.Bind(bg, k, nil)
 }

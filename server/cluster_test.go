@@ -175,6 +175,36 @@ func TestClusterTakeoverAndRotation(t *testing.T) {
 	}
 }
 
+// TestClusterFullNodeTakesNoToken: a login that a node refuses relay_full
+// takes nothing from the node that holds its token: the session there
+// stays, and every node reaches it. (The claim came before the cap check,
+// and closed the session on the other node as replaced, for a login that
+// was then refused: the token was held nowhere.)
+func TestClusterFullNodeTakesNoToken(t *testing.T) {
+	_, nodes := cluster(t, 2, func(c *server.Config) { c.Session.MaxDevices = 1 })
+	a, b := nodes[0], nodes[1]
+	b.Dial(t, wire.NewToken(), echo("fills b"))
+	tok := wire.NewToken()
+	_, servedA := a.Dial(t, tok, echo("on a"))
+	_, err := device.Dial(context.Background(), b.Addr, tok, device.Options{TLS: b.TLS})
+	var re *device.RefusedError
+	if !errors.As(err, &re) || re.Reason != wire.ReasonFull {
+		t.Fatalf("a login on the full node: %v, want relay_full", err)
+	}
+	for _, n := range nodes {
+		status, body := n.Post(t, "notify", tok, `{}`)
+		var r struct{ Device string }
+		if json.Unmarshal(body, &r); status != 200 || r.Device != "on a" {
+			t.Fatalf("after the refused login: %d %s, want the device on a", status, body)
+		}
+	}
+	select {
+	case err := <-servedA:
+		t.Fatalf("the session on a ended: %v", err)
+	default:
+	}
+}
+
 // TestClusterCloneFightIsDamped: two devices with one token on two nodes
 // take it from each other a few times, then the newer login is refused and
 // the incumbent stays, as on one node.

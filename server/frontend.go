@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/fasthttp/websocket"
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/web"
 	"github.com/pixelrelay/relay/webhook"
@@ -58,7 +59,7 @@ func (n *Node) newPages() http.Handler {
 	mux.HandleFunc("/", n.serveAsset)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.RequestURI == "*" {
-			n.hook.RefuseHTTP(w, webhook.ErrNotFound)
+			n.hook.RefuseHTTP(w, httperr.NotFound)
 			return
 		}
 		mux.ServeHTTP(w, req)
@@ -72,7 +73,7 @@ func (n *Node) serveDeviceConfig(w http.ResponseWriter, _ *http.Request) {
 func (n *Node) serveAsset(w http.ResponseWriter, req *http.Request) {
 	body, ctype, ok := web.Asset(req.URL.Path)
 	if !ok || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		n.hook.RefuseHTTP(w, webhook.ErrNotFound)
+		n.hook.RefuseHTTP(w, httperr.NotFound)
 		return
 	}
 	writeFile(w, body, ctype, "no-cache")
@@ -97,7 +98,7 @@ func (n *Node) newPagesTCP(pages http.Handler) fasthttp.RequestHandler {
 	adapted := fasthttpadaptor.NewFastHTTPHandler(pages)
 	return func(ctx *fasthttp.RequestCtx) {
 		if _, err := url.ParseRequestURI(string(ctx.RequestURI())); err != nil {
-			n.hook.Refuse(ctx, webhook.ErrBadRequest)
+			n.hook.Refuse(ctx, httperr.BadRequest)
 			return
 		}
 		adapted(ctx)
@@ -140,11 +141,11 @@ func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 	// Checked before the upgrader (which checks it again) so that a
 	// refusal gets the relay's JSON answer and counts.
 	if !n.checkOriginWS(ctx) {
-		n.hook.Refuse(ctx, webhook.ErrOrigin)
+		n.hook.Refuse(ctx, httperr.OriginNotAllowed)
 		return
 	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
-		n.hook.Refuse(ctx, webhook.ErrBadRequest)
+		n.hook.Refuse(ctx, httperr.BadRequest)
 		return
 	}
 	remote := ctx.RemoteAddr() // the caller's, after a PROXY header

@@ -301,26 +301,24 @@ func New(cfg Config) (*Node, error) {
 	n.wsUpgrader.CheckOrigin = n.checkOriginWS
 	sc := cfg.Session
 	sc.MaxBody, sc.Logger, sc.Metrics = cfg.Webhook.MaxBody, cfg.Logger, n.metrics
-	var deliverer router.Deliverer = n.router
 	var err error
+	// The router is the node's one registry of which device holds a
+	// token; a cluster plugs itself into it as its mesh, before the
+	// sessions and the webhooks use it.
 	if len(cfg.Cluster.URLs) > 0 {
 		cc := cfg.Cluster
 		cc.Logger, cc.Metrics = cfg.Logger, n.metrics
 		if n.peers, err = cluster.New(n.router, cc); err != nil {
 			return nil, err
 		}
-		sc.Directory, deliverer = n.peers, n.peers
 	}
 	if n.dev, err = session.New(n.router, sc); err != nil {
 		n.closePeers()
 		return nil, err
 	}
-	if n.peers != nil {
-		n.peers.Start(n.dev)
-	}
 	wc := cfg.Webhook
 	wc.Metrics = n.metrics
-	if n.hook, err = webhook.New(deliverer, wc); err != nil {
+	if n.hook, err = webhook.New(n.router, wc); err != nil {
 		n.closePeers()
 		return nil, err
 	}
@@ -425,7 +423,7 @@ func (n *Node) AdminAddr() net.Addr {
 	return n.adml.Addr()
 }
 
-// Router exposes the node's router (for the cluster backend and tests).
+// Router exposes the node's router, for tests.
 func (n *Node) Router() *router.Router { return n.router }
 
 // Run serves until ctx ends, then drains: new webhooks get 503, devices are

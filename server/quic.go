@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/webhook"
@@ -187,12 +188,12 @@ func (n *Node) connectWebTransport(w http.ResponseWriter, req *http.Request) {
 	// Checked before the upgrader (which checks it again) so that a
 	// refusal gets the relay's JSON answer and counts.
 	if !n.checkOrigin(req) {
-		n.hook.RefuseHTTP(w, webhook.ErrOrigin)
+		n.hook.RefuseHTTP(w, httperr.OriginNotAllowed)
 		return
 	}
 	sess, err := n.wt.Upgrade(w, req)
 	if err != nil {
-		n.hook.RefuseHTTP(w, webhook.ErrBadRequest)
+		n.hook.RefuseHTTP(w, httperr.BadRequest)
 		return
 	}
 	n.dev.Handle(transport.WebTransport(sess))

@@ -30,6 +30,9 @@ type device struct {
 	conn transport.Conn // static after construction
 	kind transport.Kind // static
 	id   uint64         // per-process sequence number; never derived from the token
+	// ended is closed when Serve returns: the session is unbound, its
+	// replies read and its connection closed.
+	ended chan struct{}
 
 	ctrl   transport.Stream // control stream, set before the session is registered
 	ctrlMu sync.Mutex       // serializes writes to ctrl
@@ -41,6 +44,16 @@ type device struct {
 	mu       sync.Mutex    // guards the fields below
 	inflight int           // messages between OpenStream and reply
 	idle     chan struct{} // if set, closed when inflight drops to 0
+}
+
+// hasEnded reports whether Serve has returned for d.
+func (d *device) hasEnded() bool {
+	select {
+	case <-d.ended:
+		return true
+	default:
+		return false
+	}
 }
 
 // begin counts a message in, unless the device is at its cap.
@@ -96,7 +109,8 @@ func (d *device) writeCtrlBy(deadline time.Time, frame []byte) error {
 // Deliver sends m on a fresh stream and waits for the device's reply until
 // ctx ends. When ctx is canceled (the caller went away) or its deadline
 // passes, the stream is reset with 0x1 both ways; the error is router.
-// ErrTimeout for the deadline and wraps context.Cause(ctx) for a cancel.
+// ErrTimeout for the deadline and router.ErrCanceled (wrapping
+// context.Cause(ctx)) for a cancel.
 // Deliver never keeps m.Body after returning.
 func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
 	if m.Query != "" && d.version < 2 {
@@ -136,9 +150,9 @@ func (d *device) Deliver(ctx context.Context, m router.Message) (router.Reply, e
 	if err == nil {
 		rep, err = readReply(str)
 	}
-	if err == nil && errors.Is(ctx.Err(), context.Canceled) {
-		// The reply raced the cancel: nobody is left to take it.
-		err = ctx.Err()
+	if err == nil {
+		// The reply may have raced a cancel: nobody is left to take it.
+		err = router.Canceled(ctx)
 	}
 	if err != nil {
 		str.Abort(wire.StreamCancelled)
@@ -183,9 +197,10 @@ func readReply(str transport.Stream) (wire.Reply, error) {
 
 // deliveryErr maps a stream failure to the router's outcomes.
 func (d *device) deliveryErr(ctx context.Context, err error) error {
+	if err := router.Canceled(ctx); err != nil {
+		return err
+	}
 	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		return fmt.Errorf("session: delivery canceled: %w", context.Cause(ctx))
 	case errors.Is(err, os.ErrDeadlineExceeded), ctx.Err() != nil:
 		return router.ErrTimeout
 	case transport.ResetByPeer(err):
@@ -242,6 +257,20 @@ func (d *device) Close(reason router.CloseReason) {
 			d.conn.Close(wire.CloseReplaced, wire.ReasonReplaced.String())
 		}()
 	}
+}
+
+// Release implements router.Device: another node claims k, this session's
+// token. A session sent away with GOAWAY moves (it keeps k until its device
+// leaves); a live one is taken over unless k's takeover budget is spent.
+func (d *device) Release(k router.Key) (router.Claim, error) {
+	if d.leaving.Load() {
+		d.srv.moves.Inc()
+		return router.Moved, nil
+	}
+	if ok, _ := d.srv.clones.Allow(k, time.Now()); !ok {
+		return router.Free, router.ErrTakeoverLimited
+	}
+	return router.Taken, nil
 }
 
 // goAway tells the device to leave and come back after delay, to redirect

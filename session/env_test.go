@@ -136,9 +136,12 @@ func wantReset(t *testing.T, s *quic.Stream) {
 	}
 }
 
-// counter reads one series, NAME or NAME{label="value"}, from the session
+// counter reads one counter, NAME or NAME{label="value"}, from the session
 // server's registry; 0 if it has none.
-func counter(e *env, series string) uint64 {
+func counter(e *env, series string) uint64 { return uint64(value(e, series)) }
+
+// value reads one counter or gauge as counter does.
+func value(e *env, series string) float64 {
 	name, labels, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
 	families, err := e.metrics.Gather()
 	if err != nil {
@@ -154,7 +157,7 @@ func counter(e *env, series string) uint64 {
 				got = append(got, l.GetName()+`="`+l.GetValue()+`"`)
 			}
 			if strings.Join(got, ",") == labels {
-				return uint64(m.GetCounter().GetValue())
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

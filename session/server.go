@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,9 +65,6 @@ type Config struct {
 	RefuseLinger time.Duration
 	// Redirect, if set, is the host:port that GOAWAY names on drain.
 	Redirect string
-	// Directory, if set, makes this node one of several (package
-	// cluster); nil serves this node's devices alone.
-	Directory Directory
 
 	// Logger receives session events, never a token; nil discards.
 	Logger *slog.Logger
@@ -149,19 +147,21 @@ type Server struct {
 	cfg    Config         // static
 	log    *slog.Logger   // static
 
-	draining atomic.Bool
 	nextID   atomic.Uint64
 	sessions sync.WaitGroup // goroutines started by Handle
 
-	mu      sync.Mutex           // guards the fields below
-	closed  bool                 // Drain began: track admits no one
-	live    map[*device]struct{} // logged-in sessions, for Drain
-	emptied chan struct{}        // if set, closed when live becomes empty
-
-	count atomic.Int64 // live sessions, all transports; checked against MaxDevices
+	mu       sync.Mutex // guards the fields below
+	draining bool       // Drain began: admit lets no one in
+	// live is the one count of live sessions: a session is in it from
+	// admit, before its token is bound (a burst of logins cannot overshoot
+	// the cap), to leave, before its token is unbound (whoever sees the
+	// device gone from the router can also log in again). MaxDevices caps
+	// it, relay_devices_connected is its size by transport (byKind), and
+	// Drain sends away the sessions in it, then waits for each to end.
+	live   map[*device]struct{}
+	byKind [len(transport.Kinds)]int // live's sessions by transport
 
 	// Metrics; static after New.
-	connected  [len(transport.Kinds)]atomic.Int64 // live sessions by transport
 	logins     [len(transport.Kinds)]prometheus.Counter
 	refusals   map[wire.Reason]prometheus.Counter
 	takeovers  prometheus.Counter
@@ -194,9 +194,12 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 	m := promauto.With(cfg.Metrics)
 	logins := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_logins_total", Help: "Device logins accepted, by transport."}, []string{"transport"})
 	for _, k := range transport.Kinds {
-		n := &s.connected[k]
 		m.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_devices_connected", Help: "Device sessions logged in now, by transport.",
-			ConstLabels: prometheus.Labels{"transport": k.String()}}, func() float64 { return float64(n.Load()) })
+			ConstLabels: prometheus.Labels{"transport": k.String()}}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(s.byKind[k])
+		})
 		s.logins[k] = logins.WithLabelValues(k.String())
 	}
 	refusals := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_login_refusals_total", Help: "Device logins refused, by protocol reason."}, []string{"reason"})
@@ -224,66 +227,78 @@ func (s *Server) Handle(c transport.Conn) {
 	s.sessions.Go(func() { s.Serve(c) })
 }
 
-// Serve runs one device connection to its end: login, registration, the
-// control loop, and unregistration.
+// Serve runs one device connection to its end: login, binding, the
+// control loop, and unbinding.
 func (s *Server) Serve(c transport.Conn) {
 	kind := c.Kind()
-	d := &device{srv: s, conn: c, kind: kind, id: s.nextID.Add(1)}
+	d := &device{srv: s, conn: c, kind: kind, id: s.nextID.Add(1), ended: make(chan struct{})}
+	defer close(d.ended) // after the close below: Drain waits for it
 	defer c.Close(wire.CloseNormal, "")
 
 	if !s.login(d) {
 		return
 	}
 	s.logins[kind].Inc()
-	s.connected[kind].Add(1)
 	s.log.Debug("device session opened", "session", d.id, "transport", kind, "version", d.version)
 	err := s.controlLoop(d)
-	// Free the slot before the router forgets the session, so that anyone
-	// who sees the device gone can also log in again.
-	s.connected[kind].Add(-1)
-	s.count.Add(-1)
+	// Leave before the router forgets the session, so that anyone who
+	// sees the device gone can also log in again.
+	s.leave(d)
 	s.unbind(d)
 	if err == io.EOF {
 		// The device ended its control stream: after a GOAWAY, once it
 		// has answered its messages. Read those answers to the end, then
 		// close: a close from the device could overtake its last replies.
+		// A drain waits for this too (d.ended).
 		<-d.settled()
 		c.Close(wire.CloseNormal, "")
 	}
-	s.forget(d)
 	s.log.Debug("device session closed", "session", d.id, "transport", kind, "cause", err)
 }
 
-// unbind unbinds d's token here and, if this node still held it (no
-// takeover or move came first), on every node.
+// unbind unbinds d's token, here and (through the router's mesh) on every
+// node, unless a takeover or a move came first.
 func (s *Server) unbind(d *device) {
-	if s.router.Unregister(d.key, d) && s.cfg.Directory != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
-		defer cancel()
-		s.cfg.Directory.Unbind(ctx, d.key)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
+	defer cancel()
+	s.router.Unbind(ctx, d.key, d)
 }
 
-// track adds a logged-in session to the set Drain walks, unless a drain
-// has begun: a login that passed the early check while Drain took its
-// snapshot is refused rather than missed.
-func (s *Server) track(d *device) bool {
+// admit counts d in the live sessions, unless the relay is draining
+// (ReasonDraining) or at MaxDevices (ReasonFull); it returns 0 when d is
+// in, and then leave must follow. A takeover of a live session here is
+// exempt from the cap: it replaces a session that already counts, so that
+// a device whose old session has not timed out yet can always come back.
+// Under one lock with Drain's snapshot: a login is either refused or sent
+// away, never missed.
+func (s *Server) admit(d *device, takeover bool) wire.Reason {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	switch {
+	case s.draining:
+		return wire.ReasonDraining
+	case s.cfg.MaxDevices > 0 && len(s.live) >= s.cfg.MaxDevices && !takeover:
+		return wire.ReasonFull
 	}
 	s.live[d] = struct{}{}
-	return true
+	s.byKind[d.kind]++
+	return 0
 }
 
-func (s *Server) forget(d *device) {
+// isDraining reports whether Drain has begun.
+func (s *Server) isDraining() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.live, d)
-	if len(s.live) == 0 && s.emptied != nil {
-		close(s.emptied)
-		s.emptied = nil
+	return s.draining
+}
+
+// leave undoes admit.
+func (s *Server) leave(d *device) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.live[d]; ok {
+		delete(s.live, d)
+		s.byKind[d.kind]--
 	}
 }
 
@@ -329,12 +344,14 @@ func (s *Server) login(d *device) bool {
 		d.closeProtocol(d.ctrlErr(err))
 		return false
 	}
+	// The refusals come in the order PROTOCOL §6.2 gives; admit checks
+	// draining again, under the lock Drain takes.
 	version, ok := wire.Negotiate(login.Version)
 	switch {
 	case !ok:
 		s.refuse(d, wire.ReasonVersion, fmt.Sprintf("protocol version %d not spoken; this relay speaks %d..%d", login.Version, wire.MinVersion, wire.Version))
 		return false
-	case s.draining.Load():
+	case s.isDraining():
 		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
 		return false
 	}
@@ -344,45 +361,36 @@ func (s *Server) login(d *device) bool {
 	}
 	d.version = version
 	d.key = router.KeyOf(login.Token)
-	// Count the session before it is registered, so that a burst of
-	// logins cannot overshoot the cap. A takeover replaces a session that
-	// already counts: a device whose old session is not yet timed out can
-	// always come back.
 	takeover := s.router.Lookup(d.key) != nil
 	if takeover {
 		if ok, _ := s.clones.Allow(d.key, time.Now()); !ok {
 			s.refuse(d, wire.ReasonLimited, "token in use by another live session; taking it over too often")
 			return false
 		}
-	} else if dir := s.cfg.Directory; dir != nil {
-		// Take the token from any other node first. A session there that
-		// was sent away keeps it until the device leaves: both nodes
-		// route it for a moment, and no instant has neither.
-		claim, err := dir.Claim(ctx, d.key)
-		if errors.Is(err, ErrTakeoverLimited) {
-			s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
-			return false
-		}
-		if claim == Taken {
-			// Spend this node's budget too: a clone fight between nodes
-			// is damped as it is on one.
-			s.clones.Allow(d.key, time.Now())
-		}
 	}
-	if n := s.count.Add(1); s.cfg.MaxDevices > 0 && n > int64(s.cfg.MaxDevices) && !takeover {
-		s.count.Add(-1)
+	switch s.admit(d, takeover) {
+	case wire.ReasonDraining:
+		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
+		return false
+	case wire.ReasonFull:
 		s.refuse(d, wire.ReasonFull, "relay at its device capacity; try later or elsewhere")
 		return false
 	}
-	if !s.track(d) {
-		s.count.Add(-1)
-		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
+	ctrl.SetReadDeadline(time.Time{})
+	// In a cluster the router takes the token from any other node first.
+	// A session there that was sent away keeps it until the device leaves:
+	// both nodes route it for a moment, and no instant has neither.
+	claim, err := s.router.Bind(ctx, d.key, d)
+	if err != nil { // router.ErrTakeoverLimited: the incumbent stays
+		s.leave(d)
+		s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
 		return false
 	}
-	ctrl.SetReadDeadline(time.Time{})
-	s.router.Register(d.key, d)
-	if dir := s.cfg.Directory; dir != nil {
-		dir.Bind(ctx, d.key)
+	if claim == router.Taken && !takeover {
+		// A session elsewhere (or one that logged in here meanwhile) was
+		// taken over: spend this node's budget too, so that a clone fight
+		// between nodes is damped as it is on one.
+		s.clones.Allow(d.key, time.Now())
 	}
 	welcome := wire.Welcome{
 		Version:     version,
@@ -391,9 +399,8 @@ func (s *Server) login(d *device) bool {
 		IdleTimeout: s.cfg.IdleTimeout,
 	}
 	if err := d.writeCtrl(welcome.Append(nil)); err != nil {
+		s.leave(d)
 		s.unbind(d)
-		s.count.Add(-1)
-		s.forget(d)
 		if transport.ResetByPeer(err) {
 			d.closeProtocol(errControlReset)
 		}
@@ -464,23 +471,15 @@ func (s *Server) rotate(d *device, tok []byte) error {
 		return s.refuseRotation(d, wire.ReasonToken, err.Error())
 	}
 	key := router.KeyOf(tok)
-	dir := s.cfg.Directory
 	ctx, cancel := context.WithTimeout(d.conn.Context(), s.cfg.ControlWriteTimeout)
 	defer cancel()
-	if dir != nil && key != d.key && dir.Held(ctx, key) {
-		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
-	}
-	switch err := s.router.Rotate(d.key, key, d); {
+	// In a cluster the new token reaches this node from everywhere, and
+	// the old one from nowhere, before Rotate returns and ROTATED says so.
+	switch err := s.router.Rotate(ctx, d.key, key, d); {
 	case errors.Is(err, router.ErrTokenInUse):
 		return s.refuseRotation(d, wire.ReasonInUse, "token in use")
 	case err != nil:
 		return err // replaced meanwhile: the connection is closing
-	}
-	if dir != nil && key != d.key {
-		// The new token reaches this node from everywhere, and the old
-		// one from nowhere, before ROTATED says so.
-		dir.Bind(ctx, key)
-		dir.Unbind(ctx, d.key)
 	}
 	d.key = key
 	s.rotations.Inc()
@@ -504,18 +503,11 @@ const goAwayWorkers = 64
 // once every session has ended; when ctx ends first, it closes the
 // sessions still open with 0x4 and returns once they are gone.
 func (s *Server) Drain(ctx context.Context, spread time.Duration) {
-	s.draining.Store(true)
 	s.mu.Lock()
-	s.closed = true
+	s.draining = true
 	live := make([]*device, 0, len(s.live))
 	for d := range s.live {
 		live = append(live, d)
-	}
-	emptied := make(chan struct{})
-	if len(s.live) == 0 {
-		close(emptied)
-	} else {
-		s.emptied = emptied
 	}
 	s.mu.Unlock()
 
@@ -538,25 +530,33 @@ func (s *Server) Drain(ctx context.Context, spread time.Duration) {
 	}
 	g.Wait()
 
-	select {
-	case <-emptied:
+	// Each session ends once it has left live and read its last replies
+	// (Serve); none can be admitted now, so these are all there are.
+	if allEnded(ctx, live) {
 		return
-	case <-ctx.Done():
 	}
-	s.mu.Lock()
-	left := make([]*device, 0, len(s.live))
-	for d := range s.live {
-		left = append(left, d)
-	}
-	s.mu.Unlock()
+	left := slices.DeleteFunc(live, (*device).hasEnded)
 	s.log.Info("drain timeout: closing devices still connected", "devices", len(left))
 	for _, d := range left {
 		d.conn.Close(wire.CloseGoingAway, wire.ReasonDraining.String())
 	}
-	<-emptied
+	allEnded(context.Background(), left)
 }
 
-// Len returns the number of logged-in sessions.
+// allEnded waits until every session of ds has ended, or ctx ends first,
+// and says which.
+func allEnded(ctx context.Context, ds []*device) bool {
+	for _, d := range ds {
+		select {
+		case <-d.ended:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// Len returns the number of live sessions (the count MaxDevices caps).
 func (s *Server) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/pixelrelay/relay/httperr"
 	"net/url"
 	"strconv"
 
@@ -30,11 +31,11 @@ const maxNameLen = 64
 // query.
 func nameQuery(name []byte) (string, error) {
 	if len(name) == 0 || len(name) > maxNameLen {
-		return "", &detailError{ErrParam, fmt.Sprintf("name must be 1 to %d characters", maxNameLen)}
+		return "", httperr.Detailed(ErrParam, fmt.Sprintf("name must be 1 to %d characters", maxNameLen))
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return "", &detailError{ErrParam, "name may hold only A-Z a-z 0-9 _ - . (AWTRIX 3 uses it in MQTT topics and file names)"}
+			return "", httperr.Detailed(ErrParam, "name may hold only A-Z a-z 0-9 _ - . (AWTRIX 3 uses it in MQTT topics and file names)")
 		}
 	}
 	return "name=" + string(name), nil
@@ -64,10 +65,10 @@ func toJSON(mode string, contentType, body []byte, maxBody int) ([]byte, error) 
 	case mode == "notify" && isMedia(contentType, "application/x-www-form-urlencoded"):
 		return formNotify(body, maxBody)
 	case mode == "notify":
-		return nil, &detailError{ErrBadJSON, `body is not valid JSON (an IFTTT ingredient holding a " or a line break breaks it): ` +
-			`send the text alone with Content-Type: text/plain, or JSON`}
+		return nil, httperr.Detailed(ErrBadJSON, `body is not valid JSON (an IFTTT ingredient holding a " or a line break breaks it): `+
+			`send the text alone with Content-Type: text/plain, or JSON`)
 	case mode == "rtttl" || mode == "r2d2":
-		return nil, &detailError{ErrBadJSON, "body is not valid JSON: send the string as a JSON string, or alone with Content-Type: text/plain"}
+		return nil, httperr.Detailed(ErrBadJSON, "body is not valid JSON: send the string as a JSON string, or alone with Content-Type: text/plain")
 	}
 	return nil, ErrBadJSON
 }
@@ -97,7 +98,7 @@ func fit(b []byte, err error) func(maxBody int) ([]byte, error) {
 			return nil, ErrBadJSON
 		}
 		if len(b) > maxBody {
-			return nil, ErrTooLarge
+			return nil, httperr.TooLarge
 		}
 		return b, nil
 	}
@@ -109,15 +110,15 @@ func fit(b []byte, err error) func(maxBody int) ([]byte, error) {
 func formNotify(body []byte, maxBody int) ([]byte, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, &detailError{ErrBadForm, "form body does not parse; send the text alone with Content-Type: text/plain, or JSON"}
+		return nil, httperr.Detailed(ErrBadForm, "form body does not parse; send the text alone with Content-Type: text/plain, or JSON")
 	}
 	if _, ok := vals["text"]; !ok {
-		return nil, &detailError{ErrBadForm, "form body has no text field"}
+		return nil, httperr.Detailed(ErrBadForm, "form body has no text field")
 	}
 	out := make(map[string]any, len(vals))
 	for k, v := range vals {
 		if len(v) != 1 {
-			return nil, &detailError{ErrBadForm, fmt.Sprintf("form field %.32q given %d times", k, len(v))}
+			return nil, httperr.Detailed(ErrBadForm, fmt.Sprintf("form field %.32q given %d times", k, len(v)))
 		}
 		switch k {
 		case "text", "icon", "color", "sound":
@@ -125,17 +126,17 @@ func formNotify(body []byte, maxBody int) ([]byte, error) {
 		case "duration", "repeat":
 			n, err := strconv.Atoi(v[0])
 			if err != nil {
-				return nil, &detailError{ErrBadForm, fmt.Sprintf("form field %s must be an integer", k)}
+				return nil, httperr.Detailed(ErrBadForm, fmt.Sprintf("form field %s must be an integer", k))
 			}
 			out[k] = n
 		case "rainbow", "hold":
 			b, err := strconv.ParseBool(v[0])
 			if err != nil {
-				return nil, &detailError{ErrBadForm, fmt.Sprintf("form field %s must be true or false", k)}
+				return nil, httperr.Detailed(ErrBadForm, fmt.Sprintf("form field %s must be true or false", k))
 			}
 			out[k] = b
 		default:
-			return nil, &detailError{ErrBadForm, fmt.Sprintf("form field %.32q is not one notify takes: text, icon, color, duration, repeat, rainbow, hold, sound", k)}
+			return nil, httperr.Detailed(ErrBadForm, fmt.Sprintf("form field %.32q is not one notify takes: text, icon, color, duration, repeat, rainbow, hold, sound", k))
 		}
 	}
 	return fit(json.Marshal(out))(maxBody)

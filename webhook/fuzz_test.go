@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
@@ -25,7 +26,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mode, token, auth []byte) {
 		m, got, err := parse(request{mode: mode, token: token, auth: auth})
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
+			if e := httperr.For(err); e == httperr.Internal {
 				t.Fatalf("parse returned %T, not one of the table's errors", err)
 			}
 			return

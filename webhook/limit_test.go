@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"github.com/pixelrelay/relay/limit"
 	"net"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
@@ -44,30 +42,6 @@ func wantLimited(t *testing.T, ctx *fasthttp.RequestCtx) int {
 		t.Fatalf("Retry-After %q; want whole seconds >= 1", ctx.Response.Header.Peek("Retry-After"))
 	}
 	return n
-}
-
-func TestRetryAfterRoundsUp(t *testing.T) {
-	for _, c := range []struct {
-		d    time.Duration
-		want int
-	}{
-		{0, 1}, {time.Nanosecond, 1}, {999 * time.Millisecond, 1}, {time.Second, 1},
-		{time.Second + time.Millisecond, 2}, {100 * time.Second, 100}, {1<<63 - 1, 86400},
-	} {
-		if e, got := respond(&retryError{Err: ErrRateLimited, After: c.d}, ErrInternal); e != ErrRateLimited || got != c.want {
-			t.Errorf("%v: %s, Retry-After %d; want rate_limited, %d", c.d, e.Code, got, c.want)
-		}
-	}
-	// Wrapped, it still answers from the table with its own Retry-After.
-	if e, got := respond(fmt.Errorf("context: %w", &retryError{Err: ErrRateLimited, After: 3 * time.Second}), ErrInternal); e != ErrRateLimited || got != 3 {
-		t.Errorf("wrapped retryError: %s, Retry-After %d", e.Code, got)
-	}
-	if e := errorFor(&retryError{Err: ErrRateLimited, After: time.Second}); e != ErrRateLimited {
-		t.Errorf("a retryError maps to %v", e)
-	}
-	if e, got := respond(ErrRateLimited, ErrInternal); got != 1 {
-		t.Errorf("bare %s: Retry-After %d, want the table's 1", e.Code, got)
-	}
 }
 
 func TestSourceKey(t *testing.T) {
@@ -122,39 +96,45 @@ func TestSourceLimitIsPerAddress(t *testing.T) {
 	}
 }
 
-// fakeDevice answers every message with 200.
-type fakeDevice struct{}
+// fakeDevice answers every message with 200, and counts them.
+type fakeDevice struct{ delivers int }
 
-func (*fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+func (d *fakeDevice) Deliver(context.Context, router.Message) (router.Reply, error) {
+	d.delivers++
 	return router.Reply{Status: 200, Body: []byte(`{"ok":true}`)}, nil
 }
-func (*fakeDevice) Close(router.CloseReason) {}
+func (*fakeDevice) Close(router.CloseReason)                 {}
+func (*fakeDevice) Release(router.Key) (router.Claim, error) { return router.Taken, nil }
 
-// countingRouter is a router whose Deliver calls are counted.
-type countingRouter struct {
-	*router.Router
-	delivers int
-}
+// farMesh is the mesh of a cluster in which no other node holds any token:
+// every key not bound here reaches it, and it answers no_device.
+type farMesh struct{ delivers int }
 
-func (r *countingRouter) Deliver(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
-	r.delivers++
-	return r.Router.Deliver(ctx, k, m)
+func (m *farMesh) Deliver(context.Context, router.Key, router.Message) (router.Reply, error) {
+	m.delivers++
+	return router.Reply{}, router.ErrNoDevice
 }
+func (*farMesh) Claim(context.Context, router.Key) (router.Claim, error) { return router.Free, nil }
+func (*farMesh) Held(context.Context, router.Key) bool                   { return false }
+func (*farMesh) Bound(context.Context, router.Key)                       {}
+func (*farMesh) Unbound(context.Context, router.Key)                     {}
 
 func TestMissLimit(t *testing.T) {
-	known := wire.NewToken()
-	rt := &countingRouter{Router: router.New()}
-	rt.Register(router.KeyOf([]byte(known)), &fakeDevice{})
 	for _, c := range []struct {
 		name string
-		d    router.Deliverer
+		mesh *farMesh
 	}{
-		{"router", rt}, // with Lookup: misses are answered before delivery
-		{"deliverer", struct{ router.Deliverer }{rt}}, // without: misses come back from Deliver
+		{"alone", nil},       // misses are answered before delivery
+		{"mesh", &farMesh{}}, // misses come back from the mesh's Deliver
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newTest(t, c.d, func(cfg *Config) { cfg.Misses = limit.Rate{PerSecond: 0.001, Burst: 3} })
-			rt.delivers = 0
+			known, dev := wire.NewToken(), &fakeDevice{}
+			rt := router.New()
+			if c.mesh != nil {
+				rt.SetMesh(c.mesh)
+			}
+			rt.Bind(context.Background(), router.KeyOf([]byte(known)), dev)
+			h := newTest(t, rt, func(cfg *Config) { cfg.Misses = limit.Rate{PerSecond: 0.001, Burst: 3} })
 			var first []byte
 			for i := range 3 {
 				ctx := serveFrom(h, "192.0.2.1:1", "/cloud?mode=notify&token="+wire.NewToken())
@@ -176,12 +156,11 @@ func TestMissLimit(t *testing.T) {
 			if ctx := serveFrom(h, "192.0.2.2:1", "/cloud?mode=notify&token="+wire.NewToken()); ctx.Response.StatusCode() != 404 {
 				t.Fatalf("another source's first miss: %d", ctx.Response.StatusCode())
 			}
-			wantDelivers := 1
-			if c.name == "deliverer" {
-				wantDelivers = 3 + 1 + 1 + 1
+			if dev.delivers != 1 {
+				t.Fatalf("the device got %d deliveries, want 1", dev.delivers)
 			}
-			if rt.delivers != wantDelivers {
-				t.Fatalf("%d deliveries, want %d", rt.delivers, wantDelivers)
+			if c.mesh != nil && c.mesh.delivers != 3+1+1 {
+				t.Fatalf("the mesh got %d deliveries, want every miss's: %d", c.mesh.delivers, 3+1+1)
 			}
 		})
 	}

@@ -1,7 +1,7 @@
 // Package webhook is the relay's HTTP frontend: it takes
 // POST /cloud?mode=MODE&token=TOKEN (or a GET for the modes that read the
-// clock), hands the body to the device bound to the token through a
-// router.Deliverer, and answers with the device's reply.
+// clock), hands the body to the device bound to the token by the way the
+// router gives (Router.Route), and answers with the device's reply.
 //
 // Nothing from a request outlives the handler: Deliver returns before the
 // handler does, and the token is only ever hashed.
@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
@@ -101,33 +102,33 @@ func (c *Config) Check() error {
 	return nil
 }
 
-// Handler serves webhooks.
+// Router is what the Handler delivers through: *router.Router, which
+// routes to the devices on this node and, in a cluster, through its mesh to
+// the others. A nil Dest means that no device holds the key: the webhook is
+// answered no_device before a delivery starts (no context, no timer, no
+// entry in the token limit); with a mesh every key has a Dest, and a miss
+// comes back from its Deliver.
+type Router interface {
+	Route(router.Key) router.Dest
+}
+
+// Handler serves webhooks. Its Refuse, RefuseHTTP and ServeError answer
+// and count the refusals of the paths around /cloud too.
 type Handler struct {
-	d        router.Deliverer // static
-	lookup   lookuper         // d's fast "no such device", if it has one; static
-	cfg      Config           // static
+	*httperr.Refuser // counts relay_webhooks_total by code; static
+
+	r        Router // static
+	cfg      Config // static
 	draining atomic.Bool
 
 	tokens  *limit.Keyed[router.Key] // webhooks per token; static
 	sources *limit.Keyed[netip.Addr] // webhooks per source; static
 	misses  *limit.Keyed[netip.Addr] // no_device answers per source; static
 
-	outcomes  []prometheus.Counter // by Error.idx; static
-	delivered prometheus.Counter   // the device answered with a status below 400
-	refused   prometheus.Counter   // the device answered with a 4xx or 5xx: its own error
+	delivered prometheus.Counter // the device answered with a status below 400
+	refused   prometheus.Counter // the device answered with a 4xx or 5xx: its own error
 	latency   prometheus.Histogram
 	limited   [limitCount]prometheus.Counter // 429s by the limit that refused; static
-}
-
-// lookuper is what a Deliverer may also implement so that a webhook for a
-// token nobody holds is answered before any delivery starts: no context,
-// no timer, no entry in the token limit. *router.Router does. Lookup(k) == nil must
-// mean that Deliver(ctx, k, m) would fail with router.ErrNoDevice; a
-// Device is only a hint, and the message still goes through Deliver. The
-// cluster backend need not implement it: every miss then goes through
-// Deliver as before.
-type lookuper interface {
-	Lookup(router.Key) router.Device
 }
 
 // The rate limits, for relay_rate_limited_total{limit}.
@@ -147,9 +148,9 @@ var latencyBuckets = []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 
 // the relay shuts down; requests already in delivery finish.
 func (h *Handler) Drain() { h.draining.Store(true) }
 
-// New returns a Handler delivering through d. On TCP the body size limit
+// New returns a Handler delivering through r. On TCP the body size limit
 // is the fasthttp server's MaxRequestBodySize, answered by ServeError.
-func New(d router.Deliverer, cfg Config) (*Handler, error) {
+func New(r Router, cfg Config) (*Handler, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
@@ -157,20 +158,17 @@ func New(d router.Deliverer, cfg Config) (*Handler, error) {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
 	h := &Handler{
-		d:       d,
+		r:       r,
 		cfg:     cfg,
 		tokens:  limit.New[router.Key](cfg.PerToken),
 		sources: limit.New[netip.Addr](cfg.PerSource),
 		misses:  limit.New[netip.Addr](cfg.Misses),
 	}
-	h.lookup, _ = d.(lookuper)
 	m := promauto.With(cfg.Metrics)
 	outcomes := m.NewCounterVec(prometheus.CounterOpts{Name: "relay_webhooks_total",
 		Help: "Webhooks by outcome: delivered (the device answered below 400), device_error (the device answered 4xx or 5xx), or the relay's error code; refusals on other paths count by their code too (not_found: a path other than /cloud)."},
 		[]string{"outcome"})
-	for _, e := range allErrors {
-		h.outcomes = append(h.outcomes, outcomes.WithLabelValues(e.Code))
-	}
+	h.Refuser = httperr.NewRefuser(outcomes)
 	h.delivered = outcomes.WithLabelValues("delivered")
 	h.refused = outcomes.WithLabelValues("device_error")
 	h.latency = m.NewHistogram(prometheus.HistogramOpts{Name: "relay_webhook_seconds",
@@ -273,7 +271,8 @@ func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 		return router.Reply{}, err
 	}
 	key := router.KeyOf(token)
-	if h.lookup != nil && h.lookup.Lookup(key) == nil {
+	dest := h.r.Route(key)
+	if dest == nil {
 		return router.Reply{}, h.miss(r.src, now, router.ErrNoDevice)
 	}
 	if ok, after := h.tokens.Allow(key, now); !ok {
@@ -288,14 +287,10 @@ func (h *Handler) handle(r request, now time.Time) (router.Reply, error) {
 	if r.conn != nil {
 		defer watchCaller(r.conn, cancel)()
 	}
-	reply, err := h.d.Deliver(ctx, key, router.Message{Mode: mode, Query: query, Body: body})
-	switch {
-	case err == nil:
-	case errors.Is(ctx.Err(), context.Canceled):
-		// Only the caller cancels before Deliver returns: it hung up,
-		// and the device's stream was reset.
-		err = ErrCallerGone
-	case errors.Is(err, router.ErrNoDevice):
+	// A caller that hung up canceled ctx: the outcome is router.
+	// ErrCanceled, answered caller_gone from the table.
+	reply, err := dest.Deliver(ctx, router.Message{Mode: mode, Query: query, Body: body})
+	if errors.Is(err, router.ErrNoDevice) {
 		err = h.miss(r.src, time.Now(), err)
 	}
 	return reply, err
@@ -316,7 +311,7 @@ func (h *Handler) miss(src netip.Addr, now time.Time, err error) error {
 // until the limit's next token as its Retry-After.
 func (h *Handler) rateLimited(i int, after time.Duration) error {
 	h.limited[i].Inc()
-	return &retryError{Err: ErrRateLimited, After: after}
+	return httperr.RetryIn(ErrRateLimited, after)
 }
 
 // ServeFastHTTP answers a webhook on the TCP frontend. The caller routes
@@ -343,7 +338,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	h.answered(start, reply.Status)
 	ctx.SetStatusCode(reply.Status)
-	setJSONHeaders(&ctx.Response.Header)
+	httperr.SetJSONHeaders(&ctx.Response.Header)
 	ctx.SetBody(reply.Body)
 }
 
@@ -382,7 +377,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.answered(start, reply.Status)
-	setJSONHTTPHeaders(w.Header())
+	httperr.SetJSONHTTPHeaders(w.Header())
 	w.WriteHeader(reply.Status)
 	w.Write(reply.Body)
 }
@@ -399,7 +394,7 @@ func parse(r request) (mode string, token []byte, err error) {
 		return "", nil, ErrModeUnknown
 	}
 	if r.hasName && !wire.TakesName(mode) {
-		return "", nil, &detailError{ErrParam, "name belongs to mode=custom (the custom app's name)"}
+		return "", nil, httperr.Detailed(ErrParam, "name belongs to mode=custom (the custom app's name)")
 	}
 	token = r.token
 	if auth := r.auth; len(auth) > 0 {

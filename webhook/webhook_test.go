@@ -6,28 +6,37 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/pixelrelay/relay/httperr"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/wire"
 	"github.com/valyala/fasthttp"
 )
 
-// deliverFunc lets a unit test decide what "the device" answers; the whole
-// path over real sockets is tested in package server.
+// deliverFunc lets a unit test decide what "the device" answers, for every
+// key; the whole path over real sockets is tested in package server.
 type deliverFunc func(context.Context, router.Key, router.Message) (router.Reply, error)
 
-func (f deliverFunc) Deliver(ctx context.Context, k router.Key, m router.Message) (router.Reply, error) {
-	return f(ctx, k, m)
+func (f deliverFunc) Route(k router.Key) router.Dest { return &funcDest{f, k} }
+
+// funcDest is deliverFunc's way to k.
+type funcDest struct {
+	f deliverFunc
+	k router.Key
+}
+
+func (d *funcDest) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
+	return d.f(ctx, d.k, m)
 }
 
 // newTest returns a Handler on the default configuration as mutate
 // changes it.
-func newTest(tb testing.TB, d router.Deliverer, mutate func(*Config)) *Handler {
+func newTest(tb testing.TB, r Router, mutate func(*Config)) *Handler {
 	tb.Helper()
 	cfg := DefaultConfig()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	h, err := New(d, cfg)
+	h, err := New(r, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -144,8 +153,8 @@ func TestJSONBodyDoesNotAllocate(t *testing.T) {
 func TestToJSONLimits(t *testing.T) {
 	// Escaping can make the converted body longer than what was posted.
 	quotes := []byte(`""""""""""`)
-	if _, err := toJSON("notify", []byte("text/plain"), quotes, 20); err != ErrTooLarge {
-		t.Fatalf("a text that grows past max-body: %v, want ErrTooLarge", err)
+	if _, err := toJSON("notify", []byte("text/plain"), quotes, 20); err != httperr.TooLarge {
+		t.Fatalf("a text that grows past max-body: %v, want httperr.TooLarge", err)
 	}
 	if b, err := toJSON("notify", []byte("text/plain"), quotes, 40); err != nil || string(b) != `{"text":"\"\"\"\"\"\"\"\"\"\""}` {
 		t.Fatalf("text of quotes: %s %v", b, err)

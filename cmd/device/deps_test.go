@@ -39,7 +39,7 @@ const module = "github.com/pixelrelay/relay/"
 // Each must be a package the module can build, so the list cannot go stale
 // (TestForbiddenPackagesExist).
 var forbidden = []string{
-	module + "router", module + "session", module + "limit", module + "webhook", module + "server", module + "cluster",
+	module + "router", module + "session", module + "limit", module + "webhook", module + "httperr", module + "server", module + "cluster",
 	"github.com/valyala/fasthttp", "github.com/fasthttp/websocket", "github.com/prometheus/client_golang/prometheus",
 	"golang.org/x/crypto/acme", "golang.org/x/crypto/acme/autocert", "github.com/fsnotify/fsnotify",
 	"github.com/nats-io/nats.go", "golang.org/x/time/rate",

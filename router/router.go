@@ -297,7 +297,7 @@ func (r *Router) Len() int {
 }
 
 // Each calls fn for every bound device, outside the router's locks. Devices
-// that register or leave meanwhile may or may not be seen.
+// that bind or leave meanwhile may or may not be seen.
 func (r *Router) Each(fn func(Device)) {
 	var batch []Device
 	for i := range r.shards {

@@ -331,15 +331,8 @@ func TestDroppedRequestsAreCounted(t *testing.T) {
 	bound := holder.nc.Stats().InMsgs // the login's claim had its answer (no responders)
 
 	const n = 4
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	errs, cancel := deliverMany(caller, key, n)
 	defer cancel()
-	errs := make(chan error, n)
-	for range n {
-		go func() {
-			_, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"})
-			errs <- err
-		}()
-	}
 	waitFor(t, "every request at the holder", func() bool { return holder.nc.Stats().InMsgs == bound+n })
 	if got := metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer"); got != n-1 {
 		t.Fatalf("relay_cluster_dropped_total = %v, want %d", got, n-1)
@@ -380,15 +373,8 @@ func TestEveryRequestIsAnsweredOrCounted(t *testing.T) {
 	held := holdSlots(t, caller, holder, key, d)
 
 	const n = 50
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	errs, cancel := deliverMany(caller, key, n)
 	defer cancel()
-	errs := make(chan error, n)
-	for range n {
-		go func() {
-			_, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"})
-			errs <- err
-		}()
-	}
 	busy := func() float64 { return metric(t, holder, "relay_cluster_served_total", "op", "busy") }
 	dropped := func() float64 { return metric(t, holder, "relay_cluster_dropped_total", "reason", "slow_consumer") }
 	waitFor(t, "every request at the holder answered busy or counted dropped", func() bool {
@@ -503,4 +489,19 @@ func TestEveryOutcomeCrossesTheBus(t *testing.T) {
 	if _, err := caller.router.Deliver(ctx, key, router.Message{Mode: "notify"}); !errors.Is(err, router.ErrUnavailable) {
 		t.Errorf("an old node's \"unavailable\": %v, want ErrUnavailable", err)
 	}
+}
+
+// deliverMany sends n webhooks for key through caller at once, each with a
+// minute's deadline, and returns their results as they come; cancel ends
+// those still waiting.
+func deliverMany(caller *Cluster, key router.Key, n int) (<-chan error, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := caller.Deliver(ctx, key, router.Message{Mode: "notify"})
+			errs <- err
+		}()
+	}
+	return errs, cancel
 }

@@ -21,112 +21,137 @@ const (
 	maxCustom3 = 8 << 10
 )
 
-// route3 maps a message to the calls AWTRIX 3's HTTP API wants
+// route3 maps a message to the calls AWTRIX 3's HTTP API wants: plan3's
+// one call, with this Forwarder's reads and its AllowDestructive.
+func (f *Forwarder) route3(ctx context.Context, m wire.Message) ([]call, error) {
+	c, err := plan3(ctx, m, env3{refuseDestructive: !f.opt.AllowDestructive, read: f.readBody})
+	if err != nil {
+		return nil, err
+	}
+	return []call{c}, nil
+}
+
+// readBody is the clock's answer to GET path: route3's reads.
+func (f *Forwarder) readBody(ctx context.Context, path string) ([]byte, error) {
+	_, body, _, err := f.send(ctx, read(path))
+	return body, err
+}
+
+// env3 is what plan3 needs besides the message: where the HTTP forwarder
+// and the MQTT planner (mqtt.go) differ.
+type env3 struct {
+	// refuseDestructive makes erase, resetSettings and doupdate
+	// errForbidden (the agent without --allow-destructive). The MQTT
+	// planner plans them and marks the Command; the relay decides.
+	refuseDestructive bool
+	// read answers a read of the clock's API (a path below the base,
+	// "api/loop") with the clock's body. nil: there is no read, and
+	// AWTRIX 3's defaults stand in for the answer.
+	read func(ctx context.Context, path string) ([]byte, error)
+}
+
+// plan3 maps a message to the one call AWTRIX 3's HTTP API wants
 // (Blueforcer/awtrix3, src/ServerManager.cpp). It checks the body before
 // anything is sent: a message the clock cannot take never leaves the
-// agent. Every call owns its body: net/http may still read a request body
+// agent. The call owns its body: net/http may still read a request body
 // after Client.Do has returned, and m.Body is only valid until
-// HandleMessage returns.
-func (f *Forwarder) route3(ctx context.Context, m wire.Message) ([]call, error) {
+// HandleMessage returns. The MQTT planner goes through here too, so that
+// both transports check and translate the same way; every mode is one
+// call (a temporary app's lifetime reads the clock while planning).
+func plan3(ctx context.Context, m wire.Message, env env3) (call, error) {
 	mode, body := m.Mode, bytes.TrimSpace(m.Body)
-	one := func(c call, err error) ([]call, error) {
-		if err != nil {
-			return nil, err
-		}
-		return []call{c}, nil
-	}
 	switch mode {
 	case "notify":
 		obj, err := object(mode, body)
 		if err != nil {
-			return nil, err
+			return call{}, err
 		}
 		out, err := translate(mode, obj, toNotify)
 		if err != nil {
-			return nil, err
+			return call{}, err
 		}
-		return one(post("api/notify", marshal(out), maxNotify3, mode))
+		return post("api/notify", marshal(out), maxNotify3, mode)
 	case "draw":
 		b, err := translateDraw(body)
 		if err != nil {
-			return nil, err
+			return call{}, err
 		}
-		return one(post("api/notify", b, maxNotify3, mode))
+		return post("api/notify", b, maxNotify3, mode)
 	case "custom":
 		name := queryName(m.Query)
 		if name == "" {
-			return nil, badRequest("custom: the app's name goes in ?name= (mode=custom&name=weather)")
+			return call{}, badRequest("custom: the app's name goes in ?name= (mode=custom&name=weather)")
 		}
-		return one(custom3(mode, name, body))
+		return custom3(mode, name, body)
 	case "app", "customapp", "temporaryapp":
-		return one(f.app2to3(ctx, mode, body))
+		return app2to3(ctx, env, mode, body)
 	case "settings":
 		if len(body) == 0 {
-			return one(read("api/settings"), nil)
+			return read("api/settings"), nil
 		}
-		return one(settings2to3(body))
+		return settings2to3(body)
 	case "basics":
-		return one(basics2to3(body))
+		return basics2to3(body)
 	case "dismiss", "nextapp", "previousapp", "reboot":
 		if len(body) > 0 && string(body) != "{}" {
-			return nil, badRequest("%s takes no body", mode)
+			return call{}, badRequest("%s takes no body", mode)
 		}
 		path := "api/" + mode
 		if mode == "dismiss" {
 			path = "api/notify/dismiss"
 		}
-		return one(call{method: http.MethodPost, path: path}, nil)
+		return call{method: http.MethodPost, path: path}, nil
 	case "indicator1", "indicator2", "indicator3", "moodlight":
 		// An empty body turns it off.
 		if len(body) == 0 {
-			return one(call{method: http.MethodPost, path: "api/" + mode}, nil)
+			return call{method: http.MethodPost, path: "api/" + mode}, nil
 		}
 		obj, err := object(mode, body)
 		if err != nil {
-			return nil, err
+			return call{}, err
 		}
 		if c, ok := obj["color"]; ok && string(bytes.TrimSpace(c)) != `"0"` {
 			if _, ok := hexColor(c); !ok {
-				return nil, badRequest(`%s: "color" must be "#RRGGBB" or [r,g,b]`, mode)
+				return call{}, badRequest(`%s: "color" must be "#RRGGBB" or [r,g,b]`, mode)
 			}
 		}
-		return one(post("api/"+mode, bytes.Clone(body), 512, mode))
+		return post("api/"+mode, bytes.Clone(body), 512, mode)
 	case "sound":
-		return one(sound3(body))
+		return sound3(body)
 	case "rtttl", "r2d2":
-		return one(plainText(mode, body))
+		return plainText(mode, body)
 	case "sleep":
-		return one(wrapped(mode, body, "sleep", kInt))
+		return wrapped(mode, body, "sleep", kInt)
 	case "power":
-		return one(wrapped(mode, body, "power", kBool))
+		return wrapped(mode, body, "power", kBool)
 	case "switch":
-		return one(switch3(body))
+		return switch3(body)
 	case "apps":
 		if len(body) == 0 {
-			return one(read("api/apps"), nil)
+			return read("api/apps"), nil
 		}
 		if body[0] != '[' && body[0] != '{' {
-			return nil, badRequest(`apps: body must be [{"name":"Time","show":true,"pos":0}, ...] or one such object`)
+			return call{}, badRequest(`apps: body must be [{"name":"Time","show":true,"pos":0}, ...] or one such object`)
 		}
-		return one(post("api/apps", bytes.Clone(body), 2048, mode))
+		return post("api/apps", bytes.Clone(body), 2048, mode)
 	case "reorder":
 		var names []string
 		if json.Unmarshal(body, &names) != nil || len(names) == 0 {
-			return nil, badRequest(`reorder: body must be the apps' names in order, ["Time","Date",...]`)
+			return call{}, badRequest(`reorder: body must be the apps' names in order, ["Time","Date",...]`)
 		}
-		return one(post("api/reorder", bytes.Clone(body), 2048, mode))
+		return post("api/reorder", bytes.Clone(body), 2048, mode)
 	case "stats", "screen", "loop", "effects", "transitions":
 		if len(body) > 0 {
-			return nil, badRequest("%s is a read: no body (GET /cloud?mode=%s)", mode, mode)
+			return call{}, badRequest("%s is a read: no body (GET /cloud?mode=%s)", mode, mode)
 		}
-		return one(read("api/"+mode), nil)
+		return read("api/" + mode), nil
 	case "erase", "resetSettings", "doupdate":
-		if !f.opt.AllowDestructive {
-			return nil, errForbidden
+		if env.refuseDestructive {
+			return call{}, errForbidden
 		}
-		return one(call{method: http.MethodPost, path: "api/" + mode}, nil)
+		return call{method: http.MethodPost, path: "api/" + mode}, nil
 	}
-	return nil, badRequest("unknown mode %q", truncate(mode, 32))
+	return call{}, badRequest("unknown mode %q", truncate(mode, 32))
 }
 
 // post is a JSON POST, refused when body is over the clock's limit.
@@ -211,7 +236,7 @@ func slicesContainsNil(pages []map[string]json.RawMessage) bool {
 // CustomApp's slot) as customapp<ID>. {"remove": NAME} deletes. A
 // temporary app's lifetime counts app loops in AWTRIX 2 and seconds in
 // AWTRIX 3: lifetimeSeconds asks the clock how long a loop takes.
-func (f *Forwarder) app2to3(ctx context.Context, mode string, body []byte) (call, error) {
+func app2to3(ctx context.Context, env env3, mode string, body []byte) (call, error) {
 	obj, err := object(mode, body)
 	if err != nil {
 		return call{}, err
@@ -246,7 +271,7 @@ func (f *Forwarder) app2to3(ctx context.Context, mode string, body []byte) (call
 		if !ok || loops < 1 || loops > 1000 {
 			return call{}, badRequest("temporaryapp: \"lifetime\" must be a number of app loops, 1 to 1000")
 		}
-		secs, err := f.lifetimeSeconds(ctx, name, loops)
+		secs, err := lifetimeSeconds(ctx, env.read, name, loops)
 		if err != nil {
 			return call{}, err
 		}
@@ -270,27 +295,31 @@ const (
 // lifetimeSeconds is how long loops turns of the clock's app loop take
 // with the temporary app name in it: AWTRIX 2 counts a temporary app's
 // lifetime in loops, AWTRIX 3 in seconds. It reads the loop (GET
-// /api/loop) and ATIME (GET /api/settings).
-func (f *Forwarder) lifetimeSeconds(ctx context.Context, name string, loops int64) (int64, error) {
-	_, body, _, err := f.send(ctx, read("api/loop"))
-	if err != nil {
-		return 0, err
+// /api/loop) and ATIME (GET /api/settings); with read nil, or an answer
+// that does not say, AWTRIX 3's defaults stand in: defaultLoop apps (and
+// the temporary app) shown defaultAppTime seconds each.
+func lifetimeSeconds(ctx context.Context, read func(context.Context, string) ([]byte, error), name string, loops int64) (int64, error) {
+	var loopBody, settingsBody []byte
+	if read != nil {
+		var err error
+		if loopBody, err = read(ctx, "api/loop"); err != nil {
+			return 0, err
+		}
+		if settingsBody, err = read(ctx, "api/settings"); err != nil {
+			return 0, err
+		}
 	}
 	var loop map[string]json.RawMessage
 	apps := int64(defaultLoop)
-	if json.Unmarshal(body, &loop) == nil && len(loop) > 0 {
+	if json.Unmarshal(loopBody, &loop) == nil && len(loop) > 0 {
 		apps = int64(len(loop))
 	}
 	if _, in := loop[name]; !in {
 		apps++ // the app joins the loop
 	}
-	_, body, _, err = f.send(ctx, read("api/settings"))
-	if err != nil {
-		return 0, err
-	}
 	var s struct{ ATIME *float64 }
 	atime := int64(defaultAppTime)
-	if json.Unmarshal(body, &s) == nil && s.ATIME != nil && *s.ATIME >= 1 {
+	if json.Unmarshal(settingsBody, &s) == nil && s.ATIME != nil && *s.ATIME >= 1 {
 		atime = int64(*s.ATIME)
 	}
 	return loops * apps * atime, nil

@@ -98,8 +98,12 @@ func okReply(status int, body []byte, truncated bool) (int, []byte) {
 }
 
 // errorReply maps err through errTable.
-func errorReply(err error) (int, []byte) {
-	status, r := http.StatusInternalServerError, reply{Error: "internal error", Code: "internal"}
+func errorReply(err error) (int, []byte) { return errorReplyOr(err, http.StatusInternalServerError) }
+
+// errorReplyOr maps err through errTable; an err not in it is an internal
+// error with status other.
+func errorReplyOr(err error, other int) (int, []byte) {
+	status, r := other, reply{Error: "internal error", Code: "internal"}
 	for _, e := range errTable {
 		if errors.Is(err, e.err) {
 			status, r.Code, r.Error = e.status, e.code, e.message

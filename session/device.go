@@ -24,32 +24,32 @@ var messageBufs = sync.Pool{New: func() any { return new([]byte) }}
 // body's buffer: bitmaps are ~2 KB, notifications a few hundred bytes.
 const maxPooledMessage = 8 << 10
 
-// device is one logged-in device session. It implements router.Device.
-type device struct {
+// core is what every live session has, whichever protocol carries it: the
+// relay's own (device) or one a Link speaks (linked).
+type core struct {
 	srv  *Server        // static after construction
-	conn transport.Conn // static after construction
 	kind transport.Kind // static
 	id   uint64         // per-process sequence number; never derived from the token
-	// ended is closed when Serve returns: the session is unbound, its
-	// replies read and its connection closed.
+	// ended is closed when the session is over: unbound, its replies read
+	// and its connection closed.
 	ended chan struct{}
 
-	ctrl   transport.Stream // control stream, set before the session is registered
-	ctrlMu sync.Mutex       // serializes writes to ctrl
-
-	version uint8       // negotiated minor version; set before the session is registered
-	key     router.Key  // owned by the control loop (Server.Serve)
-	leaving atomic.Bool // a GOAWAY was sent: the device is moving
+	key     router.Key  // owned by the session's goroutine; set before the session is bound
+	leaving atomic.Bool // sent away (GOAWAY, or a Link told to leave): the device is moving
 
 	mu       sync.Mutex    // guards the fields below
-	inflight int           // messages between OpenStream and reply
+	inflight int           // messages between the start of Deliver and its answer
 	idle     chan struct{} // if set, closed when inflight drops to 0
 }
 
-// hasEnded reports whether Serve has returned for d.
-func (d *device) hasEnded() bool {
+func (s *Server) newCore(kind transport.Kind) core {
+	return core{srv: s, kind: kind, id: s.nextID.Add(1), ended: make(chan struct{})}
+}
+
+// hasEnded reports whether the session is over.
+func (c *core) hasEnded() bool {
 	select {
-	case <-d.ended:
+	case <-c.ended:
 		return true
 	default:
 		return false
@@ -57,40 +57,71 @@ func (d *device) hasEnded() bool {
 }
 
 // begin counts a message in, unless the device is at its cap.
-func (d *device) begin() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.inflight >= d.srv.cfg.MaxInflight {
+func (c *core) begin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight >= c.srv.cfg.MaxInflight {
 		return false
 	}
-	d.inflight++
+	c.inflight++
 	return true
 }
 
-func (d *device) end() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.inflight--; d.inflight == 0 && d.idle != nil {
-		close(d.idle)
-		d.idle = nil
+func (c *core) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight--; c.inflight == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
 	}
 }
 
 // settled returns a channel closed once no message is in flight.
-func (d *device) settled() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.idle == nil {
-		d.idle = make(chan struct{})
-		if d.inflight == 0 {
-			close(d.idle)
-			c := d.idle
-			d.idle = nil
-			return c
+func (c *core) settled() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+		if c.inflight == 0 {
+			close(c.idle)
+			ch := c.idle
+			c.idle = nil
+			return ch
 		}
 	}
-	return d.idle
+	return c.idle
 }
+
+// Release implements router.Device: another node claims k, this session's
+// token. A session sent away moves (it keeps k until its device leaves); a
+// live one is taken over unless k's takeover budget is spent.
+func (c *core) Release(k router.Key) (router.Claim, error) {
+	if c.leaving.Load() {
+		c.srv.moves.Inc()
+		return router.Moved, nil
+	}
+	if ok, _ := c.srv.clones.Allow(k, time.Now()); !ok {
+		return router.Free, router.ErrTakeoverLimited
+	}
+	return router.Taken, nil
+}
+
+// device is one logged-in session of the relay's own protocol, over any
+// transport.Conn. It implements router.Device.
+type device struct {
+	core
+	conn transport.Conn // static after construction
+
+	ctrl   transport.Stream // control stream, set before the session is registered
+	ctrlMu sync.Mutex       // serializes writes to ctrl
+
+	version uint8 // negotiated minor version; set before the session is registered
+}
+
+func (d *device) base() *core { return &d.core }
+
+// closeGoingAway ends the connection of a session that outstayed a drain.
+func (d *device) closeGoingAway() { d.conn.Close(wire.CloseGoingAway, wire.ReasonDraining.String()) }
 
 // writeCtrl writes one encoded control frame, bounded by ControlWriteTimeout
 // so that a device that stopped reading cannot wedge a caller.
@@ -257,20 +288,6 @@ func (d *device) Close(reason router.CloseReason) {
 			d.conn.Close(wire.CloseReplaced, wire.ReasonReplaced.String())
 		}()
 	}
-}
-
-// Release implements router.Device: another node claims k, this session's
-// token. A session sent away with GOAWAY moves (it keeps k until its device
-// leaves); a live one is taken over unless k's takeover budget is spent.
-func (d *device) Release(k router.Key) (router.Claim, error) {
-	if d.leaving.Load() {
-		d.srv.moves.Inc()
-		return router.Moved, nil
-	}
-	if ok, _ := d.srv.clones.Allow(k, time.Now()); !ok {
-		return router.Free, router.ErrTakeoverLimited
-	}
-	return router.Taken, nil
 }
 
 // goAway tells the device to leave and come back after delay, to redirect

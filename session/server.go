@@ -158,7 +158,7 @@ type Server struct {
 	// device gone from the router can also log in again). MaxDevices caps
 	// it, relay_devices_connected is its size by transport (byKind), and
 	// Drain sends away the sessions in it, then waits for each to end.
-	live   map[*device]struct{}
+	live   map[member]struct{}
 	byKind [len(transport.Kinds)]int // live's sessions by transport
 
 	// Metrics; static after New.
@@ -186,7 +186,7 @@ func New(r *router.Router, cfg Config) (*Server, error) {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
 	s := &Server{router: r, cfg: cfg, log: cfg.Logger,
-		live:       make(map[*device]struct{}),
+		live:       make(map[member]struct{}),
 		refusals:   make(map[wire.Reason]prometheus.Counter),
 		rotRefused: make(map[wire.Reason]prometheus.Counter),
 		clones:     limit.New[router.Key](cfg.Takeovers),
@@ -231,7 +231,7 @@ func (s *Server) Handle(c transport.Conn) {
 // control loop, and unbinding.
 func (s *Server) Serve(c transport.Conn) {
 	kind := c.Kind()
-	d := &device{srv: s, conn: c, kind: kind, id: s.nextID.Add(1), ended: make(chan struct{})}
+	d := &device{core: s.newCore(kind), conn: c}
 	defer close(d.ended) // after the close below: Drain waits for it
 	defer c.Close(wire.CloseNormal, "")
 
@@ -244,7 +244,7 @@ func (s *Server) Serve(c transport.Conn) {
 	// Leave before the router forgets the session, so that anyone who
 	// sees the device gone can also log in again.
 	s.leave(d)
-	s.unbind(d)
+	s.unbind(&d.core, d)
 	if err == io.EOF {
 		// The device ended its control stream: after a GOAWAY, once it
 		// has answered its messages. Read those answers to the end, then
@@ -258,10 +258,10 @@ func (s *Server) Serve(c transport.Conn) {
 
 // unbind unbinds d's token, here and (through the router's mesh) on every
 // node, unless a takeover or a move came first.
-func (s *Server) unbind(d *device) {
+func (s *Server) unbind(c *core, dev router.Device) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ControlWriteTimeout)
 	defer cancel()
-	s.router.Unbind(ctx, d.key, d)
+	s.router.Unbind(ctx, c.key, dev)
 }
 
 // admit counts d in the live sessions, unless the relay is draining
@@ -271,7 +271,7 @@ func (s *Server) unbind(d *device) {
 // a device whose old session has not timed out yet can always come back.
 // Under one lock with Drain's snapshot: a login is either refused or sent
 // away, never missed.
-func (s *Server) admit(d *device, takeover bool) wire.Reason {
+func (s *Server) admit(d member, takeover bool) wire.Reason {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -281,7 +281,7 @@ func (s *Server) admit(d *device, takeover bool) wire.Reason {
 		return wire.ReasonFull
 	}
 	s.live[d] = struct{}{}
-	s.byKind[d.kind]++
+	s.byKind[d.base().kind]++
 	return 0
 }
 
@@ -293,12 +293,12 @@ func (s *Server) isDraining() bool {
 }
 
 // leave undoes admit.
-func (s *Server) leave(d *device) {
+func (s *Server) leave(d member) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.live[d]; ok {
 		delete(s.live, d)
-		s.byKind[d.kind]--
+		s.byKind[d.base().kind]--
 	}
 }
 
@@ -344,54 +344,19 @@ func (s *Server) login(d *device) bool {
 		d.closeProtocol(d.ctrlErr(err))
 		return false
 	}
-	// The refusals come in the order PROTOCOL §6.2 gives; admit checks
-	// draining again, under the lock Drain takes.
+	// The refusals come in the order PROTOCOL §6.2 gives: the version's
+	// here, the others in enter.
 	version, ok := wire.Negotiate(login.Version)
-	switch {
-	case !ok:
+	if !ok {
 		s.refuse(d, wire.ReasonVersion, fmt.Sprintf("protocol version %d not spoken; this relay speaks %d..%d", login.Version, wire.MinVersion, wire.Version))
 		return false
-	case s.isDraining():
-		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
-		return false
 	}
-	if err := wire.CheckToken(login.Token); err != nil {
-		s.refuse(d, wire.ReasonToken, err.Error())
-		return false
-	}
-	d.version = version
-	d.key = router.KeyOf(login.Token)
-	takeover := s.router.Lookup(d.key) != nil
-	if takeover {
-		if ok, _ := s.clones.Allow(d.key, time.Now()); !ok {
-			s.refuse(d, wire.ReasonLimited, "token in use by another live session; taking it over too often")
-			return false
-		}
-	}
-	switch s.admit(d, takeover) {
-	case wire.ReasonDraining:
-		s.refuse(d, wire.ReasonDraining, "relay is draining; retry later or elsewhere")
-		return false
-	case wire.ReasonFull:
-		s.refuse(d, wire.ReasonFull, "relay at its device capacity; try later or elsewhere")
+	d.version = version // before enter binds d: Deliver reads it
+	if r, msg := s.enter(ctx, d, d, login.Token); r != 0 {
+		s.refuse(d, r, msg)
 		return false
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	// In a cluster the router takes the token from any other node first.
-	// A session there that was sent away keeps it until the device leaves:
-	// both nodes route it for a moment, and no instant has neither.
-	claim, err := s.router.Bind(ctx, d.key, d)
-	if err != nil { // router.ErrTakeoverLimited: the incumbent stays
-		s.leave(d)
-		s.refuse(d, wire.ReasonLimited, "token in use by a live session on another node; taking it over too often")
-		return false
-	}
-	if claim == router.Taken && !takeover {
-		// A session elsewhere (or one that logged in here meanwhile) was
-		// taken over: spend this node's budget too, so that a clone fight
-		// between nodes is damped as it is on one.
-		s.clones.Allow(d.key, time.Now())
-	}
 	welcome := wire.Welcome{
 		Version:     version,
 		MaxBody:     uint32(s.cfg.MaxBody),
@@ -400,13 +365,59 @@ func (s *Server) login(d *device) bool {
 	}
 	if err := d.writeCtrl(welcome.Append(nil)); err != nil {
 		s.leave(d)
-		s.unbind(d)
+		s.unbind(&d.core, d)
 		if transport.ResetByPeer(err) {
 			d.closeProtocol(errControlReset)
 		}
 		return false
 	}
 	return true
+}
+
+// msgDraining is the refusal's text while the relay drains.
+const msgDraining = "relay is draining; retry later or elsewhere"
+
+// enter admits m, a session that logged in with tok, and binds dev (m's
+// router.Device) to tok: the refusals after the version's, in the order
+// PROTOCOL §6.2 gives. It returns 0 once m is live and bound, and then leave
+// and unbind must follow; else the Reason and a message for the device.
+// admit checks draining again, under the lock Drain takes. tok is not kept.
+func (s *Server) enter(ctx context.Context, m member, dev router.Device, tok []byte) (wire.Reason, string) {
+	if s.isDraining() {
+		return wire.ReasonDraining, msgDraining
+	}
+	if err := wire.CheckToken(tok); err != nil {
+		return wire.ReasonToken, err.Error()
+	}
+	c := m.base()
+	c.key = router.KeyOf(tok)
+	takeover := s.router.Lookup(c.key) != nil
+	if takeover {
+		if ok, _ := s.clones.Allow(c.key, time.Now()); !ok {
+			return wire.ReasonLimited, "token in use by another live session; taking it over too often"
+		}
+	}
+	switch s.admit(m, takeover) {
+	case wire.ReasonDraining:
+		return wire.ReasonDraining, msgDraining
+	case wire.ReasonFull:
+		return wire.ReasonFull, "relay at its device capacity; try later or elsewhere"
+	}
+	// In a cluster the router takes the token from any other node first.
+	// A session there that was sent away keeps it until the device leaves:
+	// both nodes route it for a moment, and no instant has neither.
+	claim, err := s.router.Bind(ctx, c.key, dev)
+	if err != nil { // router.ErrTakeoverLimited: the incumbent stays
+		s.leave(m)
+		return wire.ReasonLimited, "token in use by a live session on another node; taking it over too often"
+	}
+	if claim == router.Taken && !takeover {
+		// A session elsewhere (or one that logged in here meanwhile) was
+		// taken over: spend this node's budget too, so that a clone fight
+		// between nodes is damped as it is on one.
+		s.clones.Allow(c.key, time.Now())
+	}
+	return 0, ""
 }
 
 // refuse tells the device why it is turned away, gives it RefuseLinger to
@@ -505,7 +516,7 @@ const goAwayWorkers = 64
 func (s *Server) Drain(ctx context.Context, spread time.Duration) {
 	s.mu.Lock()
 	s.draining = true
-	live := make([]*device, 0, len(s.live))
+	live := make([]member, 0, len(s.live))
 	for d := range s.live {
 		live = append(live, d)
 	}
@@ -535,20 +546,20 @@ func (s *Server) Drain(ctx context.Context, spread time.Duration) {
 	if allEnded(ctx, live) {
 		return
 	}
-	left := slices.DeleteFunc(live, (*device).hasEnded)
+	left := slices.DeleteFunc(live, func(m member) bool { return m.base().hasEnded() })
 	s.log.Info("drain timeout: closing devices still connected", "devices", len(left))
 	for _, d := range left {
-		d.conn.Close(wire.CloseGoingAway, wire.ReasonDraining.String())
+		d.closeGoingAway()
 	}
 	allEnded(context.Background(), left)
 }
 
 // allEnded waits until every session of ds has ended, or ctx ends first,
 // and says which.
-func allEnded(ctx context.Context, ds []*device) bool {
+func allEnded(ctx context.Context, ds []member) bool {
 	for _, d := range ds {
 		select {
-		case <-d.ended:
+		case <-d.base().ended:
 		case <-ctx.Done():
 			return false
 		}

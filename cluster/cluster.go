@@ -139,6 +139,7 @@ const (
 	hdrQuery   = "Relay-Query"   // a delivery's query, when it has one
 	hdrTimeout = "Relay-Timeout" // a delivery's time left, in milliseconds
 	hdrStatus  = "Relay-Status"  // the device's HTTP-like status
+	hdrPath    = "Relay-Path"    // the reply's router.Reply.Path, when it has one
 	hdrError   = "Relay-Error"   // a router outcome's code (router.Outcome.Code) instead of a reply
 	hdrClaim   = "Relay-Claim"   // the answer to a claim: free, taken, moved, limited
 	hdrHeld    = "Relay-Held"    // the answer to held: yes or no
@@ -428,7 +429,11 @@ func (c *Cluster) deliverRemote(ctx context.Context, key router.Key, m router.Me
 	if err != nil || status < 200 || status > 599 {
 		return router.Reply{}, fmt.Errorf("%w: status %q from another node", router.ErrBadReply, rep.Header.Get(hdrStatus))
 	}
-	return router.Reply{Status: status, Body: rep.Data}, nil
+	path := rep.Header.Get(hdrPath)
+	if !router.ValidPath(path) {
+		return router.Reply{}, fmt.Errorf("%w: path %q from another node", router.ErrBadReply, path)
+	}
+	return router.Reply{Status: status, Body: rep.Data, Path: path}, nil
 }
 
 // Bound implements router.Mesh: it subscribes to key's subject and waits
@@ -626,6 +631,9 @@ func (c *Cluster) serveDelivery(key router.Key, m *nats.Msg) {
 	}
 	r := nats.NewMsg(m.Reply)
 	r.Header.Set(hdrStatus, strconv.Itoa(rep.Status))
+	if rep.Path != "" {
+		r.Header.Set(hdrPath, rep.Path)
+	}
 	r.Data = rep.Body
 	m.RespondMsg(r)
 }

@@ -40,7 +40,22 @@ type Message struct {
 type Reply struct {
 	Status int
 	Body   []byte
+	// Path names the last hop to a device whose session does not carry
+	// the message end to end encrypted and authenticated by the device's
+	// own protocol (PathMQTTPlain, PathMQTTTLS); "" for the relay's own
+	// protocol. The frontend tells the caller (Relay-Path).
+	Path string
 }
+
+// Paths of Reply.
+const (
+	PathMQTTPlain = "mqtt-plain" // MQTT over plain TCP: readable and forgeable on the way
+	PathMQTTTLS   = "mqtt-tls"   // MQTT over TLS
+)
+
+// ValidPath reports whether p is "" or one of the paths above: a Path that
+// came from another node is checked before it becomes a header.
+func ValidPath(p string) bool { return p == "" || p == PathMQTTPlain || p == PathMQTTTLS }
 
 // Binding errors; the delivery outcomes are in outcome.go.
 var (

@@ -40,6 +40,11 @@ import (
 // (HTTPS) and ServeHTTP (HTTP/3).
 const Path = "/cloud"
 
+// HeaderPath names, on a device's answer, a last hop that is not the
+// relay's own end-to-end protocol (router.Reply.Path: "mqtt-plain",
+// "mqtt-tls"), so that a caller can tell a clock on plain MQTT.
+const HeaderPath = "Relay-Path"
+
 // Config holds the frontend's limits. Start from DefaultConfig: a rate
 // limit set to zero is off (limit.Rate's rule); AckTimeout and MaxBody must
 // be positive.
@@ -339,6 +344,9 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	h.answered(start, reply.Status)
 	ctx.SetStatusCode(reply.Status)
 	httperr.SetJSONHeaders(&ctx.Response.Header)
+	if reply.Path != "" {
+		ctx.Response.Header.Set(HeaderPath, reply.Path)
+	}
 	ctx.SetBody(reply.Body)
 }
 
@@ -378,6 +386,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.answered(start, reply.Status)
 	httperr.SetJSONHTTPHeaders(w.Header())
+	if reply.Path != "" {
+		w.Header().Set(HeaderPath, reply.Path)
+	}
 	w.WriteHeader(reply.Status)
 	w.Write(reply.Body)
 }

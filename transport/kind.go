@@ -11,13 +11,17 @@ const (
 	KindQUIC         Kind = iota // raw QUIC, ALPN awtrix-relay/1 (PROTOCOL §2)
 	KindWebTransport             // WebTransport over HTTP/3 (§2.4)
 	KindWebSocket                // streams multiplexed over a WebSocket, for networks without UDP (§2.5)
+	// KindMQTT is a stock clock's own MQTT client, the relay standing in
+	// for its broker (package mqtt; PROTOCOL §9). It carries no Conn of
+	// this package and no device agent dials it.
+	KindMQTT
 	numKinds
 )
 
 // Kinds lists every Kind, in order.
-var Kinds = [numKinds]Kind{KindQUIC, KindWebTransport, KindWebSocket}
+var Kinds = [numKinds]Kind{KindQUIC, KindWebTransport, KindWebSocket, KindMQTT}
 
-var kindNames = [numKinds]string{"quic", "webtransport", "websocket"}
+var kindNames = [numKinds]string{"quic", "webtransport", "websocket", "mqtt"}
 
 func (k Kind) String() string {
 	if k < numKinds {
@@ -33,7 +37,7 @@ func ParseKind(s string) (Kind, error) {
 			return Kind(k), nil
 		}
 	}
-	return 0, fmt.Errorf("transport %q: want quic, webtransport or websocket", s)
+	return 0, fmt.Errorf("transport %q: want quic, webtransport, websocket or mqtt", s)
 }
 
 // MarshalText and UnmarshalText make a Kind a flag (flag.TextVar) or a

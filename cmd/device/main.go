@@ -94,7 +94,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if o.transport != "auto" {
-		if _, err := transport.ParseKind(o.transport); err != nil {
+		// mqtt is the relay's side for stock clocks: no agent dials it.
+		if k, err := transport.ParseKind(o.transport); err != nil || k == transport.KindMQTT {
 			return nil, fmt.Errorf("--transport %q: want auto, quic, webtransport or websocket", o.transport)
 		}
 	}
@@ -111,6 +112,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
+	if len(args) > 0 && args[0] == "token" {
+		return newToken(args[1:], stdout, stderr)
+	}
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -182,6 +186,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		}
 	}()
 	return agent.Run(ctx)
+}
+
+// newToken is the token subcommand: a fresh device token on stdout, for a
+// stock clock that logs in over MQTT with it as its password (no agent
+// runs, so nothing else makes one), and the clock's settings on stderr.
+func newToken(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("device token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	relay := fs.String("relay", "RELAY", "the relay's `host`, for the settings printed on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("device token: unexpected argument %q", fs.Arg(0))
+	}
+	tok := wire.NewToken()
+	if _, err := fmt.Fprintln(stdout, tok); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, `A stock AWTRIX clock uses this token with no agent: in its web UI, MQTT:
+  Broker %s   Port 1883   Username any word (e.g. awtrix)   Password the token above
+  and a prefix of your choice. Webhooks: https://%s:8443/cloud?mode=notify&token=TOKEN
+Keep the token secret: whoever has it can send to the clock.
+`, *relay, *relay)
+	return nil
 }
 
 // defaultStateDir is where the device keeps its token when no flag says:

@@ -279,3 +279,29 @@ func TestTokenShownOnceInStateDir(t *testing.T) {
 		t.Fatalf("state directory mode %v (%v), want 0700", st.Mode().Perm(), err)
 	}
 }
+
+// TestTokenSubcommand: `device token` prints a fresh token that LOGIN and
+// an MQTT CONNECT take, and the clock's settings on stderr.
+func TestTokenSubcommand(t *testing.T) {
+	var toks []string
+	for range 2 {
+		var out, errOut strings.Builder
+		if err := run(context.Background(), []string{"token", "--relay", "relay.example"}, &out, &errOut, nil); err != nil {
+			t.Fatal(err)
+		}
+		tok := strings.TrimSuffix(out.String(), "\n")
+		if err := wire.CheckToken([]byte(tok)); err != nil || strings.Contains(tok, "\n") {
+			t.Fatalf("printed %q: %v", out.String(), err)
+		}
+		if !strings.Contains(errOut.String(), "Broker relay.example   Port 1883") {
+			t.Fatalf("stderr %q does not show the clock's settings", errOut.String())
+		}
+		toks = append(toks, tok)
+	}
+	if toks[0] == toks[1] {
+		t.Fatal("two runs printed the same token")
+	}
+	if err := run(context.Background(), []string{"token", "extra"}, io.Discard, io.Discard, nil); err == nil {
+		t.Fatal("an extra argument was taken")
+	}
+}

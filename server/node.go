@@ -28,6 +28,7 @@ import (
 	"github.com/pixelrelay/relay/internal/buildinfo"
 	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
+	"github.com/pixelrelay/relay/mqtt"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/transport"
@@ -73,6 +74,14 @@ type Config struct {
 	Session session.Config
 	// Webhook holds the frontend's limits. New sets its Metrics.
 	Webhook webhook.Config
+	// MQTTListen and MQTTSListen, when set, are the HOST:PORTs where stock
+	// clocks log in with their own MQTT client, the relay standing in for
+	// their broker: plain TCP (the AWTRIX firmwares have no TLS) and TLS
+	// with the relay's certificate. MQTT holds their limits; New sets its
+	// Logger and Metrics.
+	MQTTListen  string
+	MQTTSListen string
+	MQTT        mqtt.Config
 	// Cluster, with URLs, makes the node one of several over NATS; New
 	// sets its Logger and Metrics. Without URLs the node is alone and
 	// never touches NATS.
@@ -136,6 +145,7 @@ func DefaultConfig() Config {
 		Admin:            DefaultAdmin,
 		Session:          session.DefaultConfig(),
 		Webhook:          webhook.DefaultConfig(),
+		MQTT:             mqtt.DefaultConfig(),
 		Cluster:          cluster.DefaultConfig(),
 		HTTPReadTimeout:  DefaultHTTPReadTimeout,
 		HTTPIdleTimeout:  DefaultHTTPIdleTimeout,
@@ -170,6 +180,11 @@ func (c *Config) Check() error {
 	if err := c.Webhook.Check(); err != nil {
 		return err
 	}
+	if c.mqttOn() {
+		if err := c.MQTT.Check(); err != nil {
+			return err
+		}
+	}
 	if len(c.Cluster.URLs) > 0 {
 		return c.Cluster.Check()
 	}
@@ -203,9 +218,12 @@ func (c *Config) checkNode() error {
 	if err := CheckAddr(c.Listen); err != nil {
 		return setting.Errorf("listen", "server: listen address %q: %w", c.Listen, err)
 	}
-	if c.Admin != "" {
-		if err := CheckAddr(c.Admin); err != nil {
-			return setting.Errorf("admin", "server: admin address %q: %w", c.Admin, err)
+	for _, a := range []struct{ flag, addr string }{{"admin", c.Admin}, {"mqtt", c.MQTTListen}, {"mqtts", c.MQTTSListen}} {
+		if a.addr == "" {
+			continue
+		}
+		if err := CheckAddr(a.addr); err != nil {
+			return setting.Errorf(a.flag, "server: %s address %q: %w", a.flag, a.addr, err)
 		}
 	}
 	if len(c.ProxyFrom) > 0 {
@@ -242,6 +260,9 @@ func (c *Config) checkNode() error {
 	return nil
 }
 
+// mqttOn reports whether the node takes MQTT clocks.
+func (c *Config) mqttOn() bool { return c.MQTTListen != "" || c.MQTTSListen != "" }
+
 // Node is one relay node.
 type Node struct {
 	cfg    Config
@@ -250,6 +271,9 @@ type Node struct {
 	dev    *session.Server
 	hook   *webhook.Handler
 	peers  *cluster.Cluster // nil on a node alone
+	mqtt   *mqtt.Server     // nil without MQTT listeners
+	mqttL  net.Listener     // plain MQTT; nil without
+	mqttsL net.Listener     // MQTT over TLS; nil without
 
 	metrics   *prometheus.Registry          // this node's series, served at /metrics
 	quicConns map[string]prometheus.Counter // accepted QUIC connections by ALPN; static
@@ -316,6 +340,14 @@ func New(cfg Config) (*Node, error) {
 		n.closePeers()
 		return nil, err
 	}
+	if cfg.mqttOn() {
+		mc := cfg.MQTT
+		mc.Logger, mc.Metrics = cfg.Logger, n.metrics
+		if n.mqtt, err = mqtt.New(n.dev, mc); err != nil {
+			n.closePeers()
+			return nil, err
+		}
+	}
 	wc := cfg.Webhook
 	wc.Metrics = n.metrics
 	if n.hook, err = webhook.New(n.router, wc); err != nil {
@@ -372,6 +404,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	if s := n.spread(); s < cfg.ReconnectSpread {
 		n.log.Warn("reconnect spread capped at two thirds of the drain timeout", "spread", s, "drain_timeout", cfg.DrainTimeout)
+	}
+	if err := n.listenMQTT(); err != nil {
+		n.closeListeners()
+		n.closePeers()
+		return nil, err
 	}
 	if cfg.Admin != "" {
 		if n.adml, err = net.Listen("tcp", cfg.Admin); err != nil {
@@ -443,6 +480,12 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	serve("https", func() error { return n.http.Serve(tls.NewListener(plainHTTPListener{n.tcp}, n.httpTLS())) })
 	serve("quic", n.acceptQUIC)
+	if n.mqttL != nil {
+		serve("mqtt", func() error { return n.mqtt.Serve(n.mqttL, router.PathMQTTPlain) })
+	}
+	if n.mqttsL != nil {
+		serve("mqtts", func() error { return n.mqtt.Serve(n.mqttsL, router.PathMQTTTLS) })
+	}
 	if n.admin != nil {
 		serve("admin", func() error {
 			if err := n.admin.Serve(n.adml); !errors.Is(err, http.ErrServerClosed) {
@@ -506,6 +549,9 @@ func (n *Node) shutdown() {
 	// dialling now learns at once (REFUSE draining) to go elsewhere or
 	// come back later, instead of waiting out a handshake timeout.
 	n.dev.Drain(ctx, n.spread())
+	if n.mqtt != nil {
+		n.mqtt.Close() // the clocks not logged in, and what outstayed the drain
+	}
 	n.quicL.Close()
 	n.http.ShutdownWithContext(ctx)
 	n.wt.Close()
@@ -563,6 +609,11 @@ func (n *Node) closeListeners() {
 	}
 	if n.adml != nil {
 		n.adml.Close()
+	}
+	for _, l := range []net.Listener{n.mqttL, n.mqttsL} {
+		if l != nil {
+			l.Close()
+		}
 	}
 }
 

@@ -172,6 +172,21 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil
 	}, func() string { return strings.Join(c.ProxyFrom, ",") }},
 		"proxy-from", "`CIDR` or address of a TCP load balancer that sends the PROXY protocol (v1 or v2): its header names the caller for rate limits; a header from anyone else closes the connection; repeat or separate with commas")
+	mc := &c.MQTT
+	fs.StringVar(&c.MQTTListen, "mqtt", "", "`HOST:PORT` (usually :1883) where stock AWTRIX clocks log in with their own MQTT client, the relay as their broker: plain MQTT 3.1.1 over TCP, the password is the device token; empty: off")
+	fs.StringVar(&c.MQTTSListen, "mqtts", "", "`HOST:PORT` (usually :8883) for MQTT over TLS with the relay's certificate, for clients that can; empty: off")
+	fs.IntVar(&mc.MaxPacket, "mqtt-max-packet", mc.MaxPacket, "largest MQTT packet a clock may send, in `bytes` after its fixed header; a larger one closes the connection")
+	fs.DurationVar(&mc.ConnectTimeout, "mqtt-connect-timeout", mc.ConnectTimeout, "from an accepted MQTT connection (its TLS handshake included) to its CONNECT")
+	fs.DurationVar(&mc.MaxKeepAlive, "mqtt-max-keepalive", mc.MaxKeepAlive, "longest MQTT keep-alive honoured: a clock asking for none or a longer one is closed after 1.5 times this of silence")
+	fs.DurationVar(&mc.WriteTimeout, "mqtt-write-timeout", mc.WriteTimeout, "an MQTT clock that takes no data for this long is closed")
+	fs.DurationVar(&mc.AckTimeout, "mqtt-ack-timeout", mc.AckTimeout, "wait for an MQTT clock's confirmation (AWTRIX 3's screen, AWTRIX NG's result), 504 after; keep it below --ack-timeout")
+	fs.TextVar(&mc.Ack, "mqtt-ack", mc.Ack, "what confirms a webhook to an AWTRIX 3 clock, which acknowledges nothing over MQTT: screen (send sendscreen after the command, answer when the screen comes) or sent (answer once the command is written)")
+	fs.BoolVar(&mc.AllowDisruptive, "mqtt-allow-disruptive", false, "let webhooks reboot, sleep, update, erase or reconfigure MQTT clocks (reboot, sleep, doupdate, erase, resetSettings, settings and apps writes, reorder); refused with 403 otherwise, since plain MQTT can be read and forged on the way")
+	fs.IntVar(&mc.MaxConns, "mqtt-max-conns", mc.MaxConns, "MQTT `connections` open at once, logged in or not; more get CONNACK server unavailable")
+	fs.Var(perUnit{&mc.ConnectsPerSource.PerSecond, time.Second}, "mqtt-connect-ip-rate", "new MQTT connections per second from one source (IPv4 address, IPv6 /64) after --mqtt-connect-ip-burst; more are closed at once; 0 disables")
+	fs.Var(count{&mc.ConnectsPerSource.Burst}, "mqtt-connect-ip-burst", "new MQTT connections from one source allowed at once; 0 disables")
+	fs.Var(perUnit{&mc.Pings.PerSecond, time.Second}, "mqtt-ping-rate", "PINGREQs per second one MQTT connection may send after --mqtt-ping-burst; past that it is closed; 0 disables")
+	fs.Var(count{&mc.Pings.Burst}, "mqtt-ping-burst", "PINGREQs one MQTT connection may send at once; 0 disables")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := flagenv.Parse(fs, args, envPrefix, "A cloud relay for AWTRIX-style pixel clocks behind NAT."); err != nil {

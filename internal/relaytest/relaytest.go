@@ -199,3 +199,9 @@ func (r *Relay) DialWith(tb testing.TB, token string, h device.Handler, opt devi
 	})
 	return c, served
 }
+
+// MQTT turns on both MQTT listeners on loopback: plain (MQTTAddr) and TLS
+// with the relay's development certificate (MQTTSAddr).
+//
+//	r := relaytest.Start(t, relaytest.MQTT)
+func MQTT(c *server.Config) { c.MQTTListen, c.MQTTSListen = "127.0.0.1:0", "127.0.0.1:0" }

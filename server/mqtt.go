@@ -1,0 +1,46 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+)
+
+// listenMQTT binds the MQTT listeners the config names.
+func (n *Node) listenMQTT() error {
+	var err error
+	if a := n.cfg.MQTTListen; a != "" {
+		if n.mqttL, err = net.Listen("tcp", a); err != nil {
+			return fmt.Errorf("server: mqtt listen: %w", err)
+		}
+	}
+	if a := n.cfg.MQTTSListen; a != "" {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("server: mqtts listen: %w", err)
+		}
+		n.mqttsL = tls.NewListener(l, n.mqttTLS())
+	}
+	return nil
+}
+
+// mqttTLS is the MQTT-over-TLS side's TLS: the relay's certificate, TLS
+// 1.2 with the forward-secret AEAD suites or 1.3, as on HTTPS. No ALPN:
+// MQTT clients send "mqtt", "x-amzn-mqtt-ca" or nothing, and a server
+// that names protocols refuses a client whose list has none of them.
+func (n *Node) mqttTLS() *tls.Config {
+	t := n.httpTLS()
+	t.NextProtos = nil
+	return t
+}
+
+// MQTTAddr and MQTTSAddr are the MQTT listeners' addresses, or nil.
+func (n *Node) MQTTAddr() net.Addr  { return addrOf(n.mqttL) }
+func (n *Node) MQTTSAddr() net.Addr { return addrOf(n.mqttsL) }
+
+func addrOf(l net.Listener) net.Addr {
+	if l == nil {
+		return nil
+	}
+	return l.Addr()
+}

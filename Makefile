@@ -61,10 +61,14 @@ check: test ## gofmt, go vet and the tests (same as test)
 # the browser test (web/browser_test.go, which fails, never skips, without
 # them), node for the page's JavaScript tests (jstest), podman to build the
 # image and systemd-analyze to check the units (deploy/, which skip loudly
-# without them). make test installs nothing: checkdeps names what is
-# missing, and make testdeps (which .ci/run calls) installs it.
+# without them), the mosquitto broker that the MQTT tests check the
+# simulated clocks and the relay against (internal/mosquittotest, which
+# fails without it), and its clients mosquitto_sub and mosquitto_pub, for
+# watching a broker from outside. make test installs nothing: checkdeps
+# names what is missing, and make testdeps (which .ci/run calls) installs it.
 TESTDEPS = /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
-           podman:podman systemd-analyze:systemd node:nodejs
+           podman:podman systemd-analyze:systemd node:nodejs \
+           /usr/sbin/mosquitto:mosquitto mosquitto_sub:mosquitto-clients
 
 .PHONY: testdeps checkdeps
 checkdeps: ## fail, naming them, if the tools the tests need are missing (make testdeps installs them)
@@ -73,7 +77,7 @@ checkdeps: ## fail, naming them, if the tools the tests need are missing (make t
 	  echo "make test needs the Debian packages$$missing: run 'make testdeps' (apt-get, as root or with sudo) first" >&2; exit 1; \
 	fi
 
-testdeps: ## install what the tests need from Debian (Chromium, chromedriver, node, podman, systemd-analyze)
+testdeps: ## install what the tests need from Debian (Chromium, chromedriver, node, podman, systemd-analyze, mosquitto)
 	@missing=; for d in $(TESTDEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \

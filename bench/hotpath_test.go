@@ -165,6 +165,31 @@ func BenchmarkWebhookHTTPSParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkWebhookHTTPSNewConn is one webhook per new TLS connection (a
+// caller without keep-alive), with and without --mqtt-on-listen: what the
+// HTTPS port's first-byte look for an MQTT CONNECT costs the HTTPS path.
+func BenchmarkWebhookHTTPSNewConn(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		b.Run(fmt.Sprintf("mqtt-on-listen=%v", shared), func(b *testing.B) {
+			r := relaytest.Start(b, func(c *server.Config) {
+				relaytest.NoLimits(c)
+				c.MQTTOnListen = shared
+			})
+			tok := wire.NewToken()
+			r.Dial(b, tok, device.HandlerFunc(acker))
+			// No session resumption: every connection is a full handshake.
+			tc := r.TLS.Clone()
+			tc.ClientSessionCache = nil
+			client := &fasthttp.HostClient{Addr: r.Addr, IsTLS: true, TLSConfig: tc}
+			do := post(client, r.URL("notify", tok), body(256))
+			measure(b, 256, func() error {
+				defer client.CloseIdleConnections()
+				return do()
+			})
+		})
+	}
+}
+
 // BenchmarkSessionSetup measures a device's dial, handshake and login until
 // WELCOME, then its hang-up: what a reconnecting fleet costs.
 func BenchmarkSessionSetup(b *testing.B) {

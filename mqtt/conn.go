@@ -135,18 +135,11 @@ func (c *conn) login(full bool) *session.LinkSession {
 		// bit: §3.1.2.1 closes without a CONNACK.
 		c.closeWith(closeProtocol)
 		return nil
-	case code == packets.ErrRefusedBadProtocolVersion && p.ProtocolName == "MQTT":
-		c.refuse(code)
-		return nil
-	case code == packets.ErrRefusedBadProtocolVersion:
-		// MQIsdp (3.1) at its level 3: the relay speaks 3.1.1 only.
-		c.refuse(code)
-		return nil
 	case code != packets.Accepted:
-		c.refuse(code)
+		c.refuse(code) // 1: a level other than 4; 2: no client id, no clean session; 4: a password without a user name
 		return nil
 	case p.ProtocolName != "MQTT":
-		c.refuse(packets.ErrRefusedBadProtocolVersion)
+		c.refuse(packets.ErrRefusedBadProtocolVersion) // MQIsdp, MQTT 3.1: the relay speaks 3.1.1 only
 		return nil
 	case full:
 		c.refuse(packets.ErrRefusedServerUnavailable)

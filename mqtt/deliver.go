@@ -39,8 +39,8 @@ const maxWaiting = 1024
 // without confirmation says that it may still be shown.
 func (c *conn) Deliver(ctx context.Context, m router.Message) (router.Reply, error) {
 	d, prefix, ok := c.waitDialect(ctx)
-	if err := router.Canceled(ctx); err != nil {
-		return router.Reply{}, err
+	if ctx.Err() != nil {
+		return c.notSent(ctx)
 	}
 	if !ok {
 		return c.rejected(http.StatusBadGateway, "not_subscribed", "the clock has not subscribed to any topic the relay knows (AWTRIX 3's or AWTRIX NG's)")
@@ -58,8 +58,8 @@ func (c *conn) Deliver(ctx context.Context, m router.Message) (router.Reply, err
 		return c.readState(ctx, cmd)
 	}
 	if !c.waitSubscribed(ctx, cmd.Topic) {
-		if err := router.Canceled(ctx); err != nil {
-			return router.Reply{}, err
+		if ctx.Err() != nil {
+			return c.notSent(ctx)
 		}
 		return c.rejected(http.StatusBadGateway, "not_subscribed", fmt.Sprintf("the clock has not subscribed to %s under its prefix", cmd.Topic))
 	}

@@ -291,6 +291,13 @@ func (s *Server) Serve(l net.Listener, path string) error {
 	}
 }
 
+// ServeConn runs one connection accepted elsewhere (the relay's HTTPS port
+// hands over the ones that start with a CONNECT), as Serve would.
+func (s *Server) ServeConn(nc net.Conn, path string) {
+	s.m.accepted[path].Inc()
+	s.start(nc, path)
+}
+
 // start runs nc's connection, unless its source is over its rate.
 func (s *Server) start(nc net.Conn, path string) {
 	now := time.Now()

@@ -2,8 +2,11 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+
+	"github.com/valyala/fasthttp"
 )
 
 // listenMQTT binds the MQTT listeners the config names.
@@ -43,4 +46,14 @@ func addrOf(l net.Listener) net.Addr {
 		return nil
 	}
 	return l.Addr()
+}
+
+// serveError answers what fasthttp could not read as a request, except a
+// connection the MQTT listener took over: nothing of it is the HTTPS
+// server's to answer or count.
+func (n *Node) serveError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, errHandedOff) {
+		return
+	}
+	n.hook.ServeError(ctx, err)
 }

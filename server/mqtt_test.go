@@ -16,6 +16,7 @@ import (
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
+	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/webhook"
 	"github.com/pixelrelay/relay/wire"
 )
@@ -195,4 +196,29 @@ func (c *mqttConn) next() *packets.PublishPacket {
 		return &packets.PublishPacket{}
 	}
 	return pub
+}
+
+// TestMQTTOnTheHTTPSPort: with --mqtt-on-listen, a clock whose network
+// blocks 1883 logs in on the HTTPS port (told from TLS by the first byte),
+// and the port still serves HTTPS webhooks on new connections.
+func TestMQTTOnTheHTTPSPort(t *testing.T) {
+	r := relaytest.Start(t, func(c *server.Config) { c.MQTTOnListen = true })
+	tok := wire.NewToken()
+	c := dialMQTT(t, r.Node.Addr(), tok, "mine/notify")
+	got := make(chan string, 1)
+	go func() { p := c.next(); got <- p.TopicName + " " + string(p.Payload) }()
+	r.HTTP.CloseIdleConnections() // a new TLS connection for the webhook
+	status, body, path := postPath(t, r, "notify", tok, `{"text":"via 8443"}`)
+	if status != 200 || path != router.PathMQTTPlain {
+		t.Fatalf("webhook: %d %s %q", status, body, path)
+	}
+	if m := <-got; m != `mine/notify {"text":"via 8443"}` {
+		t.Fatalf("clock got %q", m)
+	}
+	if got := metric(t, r, `relay_mqtt_connections_total{path="mqtt-plain"}`); got != 1 {
+		t.Fatalf("MQTT connections %v, want 1", got)
+	}
+	if got := metric(t, r, `relay_webhooks_total{outcome="bad_request"}`); got != 0 {
+		t.Fatalf("the hand-off counted as a bad request: %v", got)
+	}
 }

@@ -81,7 +81,10 @@ type Config struct {
 	// Logger and Metrics.
 	MQTTListen  string
 	MQTTSListen string
-	MQTT        mqtt.Config
+	// MQTTOnListen makes Listen's TCP port take plain MQTT too, told from
+	// TLS by the first byte, for clocks on networks that block 1883.
+	MQTTOnListen bool
+	MQTT         mqtt.Config
 	// Cluster, with URLs, makes the node one of several over NATS; New
 	// sets its Logger and Metrics. Without URLs the node is alone and
 	// never touches NATS.
@@ -261,7 +264,7 @@ func (c *Config) checkNode() error {
 }
 
 // mqttOn reports whether the node takes MQTT clocks.
-func (c *Config) mqttOn() bool { return c.MQTTListen != "" || c.MQTTSListen != "" }
+func (c *Config) mqttOn() bool { return c.MQTTListen != "" || c.MQTTSListen != "" || c.MQTTOnListen }
 
 // Node is one relay node.
 type Node struct {
@@ -391,7 +394,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.http = &fasthttp.Server{
 		Handler:                      n.serveTCP,
-		ErrorHandler:                 n.hook.ServeError,
+		ErrorHandler:                 n.serveError,
 		MaxRequestBodySize:           cfg.Webhook.MaxBody,
 		ReadBufferSize:               cfg.MaxHeaderBytes,
 		ReadTimeout:                  cfg.HTTPReadTimeout,
@@ -478,7 +481,11 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	serve("https", func() error { return n.http.Serve(tls.NewListener(plainHTTPListener{n.tcp}, n.httpTLS())) })
+	https := plainHTTPListener{Listener: n.tcp}
+	if n.cfg.MQTTOnListen {
+		https.mqtt = func(c net.Conn) { n.mqtt.ServeConn(c, router.PathMQTTPlain) }
+	}
+	serve("https", func() error { return n.http.Serve(tls.NewListener(https, n.httpTLS())) })
 	serve("quic", n.acceptQUIC)
 	if n.mqttL != nil {
 		serve("mqtt", func() error { return n.mqtt.Serve(n.mqttL, router.PathMQTTPlain) })

@@ -175,6 +175,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	mc := &c.MQTT
 	fs.StringVar(&c.MQTTListen, "mqtt", "", "`HOST:PORT` (usually :1883) where stock AWTRIX clocks log in with their own MQTT client, the relay as their broker: plain MQTT 3.1.1 over TCP, the password is the device token; empty: off")
 	fs.StringVar(&c.MQTTSListen, "mqtts", "", "`HOST:PORT` (usually :8883) for MQTT over TLS with the relay's certificate, for clients that can; empty: off")
+	fs.BoolVar(&c.MQTTOnListen, "mqtt-on-listen", false, "also take plain MQTT on --listen's TCP port, told from TLS by the first byte: for clocks on networks that block 1883 (the clock's MQTT port is then --listen's)")
 	fs.IntVar(&mc.MaxPacket, "mqtt-max-packet", mc.MaxPacket, "largest MQTT packet a clock may send, in `bytes` after its fixed header; a larger one closes the connection")
 	fs.DurationVar(&mc.ConnectTimeout, "mqtt-connect-timeout", mc.ConnectTimeout, "from an accepted MQTT connection (its TLS handshake included) to its CONNECT")
 	fs.DurationVar(&mc.MaxKeepAlive, "mqtt-max-keepalive", mc.MaxKeepAlive, "longest MQTT keep-alive honoured: a clock asking for none or a longer one is closed after 1.5 times this of silence")

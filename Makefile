@@ -47,7 +47,7 @@ test: fmt vet checkdeps jstest ## every test: Go (race detector, real Chromium) 
 
 # The session layer's stress run (issue 8): every package whose tests drive
 # real QUIC sessions, ten times over, under the race detector.
-STRESS ?= ./transport ./session ./server ./device
+STRESS ?= ./transport ./session ./server ./device ./mqtt
 
 stress: ## STRESS packages -race -count=10 (slow; not part of make test)
 	$(GOTEST) -race -shuffle=on -count=10 -timeout 60m $(STRESS)

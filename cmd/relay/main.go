@@ -374,6 +374,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	if a := r.AdminAddr(); a != nil {
 		attrs = append(attrs, "admin", a.String())
 	}
+	if a := r.MQTTAddr(); a != nil {
+		attrs = append(attrs, "mqtt", a.String())
+	}
+	if a := r.MQTTSAddr(); a != nil {
+		attrs = append(attrs, "mqtts", a.String())
+	}
+	if o.cfg.MQTTOnListen {
+		attrs = append(attrs, "mqtt_on_listen", true)
+	}
 	log.Info("relay listening (HTTPS on TCP, QUIC on UDP)", attrs...)
 	return r.Run(ctx)
 }

@@ -33,6 +33,6 @@
 // what the clock publishes, held in memory only while it is connected:
 // stats from its latest P/stats (NG: P/state/device), screen by a
 // sendscreen round trip. Every answer names the last hop in the
-// Relay-Path header (mqtt-plain, mqtt-tls). docs/PROTOCOL.md §9 has the
+// Relay-Path header (mqtt-plain, mqtt-tls). docs/PROTOCOL.md §10 has the
 // packets; docs/SECURITY.md what plain MQTT exposes.
 package mqtt

@@ -12,7 +12,7 @@ const (
 	KindWebTransport             // WebTransport over HTTP/3 (§2.4)
 	KindWebSocket                // streams multiplexed over a WebSocket, for networks without UDP (§2.5)
 	// KindMQTT is a stock clock's own MQTT client, the relay standing in
-	// for its broker (package mqtt; PROTOCOL §9). It carries no Conn of
+	// for its broker (package mqtt; PROTOCOL §10). It carries no Conn of
 	// this package and no device agent dials it.
 	KindMQTT
 	numKinds

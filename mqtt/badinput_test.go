@@ -3,12 +3,14 @@ package mqtt
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/session"
 	"github.com/pixelrelay/relay/wire"
@@ -239,7 +241,7 @@ func TestTimeouts(t *testing.T) {
 			sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 			sub.MessageID, sub.Topics, sub.Qoss = 1, []string{"p/notify", "p/sendscreen"}, []byte{0, 0}
 			go c.send(sub)
-			c.next() // SUBACK
+			c.next()    // SUBACK
 			go func() { // the clock takes the command and never sends its screen
 				for {
 					if _, err := c.read(); err != nil {
@@ -262,5 +264,79 @@ func TestTimeouts(t *testing.T) {
 			}
 			c.nc.Close()
 		})
+	})
+}
+
+// An MQTT 5 CONNECT, whose properties a 3.1.1 decoder cannot read, is
+// answered CONNACK 1 as §3.1.2.2 asks, not closed as malformed.
+func TestMQTT5ConnectGetsCode1(t *testing.T) {
+	rl := start(t)
+	c := dial(t, rl.addr)
+	// mosquitto_sub -V 5's CONNECT: level 5, clean start, keep-alive 60,
+	// properties (length 3: receive maximum 20), client id "c".
+	c.sendBytes([]byte{0x10, 0x11, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3c, 0x03, 0x21, 0x00, 0x14, 0x00, 0x01, 'c'})
+	if ack := c.next().(*packets.ConnackPacket); ack.ReturnCode != packets.ErrRefusedBadProtocolVersion {
+		t.Fatalf("CONNACK %d, want 1", ack.ReturnCode)
+	}
+	c.closed()
+}
+
+// The connection limits: per source, and in all.
+func TestConnectionLimits(t *testing.T) {
+	t.Run("per source", func(t *testing.T) {
+		rl := start(t, func(c *Config, _ *session.Config) { c.ConnectsPerSource = limit.Rate{PerSecond: 1e-9, Burst: 2} })
+		for range 2 {
+			if code := dial(t, rl.addr).connect(wire.NewToken()); code != packets.Accepted {
+				t.Fatalf("CONNACK %d within the burst", code)
+			}
+		}
+		dial(t, rl.addr).closed() // closed before its CONNECT is read
+		if testutil.ToFloat64(rl.srv.m.closed[closeSourceLimit]) != 1 {
+			t.Fatal("source_limit not counted")
+		}
+	})
+	t.Run("in all", func(t *testing.T) {
+		rl := start(t, func(c *Config, _ *session.Config) { c.MaxConns = 1 })
+		first := dial(t, rl.addr)
+		first.connect(wire.NewToken())
+		second := dial(t, rl.addr)
+		if code := second.connect(wire.NewToken()); code != packets.ErrRefusedServerUnavailable {
+			t.Fatalf("CONNACK %d past --mqtt-max-conns, want 3", code)
+		}
+		second.closed()
+		first.nc.Close()
+		waitFor(t, func() bool { return rl.srv.Len() == 0 })
+		if code := dial(t, rl.addr).connect(wire.NewToken()); code != packets.Accepted {
+			t.Fatalf("CONNACK %d once the first left", code)
+		}
+	})
+}
+
+// A clock that takes no data for --mqtt-write-timeout is closed, in
+// virtual time: a webhook's PUBLISH cannot hold its goroutine longer.
+func TestWriteTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, srv, dialPipe := pipeRelay(t, func(c *Config) { c.Ack = AckSent })
+		c := dialPipe()
+		tok := wire.NewToken()
+		go c.send(connectPacket(tok))
+		c.next()
+		sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+		sub.MessageID, sub.Topics, sub.Qoss = 1, []string{"p/notify"}, []byte{0}
+		go c.send(sub)
+		c.next() // SUBACK; from here on the clock reads nothing (net.Pipe has no buffer)
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := r.Deliver(ctx, router.KeyOf([]byte(tok)), router.Message{Mode: "notify", Body: []byte(`{"text":"x"}`)})
+		if !errors.Is(err, router.ErrGone) {
+			t.Fatalf("delivery to a clock that reads nothing: %v, want ErrGone", err)
+		}
+		if d := time.Since(t0); d != DefaultWriteTimeout {
+			t.Fatalf("gave up after %v, want --mqtt-write-timeout %v", d, DefaultWriteTimeout)
+		}
+		if testutil.ToFloat64(srv.m.closed[closeWriteTimeout]) != 1 {
+			t.Fatal("write_timeout not counted")
+		}
 	})
 }

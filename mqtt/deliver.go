@@ -129,8 +129,7 @@ func (c *conn) Deliver(ctx context.Context, m router.Message) (router.Reply, err
 			abandon(wc, wa)
 			return c.unconfirmed(), nil
 		case <-c.done:
-			c.srv.m.acks[ackTimeout].Inc()
-			return c.jsonReply(http.StatusBadGateway, map[string]any{"error": "the clock disconnected before it confirmed; the command may have been shown", "code": "clock_gone"}), nil
+			return c.gone(), nil
 		}
 		if wa == nil && screen != nil && d == awtrix.DialectNG {
 			// NG: the state answers a read; its result adds nothing.
@@ -188,7 +187,7 @@ func (c *conn) readState(ctx context.Context, cmd awtrix.Command) (router.Reply,
 			w.gone.Store(true)
 			return c.noState(), nil
 		case <-c.done:
-			return router.Reply{}, router.ErrGone
+			return c.gone(), nil
 		}
 	}
 	if cmd.Field != "" {
@@ -202,6 +201,12 @@ func (c *conn) readState(ctx context.Context, cmd awtrix.Command) (router.Reply,
 	}
 	c.srv.m.acks[ackState].Inc()
 	return c.reply(http.StatusOK, asJSON(p)), nil
+}
+
+// gone answers a delivery whose clock disconnected before it answered.
+func (c *conn) gone() router.Reply {
+	c.srv.m.acks[ackTimeout].Inc()
+	return c.jsonReply(http.StatusBadGateway, map[string]any{"error": "the clock disconnected before it answered; a command may have been shown", "code": "clock_gone"})
 }
 
 func (c *conn) noState() router.Reply {

@@ -58,6 +58,11 @@ func readPacket(r *bufio.Reader, max int) (packets.ControlPacket, error) {
 		}
 		return nil, err
 	}
+	if fh.MessageType == packets.Connect {
+		if p, ok := otherLevel(body); ok {
+			return p, nil
+		}
+	}
 	sr := &strictReader{b: body}
 	if err := cp.Unpack(sr); err != nil || sr.err != nil {
 		return nil, fmt.Errorf("%w: %s", errMalformed, packetName(fh.MessageType))
@@ -69,6 +74,20 @@ func readPacket(r *bufio.Reader, max int) (packets.ControlPacket, error) {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// otherLevel reads a CONNECT of MQTT at a level other than 3.1.1's (4):
+// MQTT 5's has properties a 3.1.1 decoder would take for a malformed
+// packet, but §3.1.2.2 wants it answered CONNACK 1, so only the protocol
+// name and level are decoded (ok) and Validate refuses them.
+func otherLevel(body []byte) (*packets.ConnectPacket, bool) {
+	const name = "\x00\x04MQTT"
+	if len(body) < len(name)+1 || string(body[:len(name)]) != name || body[len(name)] == 4 {
+		return nil, false
+	}
+	p := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	p.ProtocolName, p.ProtocolVersion = "MQTT", body[len(name)]
+	return p, true
 }
 
 // readLength decodes the remaining length (§2.2.3): at most four bytes.

@@ -75,9 +75,10 @@ type Config struct {
 	AckTimeout time.Duration
 	// Ack is what an AWTRIX 3 clock's webhook waits for.
 	Ack AckMode
-	// AllowDisruptive lets webhooks reboot, sleep, update, erase or
-	// reconfigure a clock over MQTT, whose last hop anyone on the path can
-	// read and forge when it is plain TCP; refused with 403 otherwise.
+	// AllowDisruptive lets webhooks reboot, sleep, update, reset or
+	// reconfigure a clock over MQTT (awtrix.Command.Disruptive), whose last
+	// hop anyone on the path can read and forge when it is plain TCP;
+	// refused with 403 otherwise.
 	AllowDisruptive bool
 	// MaxConns caps the MQTT connections open at once, logged in or not;
 	// more get CONNACK "server unavailable". The node's --max-devices caps
@@ -178,13 +179,12 @@ type Server struct {
 
 // metrics are static after New.
 type metrics struct {
-	accepted  map[string]prometheus.Counter // by path
-	refused   map[byte]prometheus.Counter   // CONNACK refusals by return code
-	closed    map[string]prometheus.Counter // connections closed by the relay, by reason
-	dropped   map[string]prometheus.Counter // clock publishes dropped, by reason
-	acks      map[string]prometheus.Counter // webhook outcomes, by what confirmed them
-	connack   prometheus.Histogram          // accept to CONNACK
-	connected prometheus.GaugeFunc
+	accepted map[string]prometheus.Counter // by path
+	refused  map[byte]prometheus.Counter   // CONNACK refusals by return code
+	closed   map[string]prometheus.Counter // connections closed by the relay, by reason
+	dropped  map[string]prometheus.Counter // clock publishes dropped, by reason
+	acks     map[string]prometheus.Counter // webhook outcomes, by what confirmed them
+	connack  prometheus.Histogram          // accept to CONNACK
 }
 
 // Reasons of relay_mqtt_closed_total.

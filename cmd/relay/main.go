@@ -182,7 +182,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&mc.WriteTimeout, "mqtt-write-timeout", mc.WriteTimeout, "an MQTT clock that takes no data for this long is closed")
 	fs.DurationVar(&mc.AckTimeout, "mqtt-ack-timeout", mc.AckTimeout, "wait for an MQTT clock's confirmation (AWTRIX 3's screen, AWTRIX NG's result), 504 after; keep it below --ack-timeout")
 	fs.TextVar(&mc.Ack, "mqtt-ack", mc.Ack, "what confirms a webhook to an AWTRIX 3 clock, which acknowledges nothing over MQTT: screen (send sendscreen after the command, answer when the screen comes) or sent (answer once the command is written)")
-	fs.BoolVar(&mc.AllowDisruptive, "mqtt-allow-disruptive", false, "let webhooks reboot, sleep, update, erase or reconfigure MQTT clocks (reboot, sleep, doupdate, erase, resetSettings, settings and apps writes, reorder); refused with 403 otherwise, since plain MQTT can be read and forged on the way")
+	fs.BoolVar(&mc.AllowDisruptive, "mqtt-allow-disruptive", false, "let webhooks reboot, sleep, update, reset or reconfigure MQTT clocks (reboot, sleep, settings writes; AWTRIX 3's doupdate and apps writes; AWTRIX NG's resetSettings and reorder); refused with 403 otherwise, since plain MQTT can be read and forged on the way")
 	fs.IntVar(&mc.MaxConns, "mqtt-max-conns", mc.MaxConns, "MQTT `connections` open at once, logged in or not; more get CONNACK server unavailable")
 	fs.Var(perUnit{&mc.ConnectsPerSource.PerSecond, time.Second}, "mqtt-connect-ip-rate", "new MQTT connections per second from one source (IPv4 address, IPv6 /64) after --mqtt-connect-ip-burst; more are closed at once; 0 disables")
 	fs.Var(count{&mc.ConnectsPerSource.Burst}, "mqtt-connect-ip-burst", "new MQTT connections from one source allowed at once; 0 disables")

@@ -292,7 +292,7 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 		row("Sessions re-established", strconv.FormatUint(c.Reconnected, 10))
 		row("Tokens rotated", strconv.FormatUint(c.Rotations, 10))
 		row("Rotations failed", strconv.FormatUint(c.RotationsFailed, 10))
-		row("Rotations skipped (too many in flight)", strconv.FormatUint(c.RotationsSkipped, 10))
+		row("Rotations skipped (too many in flight, or an MQTT clock)", strconv.FormatUint(c.RotationsSkipped, 10))
 		p("\n")
 	}
 

@@ -181,7 +181,7 @@ type ChurnStats struct {
 	Reconnected      uint64  `json:"reconnected"`     // sessions re-established (any cause)
 	Rotations        uint64  `json:"rotations"`       // tokens rotated over a live session
 	RotationsFailed  uint64  `json:"rotations_failed"`
-	RotationsSkipped uint64  `json:"rotations_skipped"` // too many already in flight
+	RotationsSkipped uint64  `json:"rotations_skipped"` // too many already in flight, or an MQTT clock (which cannot rotate)
 }
 
 // Step is one rate of a capacity ramp.

@@ -190,15 +190,8 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	nMQ := min(shareOf(cfg.Devices, cfg.MQTTShare), cfg.Devices-nWS-nWT)
 	rest := 0  // devices not on WebSocket so far
 	rest2 := 0 // devices on neither WebSocket nor WebTransport so far
+	onSockets := 0 // devices given a UDP socket so far: every one but the MQTT clocks
 	for i := range cfg.Devices {
-		if i%cfg.PerSocket == 0 {
-			uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				s.closeSockets()
-				return nil, fmt.Errorf("loadtest: swarm socket: %w", err)
-			}
-			s.socks = append(s.socks, &quic.Transport{Conn: uc})
-		}
 		// The WebTransport devices are spread over those not on WebSocket,
 		// the MQTT clocks over those on neither.
 		ws, wt, mq := spread(i, nWS, cfg.Devices), false, false
@@ -210,8 +203,18 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 				rest2++
 			}
 		}
-		d := &simDevice{s: s, idx: i, wt: wt, ws: ws, mq: mq, udp: s.socks[len(s.socks)-1], home: i % nodes, succ: successors(i, nodes)}
-		if !mq { // a clock on MQTT keeps no QUIC or TLS state
+		d := &simDevice{s: s, idx: i, wt: wt, ws: ws, mq: mq, home: i % nodes, succ: successors(i, nodes)}
+		if !mq { // a clock on MQTT keeps no UDP socket, QUIC or TLS state
+			if onSockets%cfg.PerSocket == 0 {
+				uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					s.closeSockets()
+					return nil, fmt.Errorf("loadtest: swarm socket: %w", err)
+				}
+				s.socks = append(s.socks, &quic.Transport{Conn: uc})
+			}
+			onSockets++
+			d.udp = s.socks[len(s.socks)-1]
 			d.tokens, d.sessions = quic.NewLRUTokenStore(nodes, 1), tls.NewLRUClientSessionCache(nodes)
 		}
 		tok := wire.NewToken()

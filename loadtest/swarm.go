@@ -188,8 +188,8 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	nWS := shareOf(cfg.Devices, cfg.WebSocketShare)
 	nWT := min(shareOf(cfg.Devices, cfg.WebTransportShare), cfg.Devices-nWS)
 	nMQ := min(shareOf(cfg.Devices, cfg.MQTTShare), cfg.Devices-nWS-nWT)
-	rest := 0  // devices not on WebSocket so far
-	rest2 := 0 // devices on neither WebSocket nor WebTransport so far
+	rest := 0      // devices not on WebSocket so far
+	rest2 := 0     // devices on neither WebSocket nor WebTransport so far
 	onSockets := 0 // devices given a UDP socket so far: every one but the MQTT clocks
 	for i := range cfg.Devices {
 		// The WebTransport devices are spread over those not on WebSocket,

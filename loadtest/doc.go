@@ -43,7 +43,7 @@
 //     chart.svg, plot.html) and printed with PrintTable.
 //
 // The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity,
-// idle, cluster, soak and fleet. Each is a file of its own (fanin.go,
+// idle, cluster, soak, fleet and mqttstorm. Each is a file of its own (fanin.go,
 // hot.go, ...) behind one interface, with its defaults, its run and its
 // pass criteria; scenario.go lists them, and Config documents what each
 // changes. Most run load: the relay, the swarm, the scenario's attack

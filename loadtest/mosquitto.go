@@ -98,7 +98,12 @@ func mosquittoVersion(ctx context.Context, bin string) string {
 
 // mosquittoConfig is the broker's configuration for addr: no persistence,
 // anonymous clients, no connection messages (they carry addresses), no
-// connection cap.
+// connection cap, and TCP_NODELAY. Go sets TCP_NODELAY on every
+// connection, the relay's included; mosquitto's default leaves Nagle on,
+// which holds each SUBACK after the first until the clock's delayed ACK
+// (40 ms here): a login then measures Nagle, not the broker. Its listen
+// backlog stays its own, a fixed 100: a storm of more clocks than that
+// sees SYNs retried after 1 s, as a real one would.
 func mosquittoConfig(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -111,7 +116,7 @@ func mosquittoConfig(addr string) (string, error) {
 		c.WriteString("user root\n")
 	}
 	fmt.Fprintf(&c, "persistence false\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\n"+
-		"connection_messages false\nper_listener_settings false\nlistener %s %s\nmax_connections -1\n", port, host)
+		"connection_messages false\nper_listener_settings false\nlistener %s %s\nmax_connections -1\nset_tcp_nodelay true\n", port, host)
 	return c.String(), nil
 }
 

@@ -110,7 +110,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	done
 
 # make loadtest SCENARIO=capacity DEVICES=10000 RATE=1000 DURATION=10s OUT=dir;
-# scenarios: fanin hot storm churn slow capacity idle cluster soak fleet
+# scenarios: fanin hot storm churn slow capacity idle cluster soak fleet mqttstorm
 # (the registry in loadtest/scenario.go; bin/loadtest --help). Other flags from the environment: LOADTEST_FLOORS=1
 # (relay vs bare floor servers), LOADTEST_PIN=1 (servers and generator on
 # CPUs of their own). make passes DEVICES, RATE and DURATION, which the fleet

@@ -140,6 +140,9 @@ type targeter struct {
 	// devs, if set, keeps each webhook's device (index + 1): in a cluster,
 	// and to split the figures of a swarm on several transports.
 	devs *idTable
+	// mqtt, if set, says which devices are MQTT clocks, which get only
+	// the bodies AWTRIX 3 takes over MQTT.
+	mqtt func(i int) bool
 
 	zipfMu sync.Mutex // guards zipf, which is not safe for concurrent use
 	zipf   *rand.Zipf
@@ -185,12 +188,16 @@ func (t *targeter) device() int {
 	return rand.IntN(t.n)
 }
 
-// body picks a realistic body.
-func (t *targeter) body() body {
-	if rand.Float64() < t.bitmapShare {
-		return bitmapBodies[rand.IntN(len(bitmapBodies))]
+// body picks a realistic body for device dev.
+func (t *targeter) body(dev int) body {
+	small, bitmaps := smallBodies, bitmapBodies
+	if t.mqtt != nil && t.mqtt(dev) {
+		small, bitmaps = mqttSmallBodies, mqttBitmapBodies
 	}
-	return smallBodies[rand.IntN(len(smallBodies))]
+	if rand.Float64() < t.bitmapShare {
+		return bitmaps[rand.IntN(len(bitmaps))]
+	}
+	return small[rand.IntN(len(small))]
 }
 
 // routing keeps, per message id of a cluster's webhook, the node it went
@@ -220,7 +227,7 @@ func unroute(v uint32) (webhook, device int, ok bool) {
 func (t *targeter) next(tgt *vegeta.Target) error {
 	id := t.nextID()
 	dev := t.device()
-	b := t.body()
+	b := t.body(dev)
 	node := t.fe.pick()
 	t.fe.sent[node].Add(1)
 	t.fe.pending[node].Add(1)

@@ -253,26 +253,54 @@ func TestPoolSize(t *testing.T) {
 	}
 }
 
-// TestSwarmTransportMix: the WebTransport and WebSocket shares are of all
-// devices, never overlap, and the rest is raw QUIC.
+// TestSwarmTransportMix: the WebTransport, WebSocket and MQTT shares are
+// of all devices, never overlap, and the rest is raw QUIC; only devices
+// on QUIC or WebTransport get UDP sockets.
 func TestSwarmTransportMix(t *testing.T) {
 	for _, tc := range []struct {
-		wt, ws         float64
-		wantWT, wantWS int
-	}{{0.3, 0.2, 30, 20}, {0, 1, 0, 100}, {0.1, 0, 10, 0}, {0.5, 0.5, 50, 50}} {
-		sw, err := NewSwarm(SwarmConfig{Addr: "127.0.0.1:1", Devices: 100, WebTransportShare: tc.wt, WebSocketShare: tc.ws})
+		wt, ws, mq             float64
+		wantWT, wantWS, wantMQ int
+		want                   []string
+	}{
+		{0.3, 0.2, 0, 30, 20, 0, []string{TransportQUIC, TransportWebTransport, TransportWebSocket}},
+		{0, 1, 0, 0, 100, 0, []string{TransportWebSocket}},
+		{0.1, 0, 0, 10, 0, 0, []string{TransportQUIC, TransportWebTransport}},
+		{0.5, 0.5, 0, 50, 50, 0, []string{TransportWebTransport, TransportWebSocket}},
+		{0.1, 0.2, 0.3, 10, 20, 30, []string{TransportQUIC, TransportWebTransport, TransportWebSocket, TransportMQTT}},
+		{0, 0, 1, 0, 0, 100, []string{TransportMQTT}},
+		{0, 0.5, 0.5, 0, 50, 50, []string{TransportWebSocket, TransportMQTT}},
+	} {
+		sw, err := NewSwarm(SwarmConfig{Addr: "127.0.0.1:1", MQTTAddr: "127.0.0.1:2", Devices: 100, WebTransportShare: tc.wt, WebSocketShare: tc.ws, MQTTShare: tc.mq})
 		if err != nil {
 			t.Fatal(err)
 		}
-		both := 0
+		overlap := 0
 		for _, d := range sw.devs {
-			if d.wt && d.ws {
-				both++
+			if n := btoi(d.wt) + btoi(d.ws) + btoi(d.mq); n > 1 {
+				overlap++
+			}
+			if (d.udp == nil) != d.mq || (d.tokens == nil) != d.mq {
+				t.Errorf("device %d (%s): UDP socket %v, token store %v", d.idx, d.transport(), d.udp != nil, d.tokens != nil)
 			}
 		}
-		if got, gotWS := sw.WebTransportDevices(), sw.WebSocketDevices(); got != tc.wantWT || gotWS != tc.wantWS || both != 0 {
-			t.Errorf("shares %.1f/%.1f: %d WebTransport, %d WebSocket, %d both; want %d, %d, 0", tc.wt, tc.ws, got, gotWS, both, tc.wantWT, tc.wantWS)
+		got, gotWS, gotMQ := sw.WebTransportDevices(), sw.WebSocketDevices(), sw.MQTTDevices()
+		if got != tc.wantWT || gotWS != tc.wantWS || gotMQ != tc.wantMQ || overlap != 0 {
+			t.Errorf("shares %.1f/%.1f/%.1f: %d WebTransport, %d WebSocket, %d MQTT, %d on two; want %d, %d, %d, 0",
+				tc.wt, tc.ws, tc.mq, got, gotWS, gotMQ, overlap, tc.wantWT, tc.wantWS, tc.wantMQ)
+		}
+		if ts := sw.Transports(); !slices.Equal(ts, tc.want) || !slices.Equal(transportsOf(mix{tc.wt, tc.ws, tc.mq}), tc.want) {
+			t.Errorf("shares %.1f/%.1f/%.1f: transports %q (of the mix %q), want %q", tc.wt, tc.ws, tc.mq, ts, transportsOf(mix{tc.wt, tc.ws, tc.mq}), tc.want)
 		}
 		sw.Close()
 	}
+	if _, err := NewSwarm(SwarmConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, MQTTAddr: "127.0.0.1:3", Devices: 2, MQTTShare: 1}); err == nil {
+		t.Error("MQTT clocks on a cluster of 2 with one MQTT address: no error")
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

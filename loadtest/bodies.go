@@ -9,6 +9,9 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+
+	"github.com/pixelrelay/relay/awtrix"
+	"github.com/pixelrelay/relay/wire"
 )
 
 // body is one webhook body without its accounting key: the mode it goes to
@@ -80,6 +83,24 @@ func makeBitmaps() []body {
 		}
 		fmt.Fprintf(&b, `]]}],"duration":%d,"hold":false}`, 5+f)
 		out = append(out, body{"notify", b.String()})
+	}
+	return out
+}
+
+// mqttSmallBodies and mqttBitmapBodies are the bodies the relay can send
+// an AWTRIX 3 clock over MQTT (awtrix.PlanMQTT plans them, "lt" key and
+// all): the clock has no topic for AWTRIX 2's basics timer, and its
+// settings refuse a key they do not know. The targeter sends MQTT clocks
+// only these; the other devices get every body, as their agents do.
+var mqttSmallBodies, mqttBitmapBodies = mqttPlannable(smallBodies), mqttPlannable(bitmapBodies)
+
+func mqttPlannable(bodies []body) []body {
+	var out []body
+	for _, b := range bodies {
+		m := wire.Message{Mode: b.mode, Body: appendBody(nil, b, 0, 0)}
+		if _, err := awtrix.PlanMQTT(awtrix.Dialect3, "awtrix_000000", m, awtrix.MQTTOptions{}); err == nil {
+			out = append(out, b)
+		}
 	}
 	return out
 }

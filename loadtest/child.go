@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,9 +33,11 @@ const (
 // when the relay has them: the whole swarm and every caller come from one
 // loopback address, and a capacity figure measures the relay's work, not
 // its abuse policy. Limits that real devices meet the same way (Retry
-// under handshake spikes, takeover budgets) stay on. The operator's own
-// flags (Config.RelayArgs) come after and win.
-var limitsOff = []string{"--ip-rate", "--token-rate", "--miss-rate", "--handshake-ip-rate"}
+// under handshake spikes, takeover budgets) stay on. The MQTT clocks'
+// per-source connect rate is off for the same reason: a swarm's clocks
+// all come from 127.0.0.1. The operator's own flags (Config.RelayArgs)
+// come after and win.
+var limitsOff = []string{"--ip-rate", "--token-rate", "--miss-rate", "--handshake-ip-rate", "--mqtt-connect-ip-rate"}
 
 // relayFlags lists the flags bin accepts, from its --help.
 func relayFlags(ctx context.Context, bin string) map[string]bool {
@@ -75,6 +78,7 @@ type relayProc struct {
 	Args     []string // the command line, binary first
 	Addr     string   // HOST:PORT, TCP and UDP
 	Admin    string   // HOST:PORT of the admin listener
+	MQTT     string   // HOST:PORT of the plain MQTT listener (--mqtt), "" without
 	CAFile   string
 	StateDir string
 	PID      int
@@ -96,10 +100,78 @@ type relayProc struct {
 }
 
 // startRelay runs bin on loopback with a fresh state directory under dir
-// and waits until it is ready. args are extra relay flags; pin, if set,
-// gets the PID as soon as the relay runs.
-func startRelay(ctx context.Context, bin, dir string, args []string, pin func(pid int) error) (*relayProc, error) {
-	return startRelayAt(ctx, bin, filepath.Join(dir, "relay-state"), "127.0.0.1:0", "127.0.0.1:0", args, nil, pin)
+// and waits until it is ready. args are the suite's relay flags, extra
+// the operator's (after, so that they win); with mqtt the relay takes
+// MQTT clocks on a loopback port (withMQTT). pin, if set, gets the PID as
+// soon as the relay runs.
+func startRelay(ctx context.Context, bin, dir string, args, extra []string, mqtt bool, pin func(pid int) error) (*relayProc, error) {
+	return withMQTT(mqtt, extra, func(mqttArgs []string) (*relayProc, error) {
+		return startRelayAt(ctx, bin, filepath.Join(dir, "relay-state"), "127.0.0.1:0", "127.0.0.1:0", slices.Concat(args, mqttArgs, extra), nil, pin)
+	})
+}
+
+// mqttPortTries bounds withMQTT's attempts.
+const mqttPortTries = 5
+
+// withMQTT starts a relay with start, which it gives --mqtt on a free
+// loopback port when mqtt is set (unless the operator's extra flags name
+// one), and records the address. The relay does not log its MQTT
+// address, so the suite picks the port: free when picked, another process
+// may take it first, and then the start is tried again on another.
+func withMQTT(mqtt bool, extra []string, start func(mqttArgs []string) (*relayProc, error)) (*relayProc, error) {
+	if !mqtt {
+		return start(nil)
+	}
+	if addr, ok := lastFlag(extra, "mqtt"); ok && addr != "" {
+		p, err := start(nil)
+		if err == nil {
+			p.MQTT = addr
+		}
+		return p, err
+	}
+	for attempt := 1; ; attempt++ {
+		addr, err := freeTCPAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := start([]string{"--mqtt", addr})
+		if err == nil {
+			p.MQTT = addr
+			return p, nil
+		}
+		if attempt == mqttPortTries || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+	}
+}
+
+// freeTCPAddr is a 127.0.0.1 address with a TCP port free now.
+func freeTCPAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("loadtest: a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// lastFlag is the value of the last --name (or -name) in args, as package
+// flag reads it: "--name=V" or "--name V".
+func lastFlag(args []string, name string) (val string, ok bool) {
+	for i, a := range args {
+		n, v, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if n != name || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				continue
+			}
+			v = args[i+1]
+		}
+		val, ok = v, true
+	}
+	return val, ok
 }
 
 // startRelayAt runs bin with the state directory state (shared by a
@@ -218,7 +290,7 @@ func (r *relayProc) restart(ctx context.Context) (*relayProc, error) {
 	for range restartTries {
 		var p *relayProc
 		if p, err = startRelayAt(ctx, r.bin, r.StateDir, r.Addr, r.Admin, r.extra, r.logTo, r.pin); err == nil {
-			p.stopAfter = r.stopAfter
+			p.stopAfter, p.MQTT = r.stopAfter, r.MQTT // the flags name the same MQTT port
 			return p, nil
 		}
 		if !sleepCtx(ctx, restartPause) {

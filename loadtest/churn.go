@@ -92,6 +92,11 @@ func (c *churner) loop(ctx context.Context, sw *Swarm, reconnect, rotate float64
 		}
 		owedRotate += rotate * per
 		for ; owedRotate >= 1; owedRotate-- {
+			i := rand.IntN(sw.Len())
+			if sw.MQTT(i) { // a stock clock cannot rotate its token (its MQTT password)
+				c.stats.RotationsSkipped++
+				continue
+			}
 			select {
 			case sem <- struct{}{}:
 			default:
@@ -109,7 +114,7 @@ func (c *churner) loop(ctx context.Context, sw *Swarm, reconnect, rotate float64
 				} else if !errors.Is(err, errNotConnected) {
 					failed.Add(1)
 				}
-			}(rand.IntN(sw.Len()))
+			}(i)
 		}
 	}
 }

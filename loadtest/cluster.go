@@ -147,16 +147,18 @@ func (r *runner) startCluster(ctx context.Context) (*target, error) {
 			t.logs = append(t.logs, f)
 			logTo = &lockedWriter{w: f}
 		}
-		p, err := startRelayAt(ctx, cfg.RelayBin, state, "127.0.0.1:0", "127.0.0.1:0", append(a, cfg.RelayArgs...), logTo, r.pin.child("node "+strconv.Itoa(i)))
+		p, err := withMQTT(cfg.MQTTShare > 0, cfg.RelayArgs, func(mqttArgs []string) (*relayProc, error) {
+			return startRelayAt(ctx, cfg.RelayBin, state, "127.0.0.1:0", "127.0.0.1:0", slices.Concat(a, mqttArgs, cfg.RelayArgs), logTo, r.pin.child("node "+strconv.Itoa(i)))
+		})
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 		p.stopAfter = stopTimeout(p.Args)
 		t.nodes = append(t.nodes, p)
-		r.logf("node %d: relay pid %d listening on %s (admin %s)", i, p.PID, p.Addr, p.Admin)
+		r.logf("node %d: relay pid %d listening on %s (admin %s%s)", i, p.PID, p.Addr, p.Admin, mqttNote(p.MQTT))
 	}
 	first := t.nodes[0]
-	t.addr, t.pid, t.proc = first.Addr, first.PID, first
+	t.addr, t.mqtt, t.pid, t.proc = first.Addr, first.MQTT, first.PID, first
 	if t.tls, err = tlsTrusting(first.CAFile); err != nil {
 		return nil, err
 	}
@@ -181,6 +183,18 @@ func (t *target) addrs() []string {
 	a := make([]string, len(t.nodes))
 	for i, n := range t.nodes {
 		a[i] = n.Addr
+	}
+	return a
+}
+
+// mqttAddrs are the relay's MQTT listeners, one per node.
+func (t *target) mqttAddrs() []string {
+	if len(t.nodes) == 0 {
+		return []string{t.mqtt}
+	}
+	a := make([]string, len(t.nodes))
+	for i, n := range t.nodes {
+		a[i] = n.MQTT
 	}
 	return a
 }

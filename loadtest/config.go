@@ -33,11 +33,17 @@ type Config struct {
 
 	// WebTransportShare is the fraction of devices on WebTransport (0..1;
 	// 0 is all raw QUIC), WebSocketShare the fraction on WebSocket over
-	// TCP; together at most 1.
+	// TCP, MQTTShare the fraction of stock AWTRIX 3 clocks on MQTT (the
+	// started relay listens with --mqtt on a loopback port); together at
+	// most 1.
 	WebTransportShare float64
 	WebSocketShare    float64
-	Dist              string  // uniform (default), zipf or hot (the hot scenario's)
-	BitmapShare       float64 // fraction of full-frame bitmap bodies; 0 is DefaultBitmapShare, negative none
+	MQTTShare         float64
+	// MQTTTarget is the --target relay's plain MQTT listener (HOST:PORT),
+	// which its MQTT clocks dial; needed with MQTTShare and Target.
+	MQTTTarget  string
+	Dist        string  // uniform (default), zipf or hot (the hot scenario's)
+	BitmapShare float64 // fraction of full-frame bitmap bodies; 0 is DefaultBitmapShare, negative none
 	// AckDelay and AckJitter slow the devices' replies (slow: 200 ms ±
 	// 100 ms; hot: 50 ms, so that one device's in-flight cap fills).
 	AckDelay, AckJitter time.Duration
@@ -190,6 +196,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WebSocketShare < 0 || c.WebSocketShare+c.WebTransportShare > 1 {
 		return c, errors.New("loadtest: websocket share must be in 0..1, and with the webtransport share at most 1")
+	}
+	if c.MQTTShare < 0 || c.MQTTShare+c.WebSocketShare+c.WebTransportShare > 1+1e-9 {
+		return c, errors.New("loadtest: mqtt share must be in 0..1, and with the webtransport and websocket shares at most 1")
+	}
+	if c.MQTTShare > 0 && c.Target != "" && c.MQTTTarget == "" {
+		return c, errors.New("loadtest: MQTT clocks need the --target relay's MQTT listener (--mqtt-target HOST:PORT)")
 	}
 	if c.Dist == "" {
 		c.Dist = DistUniform

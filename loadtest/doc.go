@@ -18,9 +18,11 @@
 //     own and sampled from /proc (Sampler), beside this process's (the
 //     generator) and the rest of the host's.
 //  2. The Swarm connects Config.Devices devices over raw QUIC, WebTransport
-//     (256 to a shared UDP socket) or WebSocket (Config.WebTransportShare,
-//     Config.WebSocketShare), at Config.ConnectRate. Each
-//     has its own token and acks like a real clock, optionally slowly.
+//     (256 to a shared UDP socket), WebSocket, or as stock AWTRIX 3 clocks
+//     on MQTT (Config.WebTransportShare, Config.WebSocketShare,
+//     Config.MQTTShare; the clocks are a lean client of their own,
+//     mqttclient.go), at Config.ConnectRate. Each has its own token and
+//     acks like a real clock, optionally slowly.
 //  3. The attack: vegeta POSTs realistic AWTRIX bodies (notifications and
 //     apps of 50-300 bytes, 10% full-frame bitmaps of 1.6-2.4 KB) to
 //     /cloud?mode=MODE&token=TOKEN&lt=ID, spread over the tokens uniformly,
@@ -43,7 +45,7 @@
 //     chart.svg, plot.html) and printed with PrintTable.
 //
 // The scenarios (Scenarios) are fanin, hot, storm, churn, slow, capacity,
-// idle, cluster, soak and fleet. Each is a file of its own (fanin.go,
+// idle, cluster, soak, fleet and mqttstorm. Each is a file of its own (fanin.go,
 // hot.go, ...) behind one interface, with its defaults, its run and its
 // pass criteria; scenario.go lists them, and Config documents what each
 // changes. Most run load: the relay, the swarm, the scenario's attack
@@ -51,7 +53,9 @@
 // ledger, the floors and the baseline; idle and fleet run on their own.
 // Fleet is a realistic fleet, mostly idle with keep-alives and a webhook
 // per device every 10 minutes, measured per 1,000 devices and projected
-// linearly to larger fleets. Config.Pin puts the servers under test and
+// linearly to larger fleets. Idle with MQTT clocks, and mqttstorm
+// (clocks logging in at once), measure Debian's mosquitto with the same
+// clocks in the same run (mosquitto.go), beside the relay. Config.Pin puts the servers under test and
 // this process on CPUs of their own. Everything talks to loopback only,
 // and every loop is bounded in count and time.
 //

@@ -127,6 +127,7 @@ func (sc fleet) run(ctx context.Context, r *runner, s *Summary) error {
 	if err != nil {
 		return err
 	}
+	tg.mqtt = sw.MQTT
 	var devs idTable // for ByTransport
 	if len(sw.Transports()) > 1 {
 		tg.devs = &devs

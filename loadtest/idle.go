@@ -1,11 +1,14 @@
 package loadtest
 
 // This file is the idle scenario: the relay's memory per connected device
-// that sends and receives nothing but keep-alives.
+// that sends and receives nothing but keep-alives, and, for MQTT clocks,
+// mosquitto's per connection beside it.
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 )
 
@@ -20,8 +23,10 @@ func (idle) defaults(*Config) error { return nil }
 
 // run measures the relay's memory per connected idle device: RSS before
 // the swarm and after it has settled. With a swarm on several transports
-// it also measures each transport alone, each on a fresh relay. With
-// --floors, the floors' idle devices follow, settled as long.
+// it also measures each transport alone, each on a fresh relay. With MQTT
+// clocks, mosquitto follows with as many idle clocks as the relay had on
+// MQTT alone (all the devices), settled as long. With --floors, the
+// floors' idle devices follow, settled as long.
 func (idle) run(ctx context.Context, r *runner, s *Summary) error {
 	cfg := r.cfg
 	phases := []mix{cfg.mix()}
@@ -43,15 +48,83 @@ func (idle) run(ctx context.Context, r *runner, s *Summary) error {
 		} else {
 			s.Memory.ByTransport = append(s.Memory.ByTransport, TransportMemory{
 				Transport:    alone[i-1],
-				Devices:      mem.QUICDevices + mem.WebTransDevices + mem.WebSocketDevs,
+				Devices:      mem.QUICDevices + mem.WebTransDevices + mem.WebSocketDevs + mem.MQTTDevices,
 				RSSBeforeMB:  mem.RSSBeforeMB,
 				RSSAfterMB:   mem.RSSAfterMB,
 				PerDeviceKiB: mem.PerDeviceKiB,
 			})
 		}
 	}
+	if cfg.MQTTShare > 0 && ctx.Err() == nil {
+		if err := r.idleMosquitto(ctx, s); err != nil {
+			return err
+		}
+	}
 	if r.costing() && ctx.Err() == nil {
 		return r.floors(ctx, s, first, nil, cfg.IdleSettle)
+	}
+	return nil
+}
+
+// idleMosquitto measures mosquitto as the relay was measured: its RSS
+// with no clocks, and after Config.Devices idle MQTT clocks logged in
+// (at Config.ConnectRate) and sat Config.IdleSettle.
+func (r *runner) idleMosquitto(ctx context.Context, s *Summary) error {
+	cfg := r.cfg
+	dir, err := os.MkdirTemp(r.dir, "mosquitto-")
+	if err != nil {
+		return err
+	}
+	m, err := startMosquitto(ctx, dir, r.pin.child("mosquitto"))
+	if errors.Is(err, errNoMosquitto) {
+		s.Warnings = append(s.Warnings, err.Error()+"; the relay's MQTT figure stands alone")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer m.stop()
+	r.logf("mosquitto: %s, pid %d on %s", m.Version, m.PID, m.Addr)
+	if !sleepCtx(ctx, time.Second) { // as the relay: let it finish starting
+		return ctx.Err()
+	}
+	before, err := RSS(m.PID)
+	if err != nil {
+		return err
+	}
+	sw, err := NewSwarm(SwarmConfig{Devices: cfg.Devices, MQTTShare: 1, MQTTAddr: m.Addr, ConnectRate: cfg.ConnectRate})
+	if err != nil {
+		return err
+	}
+	defer sw.Close()
+	var ps Summary
+	r.connect(ctx, sw, &ps)
+	if !sleepCtx(ctx, cfg.IdleSettle) {
+		return ctx.Err()
+	}
+	after, err := RSS(m.PID)
+	if err != nil {
+		return err
+	}
+	mm := &MosquittoMemory{Version: m.Version, PID: m.PID, Connections: sw.Connected(), RSSBeforeMB: before, RSSAfterMB: after}
+	if rm, ok := relayMQTTMemory(s.Memory); ok {
+		mm.RelayPerDeviceKiB = rm.PerDeviceKiB
+	}
+	if mm.Connections > 0 {
+		mm.PerConnKiB = (after - before) * 1024 / float64(mm.Connections)
+	}
+	if mm.PerConnKiB > 0 && mm.RelayPerDeviceKiB > 0 {
+		mm.Ratio = mm.RelayPerDeviceKiB / mm.PerConnKiB
+	}
+	s.Memory.Mosquitto = mm
+	r.logf("idle (mosquitto): RSS %.1f -> %.1f MB with %d clocks: %.1f KiB per connection (the relay: %.1f KiB per MQTT clock)",
+		before, after, mm.Connections, mm.PerConnKiB, mm.RelayPerDeviceKiB)
+	for _, f := range ps.Failures {
+		s.Failures = append(s.Failures, "mosquitto: "+f)
+	}
+	sw.Close()
+	if err := m.stop(); err != nil {
+		s.Failures = append(s.Failures, fmt.Sprintf("mosquitto exited badly: %v", err))
 	}
 	return nil
 }
@@ -111,9 +184,10 @@ func (r *runner) idlePhase(ctx context.Context, s *Summary, devices mix, main bo
 	mem := &MemoryStats{
 		RSSBeforeMB:     before,
 		RSSAfterMB:      after,
-		QUICDevices:     sw.Len() - sw.WebTransportDevices() - sw.WebSocketDevices(),
+		QUICDevices:     sw.Len() - sw.WebTransportDevices() - sw.WebSocketDevices() - sw.MQTTDevices(),
 		WebTransDevices: sw.WebTransportDevices(),
 		WebSocketDevs:   sw.WebSocketDevices(),
+		MQTTDevices:     sw.MQTTDevices(),
 	}
 	if n := sw.Connected(); n > 0 {
 		mem.PerDeviceKiB = (after - before) * 1024 / float64(n)

@@ -271,6 +271,9 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 		row("QUIC devices", strconv.Itoa(m.QUICDevices))
 		row("WebTransport devices", strconv.Itoa(m.WebTransDevices))
 		row("WebSocket devices", strconv.Itoa(m.WebSocketDevs))
+		if m.MQTTDevices > 0 {
+			row("MQTT clocks", strconv.Itoa(m.MQTTDevices))
+		}
 		if m.Goroutines > 0 {
 			row("Relay goroutines", strconv.Itoa(m.Goroutines))
 		}
@@ -283,6 +286,12 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 			}
 			p("\n")
 		}
+		if m.Mosquitto != nil {
+			writeMosquittoMD(p, m)
+		}
+	}
+	if st := s.MQTTStorm; st != nil {
+		writeMQTTStormMD(p, st)
 	}
 	if c := s.Churn; c != nil {
 		p("## Churn\n\n| | |\n|---|---:|\n")
@@ -292,7 +301,7 @@ func writeMarkdown(w io.Writer, s *Summary, now time.Time) error {
 		row("Sessions re-established", strconv.FormatUint(c.Reconnected, 10))
 		row("Tokens rotated", strconv.FormatUint(c.Rotations, 10))
 		row("Rotations failed", strconv.FormatUint(c.RotationsFailed, 10))
-		row("Rotations skipped (too many in flight)", strconv.FormatUint(c.RotationsSkipped, 10))
+		row("Rotations skipped (too many in flight, or an MQTT clock)", strconv.FormatUint(c.RotationsSkipped, 10))
 		p("\n")
 	}
 
@@ -732,11 +741,15 @@ func PrintTable(w io.Writer, s *Summary) {
 			c.Devices, c.Failed, num(c.AllConnectedS), num(c.HandshakesPS), ms(c.P50MS), ms(c.P99MS))
 	}
 	if m := s.Memory; m != nil {
-		row("memory", "RSS %s -> %s MB, %s KiB per device (%d QUIC, %d WebTransport, %d WebSocket)",
-			num1(m.RSSBeforeMB), num1(m.RSSAfterMB), num1(m.PerDeviceKiB), m.QUICDevices, m.WebTransDevices, m.WebSocketDevs)
+		row("memory", "RSS %s -> %s MB, %s KiB per device (%d QUIC, %d WebTransport, %d WebSocket, %d MQTT)",
+			num1(m.RSSBeforeMB), num1(m.RSSAfterMB), num1(m.PerDeviceKiB), m.QUICDevices, m.WebTransDevices, m.WebSocketDevs, m.MQTTDevices)
 		for _, t := range m.ByTransport {
 			row("  "+t.Transport, "RSS %s -> %s MB, %s KiB per device (%d devices)",
 				num1(t.RSSBeforeMB), num1(t.RSSAfterMB), num1(t.PerDeviceKiB), t.Devices)
+		}
+		if mm := m.Mosquitto; mm != nil {
+			row("  mosquitto", "RSS %s -> %s MB, %s KiB per connection (%d clocks; relay %s KiB per MQTT clock, ratio %s; %s)",
+				num1(mm.RSSBeforeMB), num1(mm.RSSAfterMB), num1(mm.PerConnKiB), mm.Connections, num1(mm.RelayPerDeviceKiB), ratio(mm.Ratio), mm.Version)
 		}
 	}
 	if c := s.Churn; c != nil {
@@ -791,6 +804,10 @@ func PrintTable(w io.Writer, s *Summary) {
 	if fs := s.Fleet; fs != nil {
 		fmt.Fprintln(w)
 		printFleet(w, fs)
+	}
+	if st := s.MQTTStorm; st != nil {
+		fmt.Fprintln(w)
+		printMQTTStorm(w, st)
 	}
 	if len(s.Steps) > 0 {
 		fmt.Fprintln(w)

@@ -122,7 +122,10 @@ func (r *runner) logf(format string, args ...any) {
 // target is the relay under test and what the generator needs to reach it
 // and its baseline.
 type target struct {
-	addr string      // the relay; a cluster's first node
+	addr string // the relay; a cluster's first node
+	// mqtt is the relay's plain MQTT listener (HOST:PORT), "" without;
+	// a cluster's nodes have theirs in nodes.
+	mqtt string
 	tls  *tls.Config // trusts the relay
 	pid  int         // 0 when unknown: no CPU and memory figures
 	proc *relayProc  // nil for --target
@@ -148,7 +151,7 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 		return r.startCluster(ctx)
 	}
 	if cfg.Target != "" {
-		t := &target{addr: cfg.Target, pid: cfg.TargetPID, fe: newFrontends(cfg.Target)}
+		t := &target{addr: cfg.Target, mqtt: cfg.MQTTTarget, pid: cfg.TargetPID, fe: newFrontends(cfg.Target)}
 		var err error
 		if t.tls, err = tlsTrusting(cfg.CAFile); err != nil {
 			return nil, err
@@ -184,11 +187,11 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startRelay(ctx, cfg.RelayBin, dir, append(args, cfg.RelayArgs...), r.pin.child("relay"))
+	p, err := startRelay(ctx, cfg.RelayBin, dir, args, cfg.RelayArgs, cfg.MQTTShare > 0, r.pin.child("relay"))
 	if err != nil {
 		return nil, err
 	}
-	t := &target{addr: p.Addr, pid: p.PID, proc: p, fe: newFrontends(p.Addr)}
+	t := &target{addr: p.Addr, mqtt: p.MQTT, pid: p.PID, proc: p, fe: newFrontends(p.Addr)}
 	if t.tls, err = tlsTrusting(p.CAFile); err != nil {
 		p.stop()
 		return nil, err
@@ -202,9 +205,17 @@ func (r *runner) startTarget(ctx context.Context) (*target, error) {
 		p.stop()
 		return nil, err
 	}
-	r.logf("relay pid %d listening on %s (admin %s)", p.PID, p.Addr, p.Admin)
+	r.logf("relay pid %d listening on %s (admin %s%s)", p.PID, p.Addr, p.Admin, mqttNote(p.MQTT))
 	r.relayCommand = strings.Join(p.Args, " ")
 	return t, nil
+}
+
+// mqttNote is ", MQTT HOST:PORT" for a relay that takes MQTT clocks.
+func mqttNote(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return ", MQTT " + addr
 }
 
 // tlsTrusting is a client configuration trusting the PEM certificates in
@@ -227,9 +238,12 @@ func tlsTrusting(caFile string) (*tls.Config, error) {
 // newSwarm makes the swarm for the relay at t (every node of a cluster),
 // with m's shares of devices on each transport.
 func (r *runner) newSwarm(t *target, m mix) (*Swarm, error) {
-	var addrs []string
+	var addrs, mqtts []string
 	if len(t.nodes) > 1 {
 		addrs = t.addrs()
+		if m.mq > 0 {
+			mqtts = t.mqttAddrs()
+		}
 	}
 	return NewSwarm(SwarmConfig{
 		Addr:              t.addr,
@@ -238,6 +252,9 @@ func (r *runner) newSwarm(t *target, m mix) (*Swarm, error) {
 		Devices:           r.cfg.Devices,
 		WebTransportShare: m.wt,
 		WebSocketShare:    m.ws,
+		MQTTShare:         m.mq,
+		MQTTAddr:          t.mqtt,
+		MQTTAddrs:         mqtts,
 		ConnectRate:       r.cfg.ConnectRate,
 		AckDelay:          r.cfg.AckDelay,
 		AckJitter:         r.cfg.AckJitter,
@@ -255,8 +272,8 @@ func (r *runner) connect(ctx context.Context, sw *Swarm, s *Summary) {
 	s.Connect = &cs
 	s.Connected = sw.Connected()
 	s.Transport = transportName(sw)
-	r.logf("%d/%d devices connected in %.2f s (%.0f handshakes/s, connect p50 %.1f ms, p99 %.1f ms; %d WebTransport, %d WebSocket)",
-		s.Connected, cs.Devices, cs.AllConnectedS, cs.HandshakesPS, cs.P50MS, cs.P99MS, sw.WebTransportDevices(), sw.WebSocketDevices())
+	r.logf("%d/%d devices connected in %.2f s (%.0f handshakes/s, connect p50 %.1f ms, p99 %.1f ms; %d WebTransport, %d WebSocket, %d MQTT)",
+		s.Connected, cs.Devices, cs.AllConnectedS, cs.HandshakesPS, cs.P50MS, cs.P99MS, sw.WebTransportDevices(), sw.WebSocketDevices(), sw.MQTTDevices())
 	if n, errs := sw.DialErrors(); n > 0 {
 		r.logf("%d dials failed and were retried with backoff; first errors: %s", n, strings.Join(errs, "; "))
 	}
@@ -335,6 +352,7 @@ func (r *runner) load(ctx context.Context, s *Summary, sc attacker) error {
 	if err != nil {
 		return err
 	}
+	tg.mqtt = sw.MQTT
 	if s.Cluster != nil || len(sw.Transports()) > 1 {
 		tg.devs = &a.routes.devs
 	}
@@ -539,6 +557,7 @@ func (r *runner) baseline(ctx context.Context, s *Summary, t *target, spec attac
 	if err != nil {
 		return err
 	}
+	tg.mqtt = sw.MQTT // the same bodies as the relay's devices got
 	spec.name, spec.fe, spec.tls, spec.target = "baseline", fe, t.baseTLS, tg.next
 	spec.expect = 0 // the bare handler answers at once: a pool for its latency
 	spec.started = nil

@@ -59,7 +59,7 @@ type passer interface {
 }
 
 // scenarios is every scenario, in the order --help lists them.
-var scenarios = []scenario{fanin{}, hot{}, storm{}, churn{}, slow{}, capacity{}, idle{}, cluster{}, soak{}, fleet{}}
+var scenarios = []scenario{fanin{}, hot{}, storm{}, churn{}, slow{}, capacity{}, idle{}, cluster{}, soak{}, fleet{}, mqttStorm{}}
 
 // The scenarios' names, from the registry: every scenario, and those that
 // take the options only some do.

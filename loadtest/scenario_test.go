@@ -12,7 +12,7 @@ import (
 // the lists of those that take an option are the registry's.
 func TestScenarioRegistry(t *testing.T) {
 	want := []string{ScenarioFanin, ScenarioHot, ScenarioStorm, ScenarioChurn, ScenarioSlow, ScenarioCapacity,
-		ScenarioIdle, ScenarioCluster, ScenarioSoak, ScenarioFleet}
+		ScenarioIdle, ScenarioCluster, ScenarioSoak, ScenarioFleet, ScenarioMQTTStorm}
 	if !slices.Equal(Scenarios, want) {
 		t.Fatalf("Scenarios %q, want %q", Scenarios, want)
 	}
@@ -36,11 +36,11 @@ func TestScenarioRegistry(t *testing.T) {
 			t.Errorf("%s scenarios %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	// Every scenario but idle and fleet, which run on their own, is an
-	// attacker (load).
+	// Every scenario but idle, fleet and mqttstorm, which run on their
+	// own, is an attacker (load).
 	for _, sc := range scenarios {
 		_, ok := sc.(attacker)
-		if name := sc.info().name; ok == (name == ScenarioIdle || name == ScenarioFleet) {
+		if name := sc.info().name; ok == (name == ScenarioIdle || name == ScenarioFleet || name == ScenarioMQTTStorm) {
 			t.Errorf("%s: attacker %v", name, ok)
 		}
 	}
@@ -111,6 +111,22 @@ func TestScenarioDefaults(t *testing.T) {
 			c.Duration == DefaultFleetDuration && c.ConnectRate == DefaultFleetConnectRate && c.IdleSettle == DefaultFleetIdle
 	})
 	check("fleet, below 1/s", Config{Scenario: ScenarioFleet, Devices: 300}, func(c Config) bool { return c.Rate == 0.5 })
+	check("mqttstorm", Config{Scenario: ScenarioMQTTStorm, WebTransportShare: 0.1, ConnectRate: 50}, func(c Config) bool {
+		return c.Devices == DefaultMQTTStormClocks && c.MQTTShare == 1 && c.WebTransportShare == 0 && c.WebSocketShare == 0 && c.ConnectRate == 0
+	})
+	for _, c := range []Config{
+		{MQTTShare: -0.1},
+		{MQTTShare: 0.6, WebSocketShare: 0.5},
+		{MQTTShare: 0.5, Target: "127.0.0.1:1"}, // no --mqtt-target
+	} {
+		c.RelayBin = "relay"
+		if _, err := c.withDefaults(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+	if _, err := (Config{MQTTShare: 0.7, WebSocketShare: 0.2, WebTransportShare: 0.1, RelayBin: "relay"}).withDefaults(); err != nil {
+		t.Errorf("shares adding up to 1: %v", err)
+	}
 	if _, err := (Config{Scenario: ScenarioFanin, Rate: 0.5, RelayBin: "relay"}).withDefaults(); err == nil {
 		t.Error("fanin at 0.5 webhooks/s: no error")
 	}

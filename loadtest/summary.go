@@ -77,6 +77,9 @@ type Summary struct {
 	Cluster *ClusterStats `json:"cluster,omitempty"` // cluster, soak
 	Soak    *SoakStats    `json:"soak,omitempty"`    // soak
 	Fleet   *FleetStats   `json:"fleet,omitempty"`   // fleet
+	// MQTTStorm is the mqttstorm scenario: MQTT clocks logging in at
+	// once to the relay and to mosquitto.
+	MQTTStorm *MQTTStormStats `json:"mqtt_storm,omitempty"`
 
 	// NonOK counts the answers other than 2xx by status and the relay's
 	// error code ("503 draining"), and transport errors by kind ("0
@@ -158,15 +161,75 @@ type MemoryStats struct {
 	QUICDevices     int     `json:"quic_devices"`
 	WebTransDevices int     `json:"webtransport_devices"`
 	WebSocketDevs   int     `json:"websocket_devices,omitempty"`
+	MQTTDevices     int     `json:"mqtt_devices,omitempty"`
 	Goroutines      int     `json:"relay_goroutines,omitempty"` // from the admin listener, if reachable
 	// ByTransport: an idle run on several transports also measures a
 	// swarm on each alone, each on a fresh relay.
 	ByTransport []TransportMemory `json:"by_transport,omitempty"`
+	// Mosquitto: with MQTT clocks, mosquitto's memory with as many idle
+	// clocks as the relay's MQTT measurement had.
+	Mosquitto *MosquittoMemory `json:"mosquitto,omitempty"`
+}
+
+// MosquittoMemory is mosquitto's memory with idle MQTT clocks: the same
+// client as the relay's (mqttclient.go), as many clocks as the relay had
+// on MQTT alone, in the same run, settled as long.
+type MosquittoMemory struct {
+	Version     string  `json:"version"` // "mosquitto version 2.0.11"
+	PID         int     `json:"pid"`
+	Connections int     `json:"connections"` // logged in and subscribed
+	RSSBeforeMB float64 `json:"rss_before_mb"`
+	RSSAfterMB  float64 `json:"rss_after_mb"`
+	PerConnKiB  float64 `json:"per_connection_kib"`
+	// RelayPerDeviceKiB is the relay's RSS per idle MQTT clock in the
+	// same run; Ratio is relay / mosquitto (0: either unknown).
+	RelayPerDeviceKiB float64 `json:"relay_per_device_kib"`
+	Ratio             float64 `json:"ratio"`
+}
+
+// MQTTStormStats are the mqttstorm scenario's figures: Clocks stock MQTT
+// clocks logging in at once, at most InFlight at a time, to a fresh relay
+// and then to a fresh mosquitto.
+type MQTTStormStats struct {
+	Clocks    int           `json:"clocks"`
+	InFlight  int           `json:"in_flight"`
+	Relay     MQTTStormSide `json:"relay"`
+	Mosquitto MQTTStormSide `json:"mosquitto"`
+	// RelayLimits says how the relay's MQTT connect limits were set for
+	// the storm.
+	RelayLimits string `json:"relay_limits"`
+}
+
+// MQTTStormSide is one broker's storm, measured at the clocks.
+type MQTTStormSide struct {
+	Server    string `json:"server"` // relay, or mosquitto's version
+	PID       int    `json:"pid,omitempty"`
+	Connected int    `json:"connected"` // logged in and subscribed
+	Failed    int    `json:"failed"`
+	// DialErrors are failed logins (refused, closed, timed out), each
+	// retried with backoff.
+	DialErrors uint64 `json:"dial_errors,omitempty"`
+	// AllLoggedInS runs from the first TCP connect to the last clock's
+	// last SUBACK; ConnectsPS is Connected over it.
+	AllLoggedInS float64 `json:"all_logged_in_s"`
+	ConnectsPS   float64 `json:"connects_per_s"`
+	// CONNACK latency: from a clock's TCP connect to its CONNACK, its
+	// first login.
+	ConnackP50MS float64 `json:"connack_p50_ms"`
+	ConnackP99MS float64 `json:"connack_p99_ms"`
+	ConnackMaxMS float64 `json:"connack_max_ms"`
+	// Logged in and subscribed: to the last of AWTRIX 3's 24 SUBACKs.
+	ReadyP50MS float64 `json:"ready_p50_ms"`
+	ReadyP99MS float64 `json:"ready_p99_ms"`
+	// The broker's CPU time over the storm and its RSS after (0: its PID
+	// unknown).
+	CPUS  float64 `json:"cpu_s"`
+	RSSMB float64 `json:"rss_mb"`
 }
 
 // TransportMemory is one single-transport idle measurement.
 type TransportMemory struct {
-	Transport    string  `json:"transport"` // quic, webtransport or websocket
+	Transport    string  `json:"transport"` // quic, webtransport, websocket or mqtt
 	Devices      int     `json:"devices"`
 	RSSBeforeMB  float64 `json:"rss_before_mb"`
 	RSSAfterMB   float64 `json:"rss_after_mb"`
@@ -181,7 +244,7 @@ type ChurnStats struct {
 	Reconnected      uint64  `json:"reconnected"`     // sessions re-established (any cause)
 	Rotations        uint64  `json:"rotations"`       // tokens rotated over a live session
 	RotationsFailed  uint64  `json:"rotations_failed"`
-	RotationsSkipped uint64  `json:"rotations_skipped"` // too many already in flight
+	RotationsSkipped uint64  `json:"rotations_skipped"` // too many already in flight, or an MQTT clock (which cannot rotate)
 }
 
 // Step is one rate of a capacity ramp.

@@ -1,8 +1,9 @@
 package loadtest
 
 // This file is the device swarm: N simulated clocks in this process, each
-// with its own token and session, over raw QUIC or WebTransport, sharing UDP
-// sockets. Every device acknowledges like a real one and records which
+// with its own token and session, over raw QUIC or WebTransport (sharing
+// UDP sockets), WebSocket, or MQTT as a stock AWTRIX 3 clock
+// (swarm_mqtt.go). Every device acknowledges like a real one and records which
 // message ids reached it, for the ledger. Given a cluster's addresses, each
 // device knows which node its session is on, and moves make-before-break
 // when its node sends it away.
@@ -43,6 +44,12 @@ type SwarmConfig struct {
 	// each spread evenly over the indexes.
 	WebTransportShare float64
 	WebSocketShare    float64
+	// MQTTShare is the fraction of devices that are stock AWTRIX 3 clocks
+	// on MQTT (mqttclient.go), logging in at MQTTAddr (plain MQTT,
+	// HOST:PORT) or, in a cluster, at MQTTAddrs[node], one per Addrs.
+	MQTTShare float64
+	MQTTAddr  string
+	MQTTAddrs []string
 	// ConnectRate paces first connections, devices per second; 0 dials as
 	// fast as ConnectConcurrency allows (a storm).
 	ConnectRate float64
@@ -113,6 +120,7 @@ type Swarm struct {
 	moveErrs  []string   // the first few distinct errors of moves' logins
 	connTimes []time.Duration
 	connBy    map[string][]time.Duration // connTimes by transport
+	connacks  []time.Duration            // MQTT clocks' first logins: TCP connect to CONNACK
 	firstDial time.Time
 	lastUp    time.Time
 	allUp     chan struct{} // closed when everUp reaches len(devs)
@@ -125,6 +133,7 @@ type simDevice struct {
 	idx int    // static
 	wt  bool   // static: WebTransport
 	ws  bool   // static: WebSocket
+	mq  bool   // static: an MQTT clock
 	udp *quic.Transport
 	// tokens are the relays' address-validation tokens given to this
 	// device, as a real device keeps its own; static.
@@ -139,6 +148,7 @@ type simDevice struct {
 	// sessions; the targeter reads it without a lock.
 	node atomic.Int32
 	conn atomic.Pointer[device.Conn] // the live session; churn hangs it up
+	mc   atomic.Pointer[mqttConn]    // an MQTT clock's live connection, likewise
 
 	// mu serializes rotation with dialing: a device reads its token and
 	// logs in with it, or rotates its token over a session, never both at
@@ -160,8 +170,15 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	}
 	cfg.WebSocketShare = min(max(cfg.WebSocketShare, 0), 1)
 	cfg.WebTransportShare = min(max(cfg.WebTransportShare, 0), 1-cfg.WebSocketShare)
+	cfg.MQTTShare = min(max(cfg.MQTTShare, 0), 1-cfg.WebSocketShare-cfg.WebTransportShare)
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{cfg.Addr}
+	}
+	if len(cfg.MQTTAddrs) == 0 && cfg.MQTTAddr != "" {
+		cfg.MQTTAddrs = []string{cfg.MQTTAddr}
+	}
+	if cfg.MQTTShare > 0 && len(cfg.MQTTAddrs) != len(cfg.Addrs) {
+		return nil, fmt.Errorf("loadtest: swarm: MQTT clocks need the MQTT address of each of the %d nodes, have %d", len(cfg.Addrs), len(cfg.MQTTAddrs))
 	}
 	nodes := len(cfg.Addrs)
 	s := &Swarm{cfg: cfg, allUp: make(chan struct{}), onNode: make([]atomic.Int64, nodes)}
@@ -170,24 +187,36 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	}
 	nWS := shareOf(cfg.Devices, cfg.WebSocketShare)
 	nWT := min(shareOf(cfg.Devices, cfg.WebTransportShare), cfg.Devices-nWS)
-	rest := 0 // devices not on WebSocket so far
+	nMQ := min(shareOf(cfg.Devices, cfg.MQTTShare), cfg.Devices-nWS-nWT)
+	rest := 0      // devices not on WebSocket so far
+	rest2 := 0     // devices on neither WebSocket nor WebTransport so far
+	onSockets := 0 // devices given a UDP socket so far: every one but the MQTT clocks
 	for i := range cfg.Devices {
-		if i%cfg.PerSocket == 0 {
-			uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				s.closeSockets()
-				return nil, fmt.Errorf("loadtest: swarm socket: %w", err)
-			}
-			s.socks = append(s.socks, &quic.Transport{Conn: uc})
-		}
-		// The WebTransport devices are spread over those not on WebSocket.
-		ws, wt := spread(i, nWS, cfg.Devices), false
+		// The WebTransport devices are spread over those not on WebSocket,
+		// the MQTT clocks over those on neither.
+		ws, wt, mq := spread(i, nWS, cfg.Devices), false, false
 		if !ws {
 			wt = spread(rest, nWT, cfg.Devices-nWS)
 			rest++
+			if !wt {
+				mq = spread(rest2, nMQ, cfg.Devices-nWS-nWT)
+				rest2++
+			}
 		}
-		d := &simDevice{s: s, idx: i, wt: wt, ws: ws, udp: s.socks[len(s.socks)-1],
-			tokens: quic.NewLRUTokenStore(nodes, 1), sessions: tls.NewLRUClientSessionCache(nodes), home: i % nodes, succ: successors(i, nodes)}
+		d := &simDevice{s: s, idx: i, wt: wt, ws: ws, mq: mq, home: i % nodes, succ: successors(i, nodes)}
+		if !mq { // a clock on MQTT keeps no UDP socket, QUIC or TLS state
+			if onSockets%cfg.PerSocket == 0 {
+				uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					s.closeSockets()
+					return nil, fmt.Errorf("loadtest: swarm socket: %w", err)
+				}
+				s.socks = append(s.socks, &quic.Transport{Conn: uc})
+			}
+			onSockets++
+			d.udp = s.socks[len(s.socks)-1]
+			d.tokens, d.sessions = quic.NewLRUTokenStore(nodes, 1), tls.NewLRUClientSessionCache(nodes)
+		}
 		tok := wire.NewToken()
 		d.token.Store(&tok)
 		d.node.Store(-1)
@@ -217,11 +246,14 @@ func shareOf(n int, share float64) int { return int(math.Round(float64(n) * shar
 // Len is the number of devices.
 func (s *Swarm) Len() int { return len(s.devs) }
 
-// Transport names device i's transport: quic, webtransport or websocket.
+// Transport names device i's transport: quic, webtransport, websocket or
+// mqtt.
 func (s *Swarm) Transport(i int) string { return s.devs[i].transport() }
 
 func (d *simDevice) transport() string {
 	switch {
+	case d.mq:
+		return TransportMQTT
 	case d.ws:
 		return TransportWebSocket
 	case d.wt:
@@ -231,10 +263,10 @@ func (d *simDevice) transport() string {
 }
 
 // Transports lists the transports the swarm's devices use, in a fixed
-// order: quic, webtransport, websocket.
+// order: quic, webtransport, websocket, mqtt.
 func (s *Swarm) Transports() []string {
 	var ts []string
-	if s.Len() > s.WebTransportDevices()+s.WebSocketDevices() {
+	if s.Len() > s.WebTransportDevices()+s.WebSocketDevices()+s.MQTTDevices() {
 		ts = append(ts, TransportQUIC)
 	}
 	if s.WebTransportDevices() > 0 {
@@ -242,6 +274,9 @@ func (s *Swarm) Transports() []string {
 	}
 	if s.WebSocketDevices() > 0 {
 		ts = append(ts, TransportWebSocket)
+	}
+	if s.MQTTDevices() > 0 {
+		ts = append(ts, TransportMQTT)
 	}
 	return ts
 }
@@ -377,6 +412,10 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // A device comes back to the node it was on, and tries the next node in
 // its order after each failed dial.
 func (s *Swarm) run(d *simDevice, sem chan struct{}) {
+	if d.mq {
+		s.runMQTT(d, sem)
+		return
+	}
 	first := true
 	select {
 	case sem <- struct{}{}:
@@ -603,6 +642,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // Reconnect hangs up device i's session; its loop dials again at once.
 func (s *Swarm) Reconnect(i int) bool {
 	d := s.devs[i]
+	if d.mq {
+		return s.reconnectMQTT(d)
+	}
 	c := d.conn.Load()
 	if c == nil {
 		return false
@@ -617,6 +659,9 @@ func (s *Swarm) Reconnect(i int) bool {
 // the old one in between gets 404, as a real caller would.
 func (s *Swarm) Rotate(ctx context.Context, i int) error {
 	d := s.devs[i]
+	if d.mq {
+		return errCannotRotate
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.conn.Load()
@@ -637,9 +682,19 @@ func (s *Swarm) Rotate(ctx context.Context, i int) error {
 // check it came to the right device, wait the configured ack delay, reply
 // {"ok":true}.
 func (d *simDevice) HandleMessage(ctx context.Context, m wire.Message) (int, []byte) {
-	s, body := d.s, m.Body
+	s := d.s
 	s.inHandler.Add(1)
 	defer s.inHandler.Add(-1)
+	d.received(m.Body)
+	if delay := s.ackDelay(); delay > 0 {
+		sleepCtx(ctx, delay)
+	}
+	return 200, okReply
+}
+
+// received counts a message body that reached device d, for the ledger.
+func (d *simDevice) received(body []byte) {
+	s := d.s
 	s.handled.Add(1)
 	id, dev, ok := parseLT(body)
 	switch {
@@ -650,10 +705,6 @@ func (d *simDevice) HandleMessage(ctx context.Context, m wire.Message) (int, []b
 	case dev != uint64(d.idx):
 		s.misrouted.Add(1)
 	}
-	if delay := s.ackDelay(); delay > 0 {
-		sleepCtx(ctx, delay)
-	}
-	return 200, okReply
 }
 
 func (s *Swarm) ackDelay() time.Duration {

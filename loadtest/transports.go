@@ -1,8 +1,8 @@
 package loadtest
 
 // This file is the devices' transports: the mix of them a swarm has
-// (--webtransport-share, --websocket-share, the rest raw QUIC), and a
-// run's figures split by transport when it has several.
+// (--webtransport-share, --websocket-share, --mqtt-share, the rest raw
+// QUIC), and a run's figures split by transport when it has several.
 
 import (
 	"slices"
@@ -15,12 +15,15 @@ const (
 	TransportQUIC         = "quic"
 	TransportWebTransport = "webtransport"
 	TransportWebSocket    = "websocket"
-	TransportMixed        = "mixed"
+	// TransportMQTT is a stock AWTRIX 3 clock on its own MQTT client, the
+	// relay as its broker (--mqtt); mqttclient.go.
+	TransportMQTT  = "mqtt"
+	TransportMixed = "mixed"
 )
 
-// mix is a swarm's shares of devices on WebTransport and on WebSocket; the
-// rest are on raw QUIC.
-type mix struct{ wt, ws float64 }
+// mix is a swarm's shares of devices on WebTransport, on WebSocket and on
+// MQTT; the rest are on raw QUIC.
+type mix struct{ wt, ws, mq float64 }
 
 // pure is the mix with every device on transport.
 func pure(transport string) mix {
@@ -29,12 +32,16 @@ func pure(transport string) mix {
 		return mix{wt: 1}
 	case TransportWebSocket:
 		return mix{ws: 1}
+	case TransportMQTT:
+		return mix{mq: 1}
 	}
 	return mix{}
 }
 
 // mix is the swarm the flags ask for.
-func (c *Config) mix() mix { return mix{wt: c.WebTransportShare, ws: c.WebSocketShare} }
+func (c *Config) mix() mix {
+	return mix{wt: c.WebTransportShare, ws: c.WebSocketShare, mq: c.MQTTShare}
+}
 
 // share is the fraction of the mix's devices on transport.
 func (m mix) share(transport string) float64 {
@@ -43,15 +50,17 @@ func (m mix) share(transport string) float64 {
 		return m.wt
 	case TransportWebSocket:
 		return m.ws
+	case TransportMQTT:
+		return m.mq
 	}
-	return 1 - m.wt - m.ws
+	return 1 - m.wt - m.ws - m.mq
 }
 
 // transportsOf lists the transports a mix puts devices on, in the order
 // Swarm.Transports uses.
 func transportsOf(m mix) []string {
 	var ts []string
-	if m.wt+m.ws < 1-1e-9 { // shares that add up to 1 in decimal may not in binary
+	if m.wt+m.ws+m.mq < 1-1e-9 { // shares that add up to 1 in decimal may not in binary
 		ts = append(ts, TransportQUIC)
 	}
 	if m.wt > 0 {
@@ -59,6 +68,9 @@ func transportsOf(m mix) []string {
 	}
 	if m.ws > 0 {
 		ts = append(ts, TransportWebSocket)
+	}
+	if m.mq > 0 {
+		ts = append(ts, TransportMQTT)
 	}
 	return ts
 }

@@ -86,6 +86,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 
 	fs.Float64Var(&c.WebTransportShare, "webtransport-share", 0.1, "fraction of devices on WebTransport instead of raw QUIC, 0..1 (fleet: 0)")
 	fs.Float64Var(&c.WebSocketShare, "websocket-share", 0, "fraction of devices on WebSocket over TCP instead of raw QUIC, 0..1; with --webtransport-share at most 1")
+	fs.Float64Var(&c.MQTTShare, "mqtt-share", 0, "fraction of devices that are stock AWTRIX 3 clocks on MQTT (the relay is started with --mqtt on a loopback port), 0..1; "+
+		"with the other shares at most 1; idle then also measures mosquitto with as many clocks (mqttstorm: all MQTT)")
+	fs.StringVar(&c.MQTTTarget, "mqtt-target", "", "the --target relay's plain MQTT listener `HOST:PORT`, for --mqtt-share")
 	fs.StringVar(&c.Dist, "dist", "", "webhooks over devices: uniform, zipf or hot (default uniform; hot for --scenario hot)")
 	fs.Float64Var(&c.BitmapShare, "bitmap-share", loadtest.DefaultBitmapShare, "fraction of webhooks that are 1.6-2.4 KB bitmaps (negative: none)")
 	fs.DurationVar(&c.AckDelay, "ack-delay", 0, "devices wait this before acking (0: the scenario's, slow 200ms, hot 50ms)")

@@ -239,7 +239,7 @@ func TestTimeouts(t *testing.T) {
 			sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 			sub.MessageID, sub.Topics, sub.Qoss = 1, []string{"p/notify", "p/sendscreen"}, []byte{0, 0}
 			go c.send(sub)
-			c.next() // SUBACK
+			c.next()    // SUBACK
 			go func() { // the clock takes the command and never sends its screen
 				for {
 					if _, err := c.read(); err != nil {

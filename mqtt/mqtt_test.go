@@ -324,7 +324,9 @@ func TestNGResult(t *testing.T) {
 	if r.rep.Status != 400 || r.code(t) != "clock_refused" {
 		t.Fatalf("answer %d %s %v", r.rep.Status, r.rep.Body, r.err)
 	}
-	var body struct{ ClockReply json.RawMessage `json:"clock_reply"` }
+	var body struct {
+		ClockReply json.RawMessage `json:"clock_reply"`
+	}
 	json.Unmarshal(r.rep.Body, &body)
 	if string(body.ClockReply) != refusal {
 		t.Fatalf("clock_reply %s, want the clock's %s", body.ClockReply, refusal)

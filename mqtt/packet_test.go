@@ -36,7 +36,7 @@ func TestReadPacket(t *testing.T) {
 		{"connect", good, nil},
 		{"subscribe", goodSub, nil},
 		{"pingreq", []byte{0xc0, 0x00}, nil},
-		{"over the limit", []byte{0x30, 0x80, 0x80, 0x01}, errTooLarge},         // 16384 > 1024
+		{"over the limit", []byte{0x30, 0x80, 0x80, 0x01}, errTooLarge},                 // 16384 > 1024
 		{"length never ends", []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x7f}, errMalformed}, // a fifth length byte
 		{"length cut short", []byte{0x30, 0xff}, io.ErrUnexpectedEOF},
 		{"body cut short", good[:len(good)-3], io.ErrUnexpectedEOF},

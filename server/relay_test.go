@@ -369,8 +369,16 @@ func TestShutdownSendsDevicesAway(t *testing.T) {
 	}
 }
 
+// TestLogsHoldNoSecrets: at debug level, after devices on every kind of
+// connection (QUIC, stock clocks on MQTT and MQTT over TLS) logged in,
+// rotated, were refused, taken over and drained, and webhooks carried
+// payloads both ways, the relay's log holds no token, user name, client
+// id, topic prefix, payload or address.
 func TestLogsHoldNoSecrets(t *testing.T) {
-	e := relaytest.Start(t, nil)
+	e := relaytest.Start(t, func(c *server.Config) {
+		relaytest.MQTT(c)
+		c.ReconnectSpread = 100 * time.Millisecond // the clocks' drain, quickly
+	})
 	tok, next := wire.NewToken(), wire.NewToken()
 	c, _ := e.Dial(t, tok, echo("d"))
 	body := `{"text":"secret-body-` + wire.NewToken() + `"}`
@@ -378,12 +386,18 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	c.Rotate(context.Background(), next)
 	e.Post(t, "notify", next, body)
 	e.Post(t, "notify", tok, body)
-	e.Stop()
+	secrets := busyClocks(t, e, next) // takes next from the QUIC device
+	e.Stop()                          // drains the clocks
 	logs := e.Logs.String()
 	if logs == "" {
 		t.Fatal("the relay logged nothing at debug level; the scan would prove nothing")
 	}
-	for _, secret := range []string{tok, next, "secret-body", "127.0.0.1:"} {
+	for _, want := range []string{"transport=mqtt", "mqtt connection closed", "reason=replaced", "reason=drain", "device login refused"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %q: the MQTT run did not happen as the scan assumes:\n%s", want, logs)
+		}
+	}
+	for _, secret := range append(secrets, tok, next, "secret-body", "127.0.0.1") {
 		if strings.Contains(logs, secret) {
 			t.Errorf("relay log contains %q:\n%s", secret, logs)
 		}

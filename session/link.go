@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pixelrelay/relay/router"
@@ -43,6 +44,11 @@ type LinkSession struct {
 	core
 	link Link // static
 	once sync.Once
+	// closing is set once the relay has decided to close the Link (its
+	// drain turn came, or a newer login took its token), before it waits
+	// for the messages in flight: a message that begins after that is not
+	// handed to the Link, whose connection may be closing under it.
+	closing atomic.Bool
 }
 
 func (l *LinkSession) base() *core { return &l.core }
@@ -85,6 +91,11 @@ func (l *LinkSession) Deliver(ctx context.Context, m router.Message) (router.Rep
 		return router.Reply{}, router.ErrBusy
 	}
 	defer l.end()
+	// After begin: a close that has not seen this message in flight set
+	// closing first (beginClose), so it cannot be missed here.
+	if l.closing.Load() {
+		return router.Reply{}, router.ErrGone // not sent
+	}
 	return l.link.Deliver(ctx, m)
 }
 
@@ -95,7 +106,7 @@ func (l *LinkSession) Close(reason router.CloseReason) {
 		l.srv.takeovers.Inc()
 		go func() {
 			select {
-			case <-l.settled():
+			case <-l.beginClose():
 			case <-l.ended:
 			}
 			l.link.Close(wire.ReasonReplaced)
@@ -121,7 +132,7 @@ func (l *LinkSession) goAway(ctx context.Context, _ wire.Reason, delay time.Dura
 			return
 		}
 		select {
-		case <-l.settled():
+		case <-l.beginClose():
 			l.link.Close(wire.ReasonDraining)
 		case <-ctx.Done():
 		case <-l.ended:
@@ -130,3 +141,14 @@ func (l *LinkSession) goAway(ctx context.Context, _ wire.Reason, delay time.Dura
 }
 
 func (l *LinkSession) closeGoingAway() { l.link.Close(wire.ReasonDraining) }
+
+// beginClose marks the session closing and returns a channel closed once
+// the messages already in flight are answered; the Link is closed then.
+// Without the mark a message could begin between the two and be written
+// to a connection about to close: shown, perhaps, and answered as lost.
+// The mark comes before settled takes the lock that begin takes too, so
+// a message either is counted in flight (and waited for) or sees it.
+func (l *LinkSession) beginClose() <-chan struct{} {
+	l.closing.Store(true)
+	return l.settled()
+}

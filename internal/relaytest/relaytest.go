@@ -160,6 +160,11 @@ func (r *Relay) run(tb testing.TB) {
 // through the test that started the relay. It is idempotent.
 func (r *Relay) Stop() {
 	r.once.Do(func() {
+		// First: a connection the client dialled for a request that then
+		// went on another (Go's transport races dials) is new, not idle,
+		// to the server for 5 s, and its shutdown would wait that long,
+		// up to DrainTimeout.
+		r.HTTP.CloseIdleConnections()
 		r.cancel()
 		if err := <-r.done; err != nil {
 			r.tb.Errorf("relay Run: %v", err)

@@ -615,9 +615,9 @@ func TestClockDrainSpread(t *testing.T) {
 				t.Errorf("%s: answered %d %s", s.text, s.status, s.code)
 			}
 		}
-		// A webhook takes milliseconds: a clock closed later than this got
-		// at least one.
-		if r.lost > 500*time.Millisecond && (len(r.sent) == 0 || r.sent[0].status != 200) {
+		// A webhook takes milliseconds (tens under make stress): a clock
+		// closed later than this got at least one.
+		if r.lost > 800*time.Millisecond && (len(r.sent) == 0 || r.sent[0].status != 200) {
 			t.Errorf("clock closed %v into the drain: no webhook answered 200 before (%v)", r.lost, r.sent)
 		}
 		if r.clock.Connected() {
@@ -628,9 +628,11 @@ func TestClockDrainSpread(t *testing.T) {
 	if last-first < spread*3/10 {
 		t.Errorf("clocks closed from %v to %v: not spread over the %v window", first, last, spread)
 	}
-	// Not at the drain's timeout (2 s), when the rest is closed at once.
-	if last > spread+500*time.Millisecond {
-		t.Errorf("the last clock closed %v into the drain: past the %v spread", last, spread)
+	// Not at the drain's timeout (relaytest's 2 s), when the rest is
+	// closed at once: the spread is 1 s, and the margin is for a loaded
+	// machine (make stress) whose timers fire late.
+	if last > 1900*time.Millisecond {
+		t.Errorf("the last clock closed %v into the drain: at the drain's timeout, not within the %v spread", last, spread)
 	}
 }
 

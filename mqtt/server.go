@@ -298,17 +298,11 @@ func (s *Server) ServeConn(nc net.Conn, path string) {
 	s.start(nc, path)
 }
 
-// start runs nc's connection, unless its source is over its rate.
+// start runs nc's connection in its own goroutine. The source's rate is
+// checked there: behind a balancer, RemoteAddr reads the PROXY header,
+// which must not hold the accept loop.
 func (s *Server) start(nc net.Conn, path string) {
-	now := time.Now()
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		if ok, _ := s.perSource.Allow(limit.Source(ap.Addr()), now); !ok {
-			s.m.closed[closeSourceLimit].Inc()
-			nc.Close()
-			return
-		}
-	}
-	c := newConn(s, nc, path, now)
+	c := newConn(s, nc, path, time.Now())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -321,11 +315,31 @@ func (s *Server) start(nc net.Conn, path string) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		c.serve(full)
+		if s.overRate(nc) {
+			s.m.closed[closeSourceLimit].Inc()
+			nc.Close()
+		} else {
+			c.serve(full)
+		}
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+}
+
+// overRate reports whether nc's source has opened connections faster than
+// ConnectsPerSource. A source that cannot be read (a net.Pipe, a PROXY
+// header that did not come) shares the zero address's bucket.
+func (s *Server) overRate(nc net.Conn) bool {
+	if s.perSource.Unlimited() {
+		return false
+	}
+	var src netip.Addr
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		src = limit.Source(ap.Addr())
+	}
+	ok, _ := s.perSource.Allow(src, time.Now())
+	return !ok
 }
 
 // Close stops every listener and closes every connection, logged in or

@@ -6,25 +6,44 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/pires/go-proxyproto"
 	"github.com/valyala/fasthttp"
 )
 
-// listenMQTT binds the MQTT listeners the config names.
+// listenMQTT binds the MQTT listeners the config names; behind a TCP
+// balancer (ProxyFrom) they read its PROXY header as the HTTPS port does,
+// so that the per-source limits count the clock's address, not the
+// balancer's.
 func (n *Node) listenMQTT() error {
 	var err error
 	if a := n.cfg.MQTTListen; a != "" {
-		if n.mqttL, err = net.Listen("tcp", a); err != nil {
+		if n.mqttL, err = n.listenTCP(a); err != nil {
 			return fmt.Errorf("server: mqtt listen: %w", err)
 		}
 	}
 	if a := n.cfg.MQTTSListen; a != "" {
-		l, err := net.Listen("tcp", a)
+		l, err := n.listenTCP(a)
 		if err != nil {
 			return fmt.Errorf("server: mqtts listen: %w", err)
 		}
 		n.mqttsL = tls.NewListener(l, n.mqttTLS())
 	}
 	return nil
+}
+
+// listenTCP listens on addr, under a PROXY protocol listener with
+// ProxyFrom; the header must come within the MQTT connect timeout.
+func (n *Node) listenTCP(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil || len(n.cfg.ProxyFrom) == 0 {
+		return l, err
+	}
+	policy, err := proxyproto.PolicyFromRanges(n.cfg.ProxyFrom, proxyproto.USE, proxyproto.REJECT)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return &proxyproto.Listener{Listener: l, ConnPolicy: policy, ReadHeaderTimeout: n.cfg.MQTT.ConnectTimeout}, nil
 }
 
 // mqttTLS is the MQTT-over-TLS side's TLS: the relay's certificate, TLS

@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/pixelrelay/relay/device"
 	"github.com/pixelrelay/relay/internal/relaytest"
+	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
 	"github.com/pixelrelay/relay/webhook"
@@ -220,5 +221,49 @@ func TestMQTTOnTheHTTPSPort(t *testing.T) {
 	}
 	if got := metric(t, r, `relay_webhooks_total{outcome="bad_request"}`); got != 0 {
 		t.Fatalf("the hand-off counted as a bad request: %v", got)
+	}
+}
+
+// TestMQTTBehindABalancer: with --proxy-from, the MQTT port reads the
+// balancer's PROXY header, and the per-source connect limit counts the
+// clock's address it names, not the balancer's.
+func TestMQTTBehindABalancer(t *testing.T) {
+	r := relaytest.Start(t, func(c *server.Config) {
+		relaytest.MQTT(c)
+		c.ProxyFrom = []string{"127.0.0.1/32"}
+		c.MQTT.ConnectsPerSource = limit.Rate{PerSecond: 1e-9, Burst: 1}
+	})
+	via := func(src string) (byte, error) {
+		nc, err := net.Dial("tcp", r.MQTTAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(relaytest.WaitTimeout))
+		if _, err := proxied(src, 1).WriteTo(nc); err != nil {
+			t.Fatal(err)
+		}
+		p := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+		p.ProtocolName, p.ProtocolVersion, p.ClientIdentifier, p.CleanSession = "MQTT", 4, "c", true
+		p.UsernameFlag, p.Username, p.PasswordFlag, p.Password = true, "u", true, []byte(wire.NewToken())
+		if err := p.Write(nc); err != nil {
+			return 0, err
+		}
+		ack, err := packets.ReadPacket(bufio.NewReader(nc))
+		if err != nil {
+			return 0, err
+		}
+		return ack.(*packets.ConnackPacket).ReturnCode, nil
+	}
+	for _, src := range []string{"203.0.113.1", "203.0.113.2"} {
+		if code, err := via(src); err != nil || code != 0 {
+			t.Fatalf("first connection from %s: CONNACK %d, %v", src, code, err)
+		}
+	}
+	if code, err := via("203.0.113.1"); err == nil {
+		t.Fatalf("second connection from 203.0.113.1: CONNACK %d, want the connection closed", code)
+	}
+	if got := metric(t, r, `relay_mqtt_closed_total{reason="source_limit"}`); got != 1 {
+		t.Fatalf("source_limit closes %v, want 1", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/pixelrelay/relay/httperr"
+	"github.com/pixelrelay/relay/internal/redact"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/web"
 	"github.com/pixelrelay/relay/webhook"
@@ -161,7 +162,7 @@ func (n *Node) connectWebSocket(ctx *fasthttp.RequestCtx) {
 		<-w.Done() // fasthttp reuses the connection once this returns
 	})
 	if err != nil {
-		n.log.Debug("websocket upgrade failed", "err", err)
+		n.log.Debug("websocket upgrade failed", "err", redact.Error(err))
 	}
 }
 

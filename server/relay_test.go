@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pixelrelay/relay/device"
+	"github.com/pixelrelay/relay/internal/redact"
 	"github.com/pixelrelay/relay/internal/relaytest"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/server"
@@ -401,6 +404,35 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("relay log contains %q:\n%s", secret, logs)
 		}
+	}
+}
+
+// TestLogsHoldNoWebSocketAddress: a WebSocket session's end is its TCP
+// connection's error, which names both ends ("read tcp
+// 127.0.0.1:8443->127.0.0.1:37380: i/o timeout"); the relay's log of it,
+// at debug level, names neither, on the idle and the reset paths.
+func TestLogsHoldNoWebSocketAddress(t *testing.T) {
+	e := relaytest.Start(t, func(c *server.Config) { c.Session.IdleTimeout = 300 * time.Millisecond })
+	idle := dialRawWebSocket(t, e).(*rawWSSession)
+	rawLogin(t, idle, wire.NewToken())
+	<-idle.done // the relay closed it: idle
+	reset := dialRawWebSocket(t, e).(*rawWSSession)
+	tok := wire.NewToken()
+	rawLogin(t, reset, tok)
+	tc := reset.c.NetConn().(*tls.Conn).NetConn().(*net.TCPConn)
+	tc.SetLinger(0) // the close is a RST
+	tc.Close()
+	relaytest.WaitFor(t, func() bool { return e.Router().Lookup(router.KeyOf([]byte(tok))) == nil })
+	e.Stop()
+	logs := e.Logs.String()
+	if n := strings.Count(logs, "device session closed"); n < 2 || !strings.Contains(logs, "transport=websocket") {
+		t.Fatalf("the log lacks the two WebSocket session ends the scan is about:\n%s", logs)
+	}
+	if !strings.Contains(logs, redact.Placeholder) {
+		t.Errorf("no cause named an address the relay redacted: the scan proves nothing:\n%s", logs)
+	}
+	if strings.Contains(logs, "127.0.0.1") {
+		t.Errorf("relay log names an address:\n%s", logs)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/redact"
 	"github.com/pixelrelay/relay/router"
 	"github.com/pixelrelay/relay/transport"
 	"github.com/pixelrelay/relay/wire"
@@ -267,7 +268,7 @@ func (d *device) ctrlErr(err error) error {
 // text names frame types and sizes only, never content.
 func (d *device) closeProtocol(err error) {
 	d.srv.protoErrs.Inc()
-	d.srv.log.Info("device session closed: protocol error", "session", d.id, "transport", d.kind, "err", err)
+	d.srv.log.Info("device session closed: protocol error", "session", d.id, "transport", d.kind, "err", redact.Error(err))
 	d.conn.Close(wire.CloseProtocol, err.Error())
 }
 

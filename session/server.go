@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pixelrelay/relay/internal/redact"
 	"github.com/pixelrelay/relay/internal/setting"
 	"github.com/pixelrelay/relay/limit"
 	"github.com/pixelrelay/relay/router"
@@ -253,7 +254,9 @@ func (s *Server) Serve(c transport.Conn) {
 		<-d.settled()
 		c.Close(wire.CloseNormal, "")
 	}
-	s.log.Debug("device session closed", "session", d.id, "transport", kind, "cause", err)
+	// The cause of a WebSocket session's end is its TCP connection's error,
+	// which names the device's address: redacted.
+	s.log.Debug("device session closed", "session", d.id, "transport", kind, "cause", redact.Error(err))
 }
 
 // unbind unbinds d's token, here and (through the router's mesh) on every

@@ -22,6 +22,10 @@ var (
 	ErrTokenMissing  = httperr.New(http.StatusBadRequest, "token_missing", "token missing; pass ?token= or Authorization: Bearer", 0)
 	ErrTokenBad      = httperr.New(http.StatusBadRequest, "bad_token", "token malformed or too weak: 22-128 random characters of A-Z a-z 0-9 - _", 0)
 	ErrTokenConflict = httperr.New(http.StatusBadRequest, "token_conflict", "query token and Authorization header differ", 0)
+	// ErrDuplicate: a proxy that read the last of two values, where the
+	// relay would read the first, would disagree with it about the
+	// request.
+	ErrDuplicate = httperr.New(http.StatusBadRequest, "duplicate_param", "mode, token, name and the Authorization header may each be given once", 0)
 	ErrBadJSON       = httperr.New(http.StatusBadRequest, "bad_json", "body is not valid JSON", 0)
 	ErrBadForm       = httperr.New(http.StatusBadRequest, "bad_form", "form body has a field notify does not take; text, icon, color, duration, repeat, rainbow, hold, sound", 0)
 	ErrDraining      = httperr.New(http.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)

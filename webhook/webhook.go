@@ -216,6 +216,7 @@ type request struct {
 	token       []byte     // ?token=
 	name        []byte     // ?name= (mode=custom)
 	hasName     bool
+	dup         string // the first of mode, token, name, Authorization given twice; "" for none
 	auth        []byte // Authorization header
 	contentType []byte
 	body        []byte
@@ -336,6 +337,7 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 		conn:        ctx.Conn(),
 	}
 	r.name, r.hasName = args.Peek("name"), args.Has("name")
+	r.dup = duplicated(args, &ctx.Request.Header)
 	reply, err := h.serve(r, start)
 	if err != nil {
 		h.Refuse(ctx, err)
@@ -378,6 +380,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if names, ok := q["name"]; ok {
 			req.hasName, req.name = true, []byte(names[0])
 		}
+		for _, k := range []string{"mode", "token", "name"} {
+			if len(q[k]) > 1 && req.dup == "" {
+				req.dup = k
+			}
+		}
+		if len(r.Header.Values("Authorization")) > 1 && req.dup == "" {
+			req.dup = "Authorization"
+		}
 		reply, err = h.handle(req, start)
 	}
 	if err != nil {
@@ -393,10 +403,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(reply.Body)
 }
 
+// duplicated names the first of the webhook's parameters (mode, token,
+// name) and the Authorization header that the request gives more than
+// once, or "". It does not allocate.
+func duplicated(args *fasthttp.Args, hdr *fasthttp.RequestHeader) string {
+	var mode, token, name, auth int
+	for k := range args.All() {
+		switch string(k) {
+		case "mode":
+			mode++
+		case "token":
+			token++
+		case "name":
+			name++
+		}
+	}
+	for k := range hdr.All() {
+		if bytes.EqualFold(k, authorization) {
+			auth++
+		}
+	}
+	switch {
+	case mode > 1:
+		return "mode"
+	case token > 1:
+		return "token"
+	case name > 1:
+		return "name"
+	case auth > 1:
+		return "Authorization"
+	}
+	return ""
+}
+
+var authorization = []byte(fasthttp.HeaderAuthorization)
+
 // parse reads the mode and the token. The token may come in the query or,
 // kept out of proxy logs, in an Authorization: Bearer header; when both are
 // given they must agree.
 func parse(r request) (mode string, token []byte, err error) {
+	if r.dup != "" {
+		return "", nil, httperr.Detailed(ErrDuplicate, r.dup+" given twice; give it once")
+	}
 	if len(r.mode) == 0 {
 		return "", nil, ErrModeMissing
 	}

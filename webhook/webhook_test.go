@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/pixelrelay/relay/httperr"
@@ -164,5 +166,52 @@ func TestNameQuery(t *testing.T) {
 		if _, err := nameQuery([]byte(name)); err == nil {
 			t.Errorf("nameQuery(%q) passed", name)
 		}
+	}
+}
+
+// TestDuplicatesRefused: mode, token, name or Authorization given twice
+// is 400 duplicate_param on both frontends, before anything is delivered:
+// a proxy that reads the last value would disagree with the relay, which
+// would read the first.
+func TestDuplicatesRefused(t *testing.T) {
+	tok, other := wire.NewToken(), wire.NewToken()
+	h := newTest(t, deliverFunc(func(context.Context, router.Key, router.Message) (router.Reply, error) {
+		t.Error("a request with a duplicate was delivered")
+		return router.Reply{Status: 200, Body: []byte(`{}`)}, nil
+	}), nil)
+	for _, tc := range []struct {
+		name, query string
+		auth        []string
+	}{
+		{"token", "mode=notify&token=" + tok + "&token=" + other, nil},
+		{"token, the same twice", "mode=notify&token=" + tok + "&token=" + tok, nil},
+		{"mode", "mode=notify&mode=reboot&token=" + tok, nil},
+		{"name", "mode=custom&name=a&name=b&token=" + tok, nil},
+		{"Authorization", "mode=notify", []string{"Bearer " + tok, "Bearer " + other}},
+	} {
+		t.Run(tc.name+"/fasthttp", func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.Header.SetMethod("POST")
+			ctx.Request.SetRequestURI("/cloud?" + tc.query)
+			for _, a := range tc.auth {
+				ctx.Request.Header.Add("Authorization", a)
+			}
+			ctx.Request.SetBodyString(`{}`)
+			h.ServeFastHTTP(&ctx)
+			if ctx.Response.StatusCode() != 400 || code(t, &ctx) != "duplicate_param" {
+				t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+		})
+		t.Run(tc.name+"/net/http", func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/cloud?"+tc.query, strings.NewReader(`{}`))
+			for _, a := range tc.auth {
+				r.Header.Add("Authorization", a)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 400 || !strings.Contains(w.Body.String(), `"code":"duplicate_param"`) {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+		})
 	}
 }

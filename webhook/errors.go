@@ -25,9 +25,9 @@ var (
 	// ErrDuplicate: a proxy that read the last of two values, where the
 	// relay would read the first, would disagree with it about the
 	// request.
-	ErrDuplicate = httperr.New(http.StatusBadRequest, "duplicate_param", "mode, token, name and the Authorization header may each be given once", 0)
-	ErrBadJSON       = httperr.New(http.StatusBadRequest, "bad_json", "body is not valid JSON", 0)
-	ErrBadForm       = httperr.New(http.StatusBadRequest, "bad_form", "form body has a field notify does not take; text, icon, color, duration, repeat, rainbow, hold, sound", 0)
-	ErrDraining      = httperr.New(http.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)
-	ErrRateLimited   = httperr.New(http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the seconds in Retry-After", 1)
+	ErrDuplicate   = httperr.New(http.StatusBadRequest, "duplicate_param", "mode, token, name and the Authorization header may each be given once", 0)
+	ErrBadJSON     = httperr.New(http.StatusBadRequest, "bad_json", "body is not valid JSON", 0)
+	ErrBadForm     = httperr.New(http.StatusBadRequest, "bad_form", "form body has a field notify does not take; text, icon, color, duration, repeat, rainbow, hold, sound", 0)
+	ErrDraining    = httperr.New(http.StatusServiceUnavailable, "draining", "relay is restarting; retry shortly", 5)
+	ErrRateLimited = httperr.New(http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the seconds in Retry-After", 1)
 )

@@ -264,15 +264,25 @@ func (r *relayProc) wait() error {
 	if after <= 0 {
 		after = relayStopTimeout
 	}
+	if !waitOrKill(r.cmd.Process, r.exited, after) {
+		return fmt.Errorf("loadtest: relay did not stop within %v; killed", after)
+	}
+	return r.err
+}
+
+// waitOrKill waits up to after for a child process to exit (exited
+// closes once it has been waited for), then kills it and waits; it
+// reports whether the process exited by itself.
+func waitOrKill(p *os.Process, exited <-chan struct{}, after time.Duration) bool {
 	t := time.NewTimer(after)
 	defer t.Stop()
 	select {
-	case <-r.exited:
-		return r.err
+	case <-exited:
+		return true
 	case <-t.C:
-		r.cmd.Process.Kill()
-		<-r.exited
-		return fmt.Errorf("loadtest: relay did not stop within %v; killed", after)
+		p.Kill()
+		<-exited
+		return false
 	}
 }
 

@@ -189,14 +189,8 @@ func (m *mosquittoProc) stop() error {
 	default:
 	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(mosquittoStopTimeout)
-	defer t.Stop()
-	select {
-	case <-m.exited:
-		return m.err
-	case <-t.C:
-		m.cmd.Process.Kill()
-		<-m.exited
+	if !waitOrKill(m.cmd.Process, m.exited, mosquittoStopTimeout) {
 		return fmt.Errorf("loadtest: mosquitto did not stop within %v; killed", mosquittoStopTimeout)
 	}
+	return m.err
 }

@@ -437,13 +437,7 @@ func (s *Swarm) run(d *simDevice, sem chan struct{}) {
 		start := time.Now()
 		c, err := s.dial(d, node, tok)
 		if err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
-			s.dialError(err)
-			attempt++
-			node = d.succ[node]
-			if !sleepCtx(s.ctx, backoff(attempt)) {
+			if !s.dialFailed(d, &node, &attempt, err) {
 				return
 			}
 			continue
@@ -582,6 +576,18 @@ func (s *Swarm) serve(d *simDevice, c *device.Conn, node int) (last int, failed 
 		s.moves.Add(1)
 		c, node = nc, next
 	}
+}
+
+// dialFailed counts a device's failed dial, moves it to the next node in
+// its order and waits out its backoff; false once the swarm is over.
+func (s *Swarm) dialFailed(d *simDevice, node, attempt *int, err error) bool {
+	if s.ctx.Err() != nil {
+		return false
+	}
+	s.dialError(err)
+	*attempt++
+	*node = d.succ[*node]
+	return sleepCtx(s.ctx, backoff(*attempt))
 }
 
 // maxDialErrs is how many distinct dial errors the swarm keeps.

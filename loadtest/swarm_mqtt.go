@@ -71,13 +71,7 @@ func (s *Swarm) runMQTT(d *simDevice, sem chan struct{}) {
 	for attempt := 0; ; {
 		c, login, err := dialMQTT(s.ctx, s.cfg.MQTTAddrs[node], d.mqttIdentity(*d.token.Load()), d.mqttPublished)
 		if err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
-			s.dialError(err)
-			attempt++
-			node = d.succ[node]
-			if !sleepCtx(s.ctx, backoff(attempt)) {
+			if !s.dialFailed(d, &node, &attempt, err) {
 				return
 			}
 			continue
